@@ -1,0 +1,83 @@
+"""``fer-edge`` command line. Light tier: each subcommand's heavy code is imported lazily.
+
+Every subcommand lives in a light module exposing ``add_parser(subparsers)`` and
+``run(args) -> int``. User errors (:class:`~fer_edge.errors.FerEdgeError`) print one line and
+exit with their code (2; 3 for a failed accuracy gate), never a traceback (``--verbose`` shows
+it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from fer_edge import __version__
+from fer_edge.errors import FerEdgeError
+
+#: subcommand -> light module with add_parser()/run()
+COMMANDS = {
+    "train": "fer_edge.train.cli",
+    "convert": "fer_edge.convert.cli",
+    "evaluate": "fer_edge.evaluate_cli",
+    "demo": "fer_edge.demo.cli",
+    "benchmark": "fer_edge.bench.cli",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fer-edge",
+        description="Facial-emotion recognition from training to the edge: train an "
+                    "InceptionV3 on FER-2013, convert it to int8 TFLite/ONNX with a per-class "
+                    "accuracy check, and run it live without TensorFlow.")
+    parser.add_argument("--version", action="version", version=f"fer-edge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging and full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("fer_edge"):
+                continue  # stage not part of this build
+            raise
+        p = mod.add_parser(sub)
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="debug logging and full tracebacks")
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr,
+                        force=True)
+    for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL", "tf2onnx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    verbose = bool(getattr(args, "verbose", False))
+    setup_logging(verbose)
+    try:
+        return int(args._run(args) or 0)
+    except FerEdgeError as exc:
+        if verbose:
+            raise
+        print(f"fer-edge {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"fer-edge {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

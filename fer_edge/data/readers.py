@@ -1,0 +1,318 @@
+"""Read FER-2013 in the layouts users have. Light tier (numpy + OpenCV).
+
+Layouts (picked from the path):
+
+- ``fer2013.csv`` (Kaggle): columns ``emotion,pixels,Usage``; 2304 space-separated grey values
+  per row; ``Usage`` is Training / PublicTest / PrivateTest.
+- ``.npz`` with the layout of ``shared/data/fer2013.npz``: ``images`` (N, 48, 48) uint8,
+  ``labels`` (N,) uint8, ``usage`` (N,) uint8 (0 Training, 1 PublicTest, 2 PrivateTest).
+- Kaggle folders: ``<root>/train/<class>/*.jpg`` and ``<root>/test/<class>/*.jpg``; test files
+  named ``PublicTest_*`` / ``PrivateTest_*`` are split accordingly, otherwise all of test is the
+  test split.
+- Any folder of ``<class>/`` sub-folders of face images (one pool, split 80/10/10).
+
+Splits are ``train`` (Training), ``val`` (PublicTest) and ``test`` (PrivateTest). A layout with
+no validation split gets a stratified, seeded one carved from train.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_edge.errors import DataError
+from fer_edge.spec import FER2013_LABELS, SOURCE_SIZE
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+_IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+_N_PIXELS = SOURCE_SIZE * SOURCE_SIZE
+
+
+@dataclass
+class Dataset:
+    """Faces and labels per split.
+
+    Attributes:
+        images: split -> (N, 48, 48) uint8 grey faces.
+        labels: split -> (N,) int64 class ids (FER-2013 order).
+        source: where the data came from.
+        skipped: number of bad rows/files dropped with ``skip_bad``.
+        notes: how the splits were made.
+    """
+
+    images: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    source: str
+    skipped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self, split: str) -> np.ndarray:
+        """(7,) int64 number of faces per class in ``split``."""
+        return np.bincount(self.labels[split], minlength=len(FER2013_LABELS))
+
+    def summary(self) -> str:
+        parts = [f"{s} {len(self.labels[s])}" for s in SPLITS if s in self.labels]
+        return f"{self.source}: " + ", ".join(parts)
+
+
+def load_dataset(path: str | Path, *, val_fraction: float = 0.1, seed: int = 0,
+                 skip_bad: bool = False) -> Dataset:
+    """Read FER-2013 from a csv, npz, Kaggle folders or a folder of class folders.
+
+    Args:
+        path: the file or folder.
+        val_fraction: fraction of train carved (stratified) as val when the layout has none.
+        seed: seed of that carve.
+        skip_bad: drop and count bad rows/images instead of failing.
+
+    Returns:
+        The :class:`Dataset` with non-empty ``train``, ``val`` and ``test`` splits (a folder of
+        class folders may lack none; every split is checked).
+
+    Raises:
+        DataError: one line naming the file/row and the problem.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; pass --data pointing at fer2013.csv, "
+                        "fer2013.npz or the Kaggle train/ + test/ folder")
+    if path.is_file() and path.suffix.lower() == ".csv":
+        ds = _read_csv(path, skip_bad)
+    elif path.is_file() and path.suffix.lower() == ".npz":
+        ds = _read_npz(path)
+    elif path.is_dir() and (path / "train").is_dir():
+        ds = _read_kaggle_folders(path, skip_bad)
+    elif path.is_dir():
+        ds = _read_class_folders(path, skip_bad, seed)
+    else:
+        raise DataError(f"{path}: unknown dataset format (expected .csv, .npz or a folder)")
+    if "val" not in ds.images:
+        _carve_val(ds, val_fraction, seed)
+    for split in SPLITS:
+        if split not in ds.labels or len(ds.labels[split]) == 0:
+            raise DataError(f"{path}: the {split} split is empty; check the Usage column / "
+                            "folder names (train, test, PublicTest_/PrivateTest_ prefixes)")
+    return ds
+
+
+def _bad(where: str, problem: str, skip_bad: bool) -> None:
+    if not skip_bad:
+        raise DataError(f"{where}: {problem} (fix it, or pass --skip-bad to drop bad rows)")
+    log.warning("skipping %s: %s", where, problem)
+
+
+def _read_csv(path: Path, skip_bad: bool) -> Dataset:
+    imgs: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
+    labs: dict[str, list[int]] = {s: [] for s in SPLITS}
+    skipped = 0
+    try:
+        f = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open ({exc.strerror})") from None
+    with f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: the file is empty")
+        cols = [h.strip().lower() for h in header]
+        try:
+            i_emo, i_pix = cols.index("emotion"), cols.index("pixels")
+        except ValueError:
+            raise DataError(f"{path}: header must have 'emotion' and 'pixels' columns "
+                            f"(Kaggle fer2013.csv), got {header}") from None
+        i_use = cols.index("usage") if "usage" in cols else None
+        for lineno, row in enumerate(reader, start=2):
+            where = f"{path.name} line {lineno}"
+            if not row:
+                continue
+            if len(row) < len(cols):
+                _bad(where, f"expected {len(cols)} fields, got {len(row)}", skip_bad)
+                skipped += 1
+                continue
+            try:
+                label = int(row[i_emo])
+            except ValueError:
+                _bad(where, f"emotion {row[i_emo]!r} is not an integer", skip_bad)
+                skipped += 1
+                continue
+            if not 0 <= label < len(FER2013_LABELS):
+                _bad(where, f"emotion {label} is outside 0..6", skip_bad)
+                skipped += 1
+                continue
+            try:
+                px = np.array(row[i_pix].split(), dtype=np.int32)
+            except ValueError:
+                _bad(where, "pixels contain a non-integer value", skip_bad)
+                skipped += 1
+                continue
+            if px.size != _N_PIXELS or px.min(initial=0) < 0 or px.max(initial=0) > 255:
+                problem = (f"{px.size} pixel values, expected {_N_PIXELS} (48x48)"
+                           if px.size != _N_PIXELS else "pixel values outside 0..255")
+                _bad(where, problem, skip_bad)
+                skipped += 1
+                continue
+            usage = row[i_use].strip() if i_use is not None else "Training"
+            split = _USAGE.get(usage)
+            if split is None:
+                _bad(where, f"Usage {usage!r} is not Training/PublicTest/PrivateTest", skip_bad)
+                skipped += 1
+                continue
+            imgs[split].append(px.astype(np.uint8).reshape(SOURCE_SIZE, SOURCE_SIZE))
+            labs[split].append(label)
+    ds = _pack(imgs, labs, str(path), skipped)
+    if i_use is None:
+        ds.notes.append("no Usage column: every row is train; val/test carved")
+    return ds
+
+
+def _read_npz(path: Path) -> Dataset:
+    try:
+        d = np.load(path, allow_pickle=False)
+        images, labels, usage = d["images"], d["labels"], d["usage"]
+    except KeyError as exc:
+        raise DataError(f"{path}: missing array {exc} (need images, labels, usage)") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npz ({exc})") from None
+    if images.ndim != 3 or images.shape[1:] != (SOURCE_SIZE, SOURCE_SIZE):
+        raise DataError(f"{path}: images has shape {images.shape}, expected (N, 48, 48)")
+    if not (len(images) == len(labels) == len(usage)):
+        raise DataError(f"{path}: images/labels/usage lengths differ")
+    if labels.size and int(labels.max()) >= len(FER2013_LABELS):
+        raise DataError(f"{path}: a label is outside 0..6")
+    out_i, out_l = {}, {}
+    for code, split in enumerate(SPLITS):
+        m = usage == code
+        out_i[split] = np.ascontiguousarray(images[m].astype(np.uint8))
+        out_l[split] = labels[m].astype(np.int64)
+    return Dataset(out_i, out_l, str(path))
+
+
+def _class_id(name: str, where: Path) -> int:
+    key = name.strip().lower()
+    if key in FER2013_LABELS:
+        return FER2013_LABELS.index(key)
+    if key.isdigit() and int(key) < len(FER2013_LABELS):
+        return int(key)
+    raise DataError(f"{where}: unknown class folder {name!r}; expected one of "
+                    f"{', '.join(FER2013_LABELS)}")
+
+
+def _read_image(path: Path, skip_bad: bool) -> np.ndarray | None:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        _bad(str(path), "cannot be read as an image", skip_bad)
+        return None
+    if img.shape != (SOURCE_SIZE, SOURCE_SIZE):
+        interp = cv2.INTER_AREA if min(img.shape) >= SOURCE_SIZE else cv2.INTER_LINEAR
+        img = cv2.resize(img, (SOURCE_SIZE, SOURCE_SIZE), interpolation=interp)
+    return img
+
+
+def _scan_class_folders(root: Path) -> list[tuple[Path, int]]:
+    items = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        cid = _class_id(sub.name, sub)
+        files = sorted(p for p in sub.iterdir() if p.suffix.lower() in _IMAGE_EXT)
+        items += [(p, cid) for p in files]
+    return items
+
+
+def _read_kaggle_folders(root: Path, skip_bad: bool) -> Dataset:
+    imgs: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
+    labs: dict[str, list[int]] = {s: [] for s in SPLITS}
+    skipped = 0
+    test_dir = root / "test"
+    if not test_dir.is_dir():
+        raise DataError(f"{root}: has train/ but no test/ folder (Kaggle layout)")
+    prefixed = False
+    for folder in ("train", "test"):
+        for p, cid in _scan_class_folders(root / folder):
+            img = _read_image(p, skip_bad)
+            if img is None:
+                skipped += 1
+                continue
+            if folder == "train":
+                split = "train"
+            elif p.name.startswith("PublicTest"):
+                split, prefixed = "val", True
+            else:
+                split = "test"
+            imgs[split].append(img)
+            labs[split].append(cid)
+    if not prefixed:
+        del imgs["val"], labs["val"]
+    ds = _pack(imgs, labs, str(root), skipped)
+    if not prefixed:
+        ds.notes.append("test/ has no PublicTest_/PrivateTest_ names: all of test/ is test")
+    return ds
+
+
+def _read_class_folders(root: Path, skip_bad: bool, seed: int) -> Dataset:
+    items = _scan_class_folders(root)
+    if not items:
+        raise DataError(f"{root}: no <class>/ sub-folders with images found")
+    imgs, labs, skipped = [], [], 0
+    for p, cid in items:
+        img = _read_image(p, skip_bad)
+        if img is None:
+            skipped += 1
+            continue
+        imgs.append(img)
+        labs.append(cid)
+    x, y = np.stack(imgs), np.array(labs, np.int64)
+    rest, test = stratified_split(y, 0.1, seed + 1)
+    ds = Dataset({"train": x[rest], "test": x[test]}, {"train": y[rest], "test": y[test]},
+                 str(root), skipped, ["class folders: test (10%) carved, stratified"])
+    return ds
+
+
+def _pack(imgs: dict[str, list], labs: dict[str, list], source: str, skipped: int) -> Dataset:
+    out_i = {s: (np.stack(v) if v else np.zeros((0, SOURCE_SIZE, SOURCE_SIZE), np.uint8))
+             for s, v in imgs.items()}
+    out_l = {s: np.array(labs[s], np.int64) for s in imgs}
+    return Dataset(out_i, out_l, source, skipped)
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices of ``y`` into (keep, carved) with ``fraction`` of each class carved.
+
+    Args:
+        y: (N,) int class ids.
+        fraction: share of each class to carve (at least one per class with >= 2 members).
+        seed: RNG seed.
+
+    Returns:
+        Two sorted int64 index arrays.
+    """
+    rng = np.random.default_rng(seed)
+    keep, carved = [], []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        k = int(round(len(idx) * fraction))
+        if len(idx) >= 2:
+            k = min(max(k, 1), len(idx) - 1)
+        else:
+            k = 0
+        carved.append(idx[:k])
+        keep.append(idx[k:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(carved))
+
+
+def _carve_val(ds: Dataset, fraction: float, seed: int) -> None:
+    y = ds.labels["train"]
+    if len(y) == 0:
+        return
+    keep, val = stratified_split(y, fraction, seed)
+    x = ds.images["train"]
+    ds.images["val"], ds.labels["val"] = x[val], y[val]
+    ds.images["train"], ds.labels["train"] = x[keep], y[keep]
+    ds.notes.append(f"val carved from train: {fraction:.0%} stratified, seed {seed}")

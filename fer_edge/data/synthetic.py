@@ -1,0 +1,85 @@
+"""Tiny class-separable synthetic 'faces' for tests and smoke runs. Light tier.
+
+Each class is a blob at a class-specific place plus a class-specific stripe orientation, with
+noise and jitter, so a small network learns it in a couple of epochs and per-class results
+mean something. Not faces: never use them to judge FER quality.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_edge.spec import FER2013_LABELS, SOURCE_SIZE
+
+
+def make_faces(n: int, seed: int = 0, size: int = SOURCE_SIZE,
+               num_classes: int = len(FER2013_LABELS)) -> tuple[np.ndarray, np.ndarray]:
+    """Make ``n`` synthetic grey images, classes balanced round-robin.
+
+    Returns:
+        images (n, size, size) uint8 grey, labels (n,) int64.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % num_classes
+    rng.shuffle(labels)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    images = np.empty((n, size, size), np.uint8)
+    for i, c in enumerate(labels):
+        ang = np.pi * c / num_classes
+        stripes = np.sin(2 * np.pi * 4 * (xx * np.cos(ang) + yy * np.sin(ang)) + rng.uniform(0, 6))
+        cx = 0.5 + 0.28 * np.cos(2 * np.pi * c / num_classes) + rng.normal(0, 0.03)
+        cy = 0.5 + 0.28 * np.sin(2 * np.pi * c / num_classes) + rng.normal(0, 0.03)
+        blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 0.02)
+        img = 110 + 40 * stripes + 90 * blob + rng.normal(0, 12, (size, size))
+        images[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return images, labels.astype(np.int64)
+
+
+def write_npz(path: str | Path, n_train: int = 280, n_val: int = 70, n_test: int = 140,
+              seed: int = 0) -> Path:
+    """Write a synthetic dataset in the ``fer2013.npz`` layout (images, labels, usage)."""
+    parts = [make_faces(n, seed + k) for k, n in enumerate((n_train, n_val, n_test))]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts]).astype(np.uint8)
+    usage = np.concatenate([np.full(n, k, np.uint8) for k, n in enumerate((n_train, n_val, n_test))])
+    path = Path(path)
+    np.savez_compressed(path, images=images, labels=labels, usage=usage,
+                        names=np.array(FER2013_LABELS), usage_names=np.array(
+                            ["Training", "PublicTest", "PrivateTest"]))
+    return path
+
+
+def write_csv(path: str | Path, n_train: int = 70, n_val: int = 14, n_test: int = 14,
+              seed: int = 0) -> Path:
+    """Write a synthetic dataset in the Kaggle ``fer2013.csv`` format."""
+    path = Path(path)
+    with path.open("w") as f:
+        f.write("emotion,pixels,Usage\n")
+        for k, (n, usage) in enumerate(zip((n_train, n_val, n_test),
+                                           ("Training", "PublicTest", "PrivateTest"))):
+            x, y = make_faces(n, seed + k)
+            for img, lab in zip(x, y):
+                f.write(f"{lab},{' '.join(map(str, img.ravel()))},{usage}\n")
+    return path
+
+
+def write_folders(root: str | Path, n_train: int = 70, n_test: int = 28, seed: int = 0,
+                  kaggle_names: bool = True) -> Path:
+    """Write a synthetic dataset in the Kaggle ``train/<class>/`` + ``test/<class>/`` layout."""
+    root = Path(root)
+    for k, (folder, n) in enumerate((("train", n_train), ("test", n_test))):
+        x, y = make_faces(n, seed + k)
+        for i, (img, lab) in enumerate(zip(x, y)):
+            d = root / folder / FER2013_LABELS[lab]
+            d.mkdir(parents=True, exist_ok=True)
+            if folder == "train":
+                name = f"Training_{i}.png"
+            elif kaggle_names:
+                name = f"{'PublicTest' if i % 2 else 'PrivateTest'}_{i}.png"
+            else:
+                name = f"im{i}.png"
+            cv2.imwrite(str(d / name), img)
+    return root

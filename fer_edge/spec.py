@@ -1,0 +1,142 @@
+"""The model spec: what every exported model carries so labels and preprocessing can't drift.
+
+Light tier. The spec is created once by ``fer-edge train`` (``spec.json`` in the run folder),
+copied into every build by ``fer-edge convert`` (TFLite: an appended zip entry; ONNX:
+``metadata_props``; plus a sidecar ``<build>.spec.json``) and read back by the runtime, which
+checks it against the model's real tensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fer_edge.errors import SpecError
+
+SCHEMA = "fer-edge/spec/1"
+
+#: FER-2013 class names in label-id order. Defined here and nowhere else.
+FER2013_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+#: Native resolution of FER-2013 faces (pixels). Every face is first brought to this size so
+#: that a webcam crop looks like a training face before it is resized to the model input.
+SOURCE_SIZE = 48
+
+
+@dataclass(frozen=True)
+class CropRule:
+    """How a detector box becomes the face crop the model sees.
+
+    FER-2013 faces are tight, roughly square crops from the eyebrows-forehead to the chin.
+
+    Attributes:
+        square: make the box square around its centre (side = max(w, h)) before the margin.
+        scale: multiply the (square) side by this factor; 1.0 keeps the detector's box.
+        shift_y: move the centre down by this fraction of the side (Haar boxes sit high).
+        source_size: the crop is resized to ``source_size`` x ``source_size`` grey (INTER_AREA)
+            first, the resolution of the training faces, then to the model input.
+    """
+
+    square: bool = True
+    scale: float = 1.0
+    shift_y: float = 0.0
+    source_size: int = SOURCE_SIZE
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to feed a model and read its output.
+
+    Attributes:
+        labels: class names in output-index order.
+        input_size: model input height = width (pixels).
+        channels: model input channels (3: the grey face repeated, as InceptionV3 expects).
+        input_dtype: dtype of the model's input tensor ("float32", "int8" or "uint8"). For int8
+            builds the quantisation scale and zero point are read from the model itself.
+        norm_scale, norm_offset: ``x = pixel * norm_scale + norm_offset`` maps grey pixels in
+            [0, 255] (float32, after resizing) to the model's float input range ([-1, 1]).
+        crop: the face-crop rule.
+        tta_flip: average the probabilities of the face and its mirror image.
+        arch: architecture name.
+        extra: free-form provenance (version, run name, float accuracy, ...).
+    """
+
+    labels: tuple[str, ...] = FER2013_LABELS
+    input_size: int = 75
+    channels: int = 3
+    input_dtype: str = "float32"
+    norm_scale: float = 1.0 / 127.5
+    norm_offset: float = -1.0
+    crop: CropRule = field(default_factory=CropRule)
+    tta_flip: bool = False
+    arch: str = "inception_v3"
+    extra: dict[str, Any] = field(default_factory=dict)
+    schema: str = SCHEMA
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def replace(self, **changes: Any) -> ModelSpec:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["labels"] = list(self.labels)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "spec") -> ModelSpec:
+        if not isinstance(d, dict):
+            raise SpecError(f"{where}: the model spec is not a JSON object")
+        if d.get("schema") != SCHEMA:
+            raise SpecError(
+                f"{where}: unknown spec schema {d.get('schema')!r} (this fer-edge reads {SCHEMA!r}); "
+                "re-export the model with this version of fer-edge"
+            )
+        try:
+            d = dict(d)
+            d["labels"] = tuple(d["labels"])
+            d["crop"] = CropRule(**d.get("crop", {}))
+            known = {f.name for f in dataclasses.fields(cls)}
+            spec = cls(**{k: v for k, v in d.items() if k in known})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SpecError(f"{where}: malformed model spec ({exc})") from None
+        spec.validate(where)
+        return spec
+
+    @classmethod
+    def from_json(cls, text: str | bytes, where: str = "spec") -> ModelSpec:
+        try:
+            d = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SpecError(f"{where}: the model spec is not valid JSON ({exc})") from None
+        return cls.from_dict(d, where)
+
+    @classmethod
+    def read(cls, path: str | Path) -> ModelSpec:
+        path = Path(path)
+        if not path.is_file():
+            raise SpecError(f"{path}: spec file not found")
+        return cls.from_json(path.read_text(), str(path))
+
+    def write(self, path: str | Path) -> None:
+        from fer_edge.io import atomic_write_text
+
+        atomic_write_text(path, self.to_json() + "\n")
+
+    def validate(self, where: str = "spec") -> None:
+        if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
+            raise SpecError(f"{where}: labels must be >= 2 distinct names, got {list(self.labels)}")
+        if self.input_size < 8 or self.channels not in (1, 3):
+            raise SpecError(f"{where}: bad input geometry {self.input_size}x{self.channels}")
+        if self.input_dtype not in ("float32", "int8", "uint8"):
+            raise SpecError(f"{where}: bad input_dtype {self.input_dtype!r}")
+        if self.crop.source_size < 8 or self.crop.scale <= 0:
+            raise SpecError(f"{where}: bad crop rule {self.crop}")

@@ -1,0 +1,337 @@
+"""``fer-edge train``: transfer learning (base frozen) then fine-tuning, resumable. Heavy tier.
+
+Run folder (``<runs_dir>/<name>/``), every file written atomically:
+
+- ``config.json``: the resolved :class:`~fer_edge.config.TrainConfig` plus versions.
+- ``spec.json``: the model spec later stages read (labels, input, normalisation, crop rule).
+- ``model_float.h5``: best float model (val accuracy) of the last stage that ran.
+- ``stage1_float.h5``: best model of stage 1 (transfer learning), when it ran.
+- ``history.csv``: one row per epoch; ``tensorboard/``: TensorBoard logs.
+- ``ckpt/<stage>/``: last-epoch checkpoint (weights, optimizer, epoch, early-stop state) that
+  ``--resume`` continues from.
+- ``eval/``: test-split report (JSON, Markdown, confusion PNG), stage 1 vs stage 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from fer_edge import __version__
+from fer_edge.config import TrainConfig
+from fer_edge.data import load_dataset
+from fer_edge.data.balance import class_weights, oversample_indices
+from fer_edge.errors import ConfigError
+from fer_edge.io import atomic_write_text, temp_path_for
+from fer_edge.spec import FER2013_LABELS, ModelSpec
+from fer_edge.train._keras import keras, tf
+from fer_edge.train.model import build_model, set_stage
+from fer_edge.train.pipeline import Augment, make_dataset
+
+log = logging.getLogger(__name__)
+
+HISTORY_FIELDS = ("stage", "epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
+                  "seconds", "images_per_s")
+
+
+def configure_tf(cfg: TrainConfig) -> tf.distribute.Strategy:
+    """Threads, seeds, mixed precision and the distribution strategy (GPU when present)."""
+    if cfg.threads > 0:
+        tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(cfg.threads, 2))
+    keras.utils.set_random_seed(cfg.seed)
+    gpus = tf.config.list_physical_devices("GPU")
+    for g in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(g, True)
+        except RuntimeError:
+            pass
+    use_mp = cfg.mixed_precision == "yes" or (cfg.mixed_precision == "auto" and gpus)
+    if use_mp:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    if gpus and cfg.multi_gpu and len(gpus) > 1:
+        strategy = tf.distribute.MirroredStrategy()
+    else:
+        strategy = tf.distribute.get_strategy()
+    log.info("devices: %s; %d replica(s); mixed precision %s; XLA %s",
+             ", ".join(g.name for g in gpus) or "CPU only", strategy.num_replicas_in_sync,
+             "on" if use_mp else "off", "on" if cfg.xla else "off")
+    return strategy
+
+
+def resolve_run_dir(cfg: TrainConfig) -> Path:
+    """The run folder: ``--name`` (must be new unless resuming) or a fresh numbered default."""
+    runs = Path(cfg.runs_dir)
+    if cfg.resume:
+        if cfg.name:
+            run = runs / cfg.name
+            if not (run / "config.json").is_file():
+                raise ConfigError(f"{run}: no run to resume there (no config.json)")
+            return run
+        cands = sorted((p for p in runs.glob("*/config.json")), key=lambda p: p.stat().st_mtime)
+        if not cands:
+            raise ConfigError(f"{runs}: no run to resume; start one without --resume")
+        return cands[-1].parent
+    if cfg.name:
+        run = runs / cfg.name
+        if run.exists() and any(run.iterdir()):
+            raise ConfigError(f"{run}: run folder exists; pass --resume to continue it or choose "
+                              "another --name")
+        return run
+    base = f"{cfg.arch}_{cfg.input_size}"
+    run, k = runs / base, 2
+    while run.exists():
+        run, k = runs / f"{base}_{k}", k + 1
+    return run
+
+
+class _Progress(keras.callbacks.Callback):
+    """Logs progress inside long epochs (every ``every`` steps) with throughput and ETA."""
+
+    def __init__(self, stage: str, epochs: int, steps: int, batch: int, every: int = 50):
+        super().__init__()
+        self.stage, self.epochs, self.steps, self.batch, self.every = stage, epochs, steps, batch, every
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.t0 = epoch, time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.every == 0 and batch + 1 < self.steps:
+            dt = time.time() - self.t0
+            rate = (batch + 1) * self.batch / dt
+            eta = (self.steps - batch - 1) * dt / (batch + 1)
+            log.info("%s epoch %d/%d step %d/%d loss %.4f acc %.4f  %.0f img/s, epoch ETA %.0fs",
+                     self.stage, self.epoch + 1, self.epochs, batch + 1, self.steps,
+                     logs.get("loss", float("nan")), logs.get("accuracy", float("nan")), rate, eta)
+
+
+class _Schedule(keras.callbacks.Callback):
+    """Linear warm-up then cosine decay to 1 % of the peak, per step; depends only on the
+    epoch/step, so a resumed run continues the same curve."""
+
+    def __init__(self, peak: float, epochs: int, steps: int, warmup: int):
+        super().__init__()
+        self.peak, self.epochs, self.steps, self.warmup = peak, epochs, steps, warmup
+
+    def lr_at(self, epoch: int, batch: int) -> float:
+        t = epoch + batch / max(self.steps, 1)
+        if t < self.warmup:
+            return self.peak * (t + 1.0 / self.steps) / self.warmup
+        frac = (t - self.warmup) / max(self.epochs - self.warmup, 1e-9)
+        return self.peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        keras.backend.set_value(self.model.optimizer.learning_rate, self.lr_at(self.epoch, batch))
+
+
+class _Checkpoint(keras.callbacks.Callback):
+    """End of epoch: best model (atomic), resume checkpoint, history row, early stopping."""
+
+    def __init__(self, run: Path, stage: str, best_path: Path, manager, state, patience: int,
+                 n_images: int):
+        super().__init__()
+        self.run, self.stage, self.best_path = run, stage, best_path
+        self.manager, self.state, self.patience, self.n_images = manager, state, patience, n_images
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0 = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        secs = time.time() - self.t0
+        val = float(logs.get("val_accuracy", float("nan")))
+        best = float(self.state["best"].numpy())
+        if val > best:
+            save_model_atomic(self.model, self.best_path)
+            self.state["best"].assign(val)
+            self.state["best_epoch"].assign(epoch + 1)
+            self.state["stale"].assign(0)
+            log.info("%s epoch %d: val accuracy %.4f (best so far) -> %s", self.stage, epoch + 1,
+                     val, self.best_path.name)
+        else:
+            self.state["stale"].assign(self.state["stale"] + 1)
+            log.info("%s epoch %d: val accuracy %.4f (best %.4f at epoch %d)", self.stage,
+                     epoch + 1, val, best, int(self.state["best_epoch"].numpy()))
+        self.state["epoch"].assign(epoch + 1)
+        append_history(self.run / "history.csv", {
+            "stage": self.stage, "epoch": epoch + 1,
+            "lr": float(keras.backend.get_value(self.model.optimizer.learning_rate)),
+            "loss": logs.get("loss"), "accuracy": logs.get("accuracy"),
+            "val_loss": logs.get("val_loss"), "val_accuracy": logs.get("val_accuracy"),
+            "seconds": round(secs, 1), "images_per_s": round(self.n_images / secs, 1)})
+        self.manager.save()
+        if self.patience > 0 and int(self.state["stale"].numpy()) >= self.patience:
+            log.info("%s: early stop, no val gain for %d epochs", self.stage, self.patience)
+            self.model.stop_training = True
+
+
+def save_model_atomic(model: keras.Model, path: Path) -> None:
+    """Save a Keras model (no optimizer) under ``path`` via a temporary file + rename."""
+    import warnings
+
+    tmp = temp_path_for(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # tf_keras calls .h5 "legacy"; it is fine
+        model.save(tmp, include_optimizer=False)
+    os.replace(tmp, path)
+
+
+def append_history(path: Path, row: dict) -> None:
+    rows = []
+    if path.is_file():
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    rows.append({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_FIELDS})
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def _loss(cfg: TrainConfig):
+    if cfg.loss == "focal":
+        return keras.losses.CategoricalFocalCrossentropy(gamma=cfg.focal_gamma,
+                                                         label_smoothing=cfg.label_smoothing)
+    return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+
+
+def _stages(cfg: TrainConfig) -> list[tuple[str, int, float]]:
+    stages = []
+    if cfg.weights == "none":
+        log.info("stage 1 (transfer learning) skipped: with --weights none the base has random "
+                 "weights, so a frozen base would only train the head on random features; "
+                 "stage 2 trains every layer from scratch")
+    elif cfg.head_epochs > 0:
+        stages.append(("head", cfg.head_epochs, cfg.head_lr))
+    if cfg.finetune_epochs > 0:
+        stages.append(("finetune", cfg.finetune_epochs, cfg.finetune_lr))
+    return stages
+
+
+def _versions() -> dict[str, str]:
+    import tf_keras
+
+    return {"fer_edge": __version__, "tensorflow": tf.__version__,
+            "tf_keras": tf_keras.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "machine": platform.machine()}
+
+
+def run_training(cfg: TrainConfig) -> Path:
+    """Train per ``cfg``; returns the run folder. See the module docstring for its files."""
+    cfg.validate()
+    run = resolve_run_dir(cfg)
+    run.mkdir(parents=True, exist_ok=True)
+    log.info("run folder: %s%s", run, " (resuming)" if cfg.resume else "")
+    atomic_write_text(run / "config.json", json.dumps(
+        {"config": asdict(cfg), "versions": _versions()}, indent=2, sort_keys=True) + "\n")
+
+    ds = load_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
+                      skip_bad=cfg.skip_bad)
+    if cfg.limit > 0:
+        for s in list(ds.images):
+            ds.images[s], ds.labels[s] = ds.images[s][:cfg.limit], ds.labels[s][:cfg.limit]
+    log.info("data %s%s", ds.summary(), f"; {ds.skipped} bad rows skipped" if ds.skipped else "")
+    for note in ds.notes:
+        log.info("data: %s", note)
+    counts = ds.counts("train")
+    log.info("train faces per class: %s", ", ".join(
+        f"{n} {c}" for n, c in zip(FER2013_LABELS, counts)))
+
+    spec = ModelSpec(input_size=cfg.input_size, arch=cfg.arch, tta_flip=cfg.tta_flip,
+                     extra={"fer_edge_version": __version__, "run": run.name,
+                            "weights": cfg.weights, "data": Path(cfg.data).name})
+    spec.write(run / "spec.json")
+
+    strategy = configure_tf(cfg)
+    weights = class_weights(counts, cfg.imbalance, cfg.effective_beta)
+    if cfg.imbalance not in ("none", "oversample"):
+        log.info("class weights (%s): %s", cfg.imbalance,
+                 ", ".join(f"{n} {w:.2f}" for n, w in zip(FER2013_LABELS, weights)))
+    indices = (oversample_indices(ds.labels["train"], cfg.seed)
+               if cfg.imbalance == "oversample" else None)
+    aug = Augment(rotation_deg=cfg.rotation_deg, shift=cfg.shift, zoom=cfg.zoom,
+                  brightness=cfg.brightness, contrast=cfg.contrast) if cfg.augment else None
+    train_ds = make_dataset(ds.images["train"], ds.labels["train"], spec, cfg.batch_size,
+                            training=True, aug=aug, seed=cfg.seed, indices=indices,
+                            sample_weights=None if cfg.imbalance in ("none", "oversample")
+                            else weights)
+    val_ds = make_dataset(ds.images["val"], ds.labels["val"], spec, 128, training=False)
+    n_train = len(indices) if indices is not None else len(ds.labels["train"])
+    steps = max(1, n_train // cfg.batch_size)
+
+    with strategy.scope():
+        model = build_model(spec, cfg.weights, cfg.dropout)
+    log.info("model %s: %d layers, %.1f M parameters, input %s", model.name, len(model.layers),
+             model.count_params() / 1e6, model.input_shape)
+
+    freeze_bn = cfg.freeze_bn == "yes" or (cfg.freeze_bn == "auto" and cfg.weights != "none")
+    stages = _stages(cfg)
+    if not stages:
+        raise ConfigError("nothing to train: every stage has 0 epochs")
+    for k, (stage, epochs, lr) in enumerate(stages):
+        best_path = run / ("stage1_float.h5" if stage == "head" and len(stages) > 1
+                           else "model_float.h5")
+        # from scratch nothing is pretrained, so "fine-tuning" must train every layer
+        blocks = -1 if cfg.weights == "none" else cfg.unfreeze_blocks
+        counts_t = set_stage(model, stage, blocks, freeze_bn)
+        log.info("stage %d/%d %s: %d epochs, lr %.2g, %d trainable layers (%.1f M params)%s",
+                 k + 1, len(stages), stage, epochs, lr, counts_t["trainable_layers"],
+                 counts_t["trainable_params"] / 1e6, ", BatchNorm frozen" if (
+                     stage == "finetune" and freeze_bn) else "")
+        with strategy.scope():
+            opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay)
+            opt.exclude_from_weight_decay(var_names=["bias", "beta", "gamma"])
+            model.compile(optimizer=opt, loss=_loss(cfg), metrics=["accuracy"],
+                          jit_compile=cfg.xla)
+            state = {"epoch": tf.Variable(0, dtype=tf.int64), "best": tf.Variable(-1.0),
+                     "best_epoch": tf.Variable(0, dtype=tf.int64),
+                     "stale": tf.Variable(0, dtype=tf.int64),
+                     "done": tf.Variable(False)}
+            ckpt = tf.train.Checkpoint(model=model, optimizer=opt, **state)
+        manager = tf.train.CheckpointManager(ckpt, str(run / "ckpt" / stage), max_to_keep=1)
+        if manager.latest_checkpoint:
+            ckpt.restore(manager.latest_checkpoint).expect_partial()
+            log.info("%s: resumed after epoch %d (best val %.4f)", stage,
+                     int(state["epoch"].numpy()), float(state["best"].numpy()))
+        if k > 0:
+            prev_best = run / "stage1_float.h5"
+            if not manager.latest_checkpoint and prev_best.is_file():
+                model.load_weights(prev_best)
+                log.info("%s starts from the best stage-1 weights", stage)
+        start = int(state["epoch"].numpy())
+        if bool(state["done"].numpy()) or start >= epochs:
+            log.info("%s: already complete (%d epochs)", stage, start)
+            continue
+        callbacks = [_Schedule(lr, epochs, steps, cfg.warmup_epochs),
+                     _Checkpoint(run, stage, best_path, manager, state, cfg.patience, n_train),
+                     _Progress(stage, epochs, steps, cfg.batch_size)]
+        if cfg.tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(str(run / "tensorboard" / stage),
+                                                         profile_batch=0))
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start,
+                  steps_per_epoch=steps, callbacks=callbacks, verbose=0)
+        state["done"].assign(True)
+        manager.save()
+        log.info("%s done: best val accuracy %.4f at epoch %d", stage,
+                 float(state["best"].numpy()), int(state["best_epoch"].numpy()))
+        if k + 1 < len(stages) and best_path.is_file():
+            model.load_weights(best_path)
+
+    from fer_edge.train.report import write_test_report
+
+    write_test_report(run, ds, spec, cfg)
+    return run

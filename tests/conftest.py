@@ -1,0 +1,49 @@
+"""Shared fixtures. Tests never download anything; TensorFlow tests skip on a light install."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+#: the real FER-2013 (never committed); tests that need it skip when it is absent
+FER_NPZ = Path(os.environ.get("FER_EDGE_DATA", ROOT.parent / "shared" / "data" / "fer2013.npz"))
+HAS_TF = importlib.util.find_spec("tensorflow") is not None
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_slow = pytest.mark.skip(reason="slow: run with --slow")
+    skip_tf = pytest.mark.skip(reason="needs TensorFlow: pip install -e '.[train]'")
+    for item in items:
+        if "slow" in item.keywords and not config.getoption("--slow"):
+            item.add_marker(skip_slow)
+        if "tf" in item.keywords and not HAS_TF:
+            item.add_marker(skip_tf)
+
+
+@pytest.fixture
+def fer_npz() -> Path:
+    if not FER_NPZ.is_file():
+        pytest.skip(f"real FER-2013 not found at {FER_NPZ} (set FER_EDGE_DATA to its .npz)")
+    return FER_NPZ
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Any attempt to open a network connection fails loudly."""
+    import socket
+
+    def guard(*args, **kwargs):
+        raise RuntimeError("tests must not use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", guard)
