@@ -43,7 +43,12 @@ def _no_network(monkeypatch):
     """Any attempt to open a network connection fails loudly."""
     import socket
 
-    def guard(*args, **kwargs):
-        raise RuntimeError("tests must not use the network")
+    real_connect = socket.socket.connect
+
+    def guard(self, address, *args, **kwargs):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in (
+                "127.0.0.1", "::1", "localhost"):
+            raise RuntimeError(f"tests must not use the network (tried {address})")
+        return real_connect(self, address, *args, **kwargs)
 
     monkeypatch.setattr(socket.socket, "connect", guard)
