@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fer-edge {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"fer-edge {args.command}: interrupted", file=sys.stderr)
+        hint = "; continue with --resume" if args.command == "train" else ""
+        print(f"fer-edge {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
 
 

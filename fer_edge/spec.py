@@ -19,7 +19,8 @@ from fer_edge.errors import SpecError
 SCHEMA = "fer-edge/spec/1"
 
 #: FER-2013 class names in label-id order. Defined here and nowhere else.
-FER2013_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER2013_LABELS: tuple[str, ...] = (
+    "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 #: Native resolution of FER-2013 faces (pixels). Every face is first brought to this size so
 #: that a webcam crop looks like a training face before it is resized to the model input.
@@ -97,7 +98,8 @@ class ModelSpec:
             raise SpecError(f"{where}: the model spec is not a JSON object")
         if d.get("schema") != SCHEMA:
             raise SpecError(
-                f"{where}: unknown spec schema {d.get('schema')!r} (this fer-edge reads {SCHEMA!r}); "
+                f"{where}: unknown spec schema {d.get('schema')!r} (this fer-edge reads "
+                f"{SCHEMA!r}); "
                 "re-export the model with this version of fer-edge"
             )
         try:

@@ -9,7 +9,9 @@ Layouts (picked from the path):
 - Kaggle folders: ``<root>/train/<class>/*.jpg`` and ``<root>/test/<class>/*.jpg``; test files
   named ``PublicTest_*`` / ``PrivateTest_*`` are split accordingly, otherwise all of test is the
   test split.
-- Any folder of ``<class>/`` sub-folders of face images (one pool, split 80/10/10).
+- Any folder of ``<class>/`` sub-folders of face images (one pool; test 10 %, val 10 % of
+  the rest, both stratified).
+- ``synthetic``: tiny generated data (smoke runs and tests; not faces).
 
 Splits are ``train`` (Training), ``val`` (PublicTest) and ``test`` (PrivateTest). A layout with
 no validation split gets a stratified, seeded one carved from train.
@@ -80,6 +82,10 @@ def load_dataset(path: str | Path, *, val_fraction: float = 0.1, seed: int = 0,
     Raises:
         DataError: one line naming the file/row and the problem.
     """
+    if str(path) == "synthetic":
+        from fer_edge.data.synthetic import make_dataset
+
+        return make_dataset(seed=seed)
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; pass --data pointing at fer2013.csv, "

@@ -1,8 +1,9 @@
 """Tiny class-separable synthetic 'faces' for tests and smoke runs. Light tier.
 
-Each class is a blob at a class-specific place plus a class-specific stripe orientation, with
-noise and jitter, so a small network learns it in a couple of epochs and per-class results
-mean something. Not faces: never use them to judge FER quality.
+Each class is a grating with a class-specific spatial frequency (invariant to the flips,
+small rotations and brightness/contrast changes of training augmentation) plus a blob at a
+class-specific place, with noise and jitter, so a small network learns it in a few epochs and
+per-class results mean something. Not faces: never use them to judge FER quality.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ def make_faces(n: int, seed: int = 0, size: int = SOURCE_SIZE,
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     images = np.empty((n, size, size), np.uint8)
     for i, c in enumerate(labels):
-        ang = np.pi * c / num_classes
-        stripes = np.sin(2 * np.pi * 4 * (xx * np.cos(ang) + yy * np.sin(ang)) + rng.uniform(0, 6))
+        ang = rng.uniform(0, np.pi)
+        cycles = 1.5 * 1.35 ** c  # 1.5 .. 9 cycles per image
+        stripes = np.sin(2 * np.pi * cycles * (xx * np.cos(ang) + yy * np.sin(ang))
+                         + rng.uniform(0, 6))
         cx = 0.5 + 0.28 * np.cos(2 * np.pi * c / num_classes) + rng.normal(0, 0.03)
         cy = 0.5 + 0.28 * np.sin(2 * np.pi * c / num_classes) + rng.normal(0, 0.03)
         blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 0.02)
-        img = 110 + 40 * stripes + 90 * blob + rng.normal(0, 12, (size, size))
+        img = 120 + 70 * stripes + 60 * blob + rng.normal(0, 8, (size, size))
         images[i] = np.clip(img, 0, 255).astype(np.uint8)
     return images, labels.astype(np.int64)
 
@@ -44,7 +47,8 @@ def write_npz(path: str | Path, n_train: int = 280, n_val: int = 70, n_test: int
     parts = [make_faces(n, seed + k) for k, n in enumerate((n_train, n_val, n_test))]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts]).astype(np.uint8)
-    usage = np.concatenate([np.full(n, k, np.uint8) for k, n in enumerate((n_train, n_val, n_test))])
+    sizes = (n_train, n_val, n_test)
+    usage = np.concatenate([np.full(n, k, np.uint8) for k, n in enumerate(sizes)])
     path = Path(path)
     np.savez_compressed(path, images=images, labels=labels, usage=usage,
                         names=np.array(FER2013_LABELS), usage_names=np.array(
@@ -83,3 +87,13 @@ def write_folders(root: str | Path, n_train: int = 70, n_test: int = 28, seed: i
                 name = f"im{i}.png"
             cv2.imwrite(str(d / name), img)
     return root
+
+
+def make_dataset(n_train: int = 700, n_val: int = 140, n_test: int = 280, seed: int = 0):
+    """A synthetic :class:`~fer_edge.data.readers.Dataset` (``--data synthetic``)."""
+    from fer_edge.data.readers import Dataset
+
+    parts = {s: make_faces(n, seed + k) for k, (s, n) in enumerate(
+        (("train", n_train), ("val", n_val), ("test", n_test)))}
+    return Dataset({s: p[0] for s, p in parts.items()}, {s: p[1] for s, p in parts.items()},
+                   "synthetic", notes=["synthetic gratings, not faces: a smoke test only"])

@@ -100,7 +100,8 @@ class _Progress(keras.callbacks.Callback):
 
     def __init__(self, stage: str, epochs: int, steps: int, batch: int, every: int = 50):
         super().__init__()
-        self.stage, self.epochs, self.steps, self.batch, self.every = stage, epochs, steps, batch, every
+        self.stage, self.epochs, self.steps = stage, epochs, steps
+        self.batch, self.every = batch, every
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.t0 = epoch, time.time()

@@ -41,12 +41,12 @@ def build_model(spec: ModelSpec, weights: str = "none", dropout: float = 0.5) ->
             raise ModelFileError(f"{weights}: cannot load as InceptionV3 notop weights "
                                  f"({str(exc).splitlines()[0][:160]})") from None
         x = base.output
-    elif spec.arch == "tiny_cnn":
+    elif spec.arch == "tiny_cnn":  # test-size stand-in with the same interface
         x = inp
-        for i, filters in enumerate((16, 32), start=1):
+        for i, filters in enumerate((16, 32, 48), start=1):
             x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                                     name=f"block{i}_conv")(x)
-            x = keras.layers.BatchNormalization(name=f"block{i}_bn")(x)
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"block{i}_bn")(x)
             x = keras.layers.Activation("relu", name=f"block{i}_relu")(x)
             x = keras.layers.MaxPooling2D(2, name=f"mixed{i - 1}")(x)
     else:
@@ -55,7 +55,14 @@ def build_model(spec: ModelSpec, weights: str = "none", dropout: float = 0.5) ->
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     out = keras.layers.Dense(spec.num_classes, activation="softmax", dtype="float32",
                              name="probs")(x)
-    return keras.Model(inp, out, name=f"fer_{spec.arch}")
+    model = keras.Model(inp, out, name=f"fer_{spec.arch}")
+    if spec.arch != "inception_v3" and weights not in ("none", "", None):
+        path = _resolve_weights(weights)
+        if path == "imagenet":
+            raise ConfigError(f"no ImageNet weights exist for {spec.arch}")
+        # backbone layers by name from a saved model of the same arch; the head is new
+        model.load_weights(path, by_name=True, skip_mismatch=True)
+    return model
 
 
 def _resolve_weights(weights: str) -> str | None:
