@@ -1,0 +1,1 @@
+"""Conversion stage. Heavy tier: the modules below import TensorFlow; this file imports nothing."""

@@ -1,0 +1,50 @@
+"""``ConvertConfig``: one config object for ``fer-edge convert``. Light tier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fer_edge.config import opt
+from fer_edge.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """``fer-edge convert``: QAT, TFLite/ONNX builds and the per-class parity gate."""
+
+    SECTION = "convert"
+
+    source: str = opt("", "a train run folder (model_float.h5 + spec.json) or a float .h5 with "
+                      "its spec.json beside it", positional=True)
+    data: str = opt("", "dataset for QAT, calibration and the parity check; default: the "
+                    "run's training data")
+    int8: bool = opt(False, "also build the int8 TFLite (from QAT) and int8 ONNX")
+    tflite_fp32: bool = opt(True, "build the float32 TFLite")
+    tflite_int8: bool = opt(True, "build the full-integer int8 TFLite (int8 input/output)")
+    onnx_fp32: bool = opt(True, "build the float ONNX (tf2onnx)")
+    onnx_int8: bool = opt(True, "build the int8 QDQ ONNX (onnxruntime static quantisation "
+                          "calibrated on training faces)")
+    out: str = opt("", "output folder; default <run>/export")
+    force: bool = opt(False, "overwrite existing builds")
+    qat_epochs: int = opt(1, "quantization-aware fine-tuning epochs on the train split")
+    qat_steps: int = opt(0, "cap on QAT steps per epoch; 0 = full epochs")
+    qat_lr: float = opt(1e-5, "QAT learning rate (Adam)")
+    qat_batch_size: int = opt(32, "QAT batch size")
+    calib_faces: int = opt(300, "training faces used to calibrate the int8 ONNX")
+    opset: int = opt(17, "ONNX opset (13-18 work with tf2onnx 1.17)")
+    split: str = opt("test", "split for the parity check (test = PrivateTest)",
+                     ("train", "val", "test"))
+    limit: int = opt(0, "evaluate at most N faces (0 = all)")
+    max_drop_pp: float = opt(1.0, "gate: max overall accuracy drop vs float, percentage points")
+    max_class_p: float = opt(0.05, "gate: a class whose accuracy drops with McNemar p below this "
+                             "fails")
+    min_agreement: float = opt(0.0, "gate: min argmax agreement with float (0 = off)")
+    latency_runs: int = opt(100, "timed batch-1 runs per build and thread count")
+    seed: int = opt(0, "random seed")
+
+    def validate(self) -> None:
+        if not self.source:
+            raise ConfigError("pass the run folder (or float .h5) to convert, e.g. "
+                              "`fer-edge convert runs/train/cpu75 --int8`")
+        if self.qat_epochs < 0 or self.qat_steps < 0 or self.calib_faces < 1:
+            raise ConfigError("QAT epochs/steps must be >= 0 and calib-faces >= 1")

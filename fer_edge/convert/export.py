@@ -1,0 +1,100 @@
+"""Builds: TFLite float32 / full-int8 and ONNX float / int8 (QDQ). Heavy tier.
+
+Every function returns the file's bytes with the spec embedded (the caller writes them
+atomically and adds the sidecar ``.spec.json``).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from fer_edge.runtime.spec_io import ONNX_KEY, embed_in_tflite
+from fer_edge.spec import ModelSpec
+from fer_edge.train._keras import keras, tf
+
+log = logging.getLogger(__name__)
+
+
+def tflite_float(model: keras.Model, spec: ModelSpec) -> tuple[bytes, ModelSpec]:
+    """float32 TFLite of the float Keras model."""
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    spec = spec.replace(input_dtype="float32")
+    return embed_in_tflite(conv.convert(), spec), spec
+
+
+def tflite_int8(qat_model: keras.Model, spec: ModelSpec) -> tuple[bytes, ModelSpec]:
+    """Full-integer TFLite from the QAT model, int8 input and output.
+
+    No representative dataset and no ``supported_ops``: with a QAT model either one gives a
+    model that converts but is garbage (shared/notes/toolchain.md §5). The input scale and zero
+    point come from the QAT input quantizer (about 1/127.5 and 0 for the [-1, 1] input); the
+    runtime reads them from the file.
+    """
+    conv = tf.lite.TFLiteConverter.from_keras_model(qat_model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    spec = spec.replace(input_dtype="int8")
+    return embed_in_tflite(conv.convert(), spec), spec
+
+
+def onnx_float(model: keras.Model, spec: ModelSpec, opset: int) -> tuple[bytes, ModelSpec]:
+    """float ONNX via tf2onnx (NHWC input ``image``)."""
+    import tf2onnx
+
+    sig = (tf.TensorSpec((None, spec.input_size, spec.input_size, spec.channels), tf.float32,
+                         name="image"),)
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=opset)
+    spec = spec.replace(input_dtype="float32")
+    _set_meta(proto, spec)
+    return proto.SerializeToString(), spec
+
+
+def onnx_int8(float_onnx: bytes, spec: ModelSpec, calib_x: np.ndarray) -> tuple[bytes, ModelSpec]:
+    """int8 QDQ ONNX by onnxruntime static quantisation of the float ONNX.
+
+    U8S8 (uint8 activations, int8 per-channel weights), MinMax calibration on ``calib_x``:
+    (N, S, S, C) float32 preprocessed *training* faces. U8S8 ran 2.4x faster than S8S8 on x86
+    in the toolchain probe.
+    """
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(range(len(calib_x)))
+
+        def get_next(self):
+            k = next(self.it, None)
+            return None if k is None else {"image": calib_x[k:k + 1]}
+
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d) / "f.onnx", Path(d) / "q.onnx"
+        src.write_bytes(float_onnx)
+        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=True, calibrate_method=CalibrationMethod.MinMax)
+        proto = onnx.load(str(dst))
+    spec = spec.replace(input_dtype="float32")
+    _set_meta(proto, spec)
+    return proto.SerializeToString(), spec
+
+
+def _set_meta(proto, spec: ModelSpec) -> None:
+    for p in list(proto.metadata_props):
+        if p.key == ONNX_KEY:
+            proto.metadata_props.remove(p)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = ONNX_KEY, spec.to_json()
+
+

@@ -1,0 +1,149 @@
+"""``fer-edge convert``: builds from a float model, then the per-class parity gate. Heavy tier.
+
+Order: float TFLite and ONNX first (seconds), int8 ONNX (calibrated on training faces), then
+QAT and the int8 TFLite (the slow part). Each build is written to a temporary name and
+renamed, with its spec embedded and a sidecar ``.spec.json``; an existing build is never
+replaced without ``--force``. Then every build is run through the light runtime on the same
+test faces as the float Keras model and compared class by class.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from fer_edge.convert.config import ConvertConfig
+from fer_edge.data import load_dataset
+from fer_edge.errors import AccuracyGateError, ConfigError, ModelFileError
+from fer_edge.evaluate import Gate, build_facts, compare, predict_all, write_report
+from fer_edge.io import atomic_write_bytes
+from fer_edge.preprocess import to_model_input
+from fer_edge.runtime import load_predictor
+from fer_edge.runtime.spec_io import sidecar_path
+from fer_edge.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+def resolve_source(source: str) -> tuple[Path, Path, dict]:
+    """(float model .h5, spec.json, run config dict or {}) from a run folder or a model file."""
+    p = Path(source)
+    if p.is_dir():
+        model, spec, cfg = p / "model_float.h5", p / "spec.json", p / "config.json"
+        if not model.is_file():
+            raise ModelFileError(f"{p}: no model_float.h5 in this folder; is it a finished "
+                                 "`fer-edge train` run?")
+        run_cfg = json.loads(cfg.read_text())["config"] if cfg.is_file() else {}
+        return model, spec, run_cfg
+    if p.is_file():
+        return p, p.with_name("spec.json"), {}
+    raise ModelFileError(f"{p}: no such run folder or model file")
+
+
+def build_names(spec: ModelSpec) -> dict[str, str]:
+    stem = f"fer_{spec.arch}_{spec.input_size}"
+    return {"tflite_fp32": f"{stem}_fp32.tflite", "tflite_int8": f"{stem}_int8.tflite",
+            "onnx_fp32": f"{stem}_fp32.onnx", "onnx_int8": f"{stem}_int8.onnx"}
+
+
+def _write_build(path: Path, data: bytes, spec: ModelSpec) -> None:
+    atomic_write_bytes(path, data)
+    spec.write(sidecar_path(path))
+    log.info("wrote %s (%.1f MB)", path, len(data) / 1e6)
+
+
+def run_convert(cfg: ConvertConfig) -> dict:
+    """Convert per ``cfg``; returns the parity result. Raises AccuracyGateError on failure."""
+    cfg.validate()
+    model_path, spec_path, run_cfg = resolve_source(cfg.source)
+    spec = ModelSpec.read(spec_path)
+    data = cfg.data or run_cfg.get("data", "")
+    if not data:
+        raise ConfigError("no dataset: pass --data (needed for QAT, calibration and the check)")
+    out = Path(cfg.out) if cfg.out else model_path.parent / "export"
+    wanted = {k: getattr(cfg, k) for k in ("tflite_fp32", "onnx_fp32")}
+    wanted.update({k: cfg.int8 and getattr(cfg, k) for k in ("tflite_int8", "onnx_int8")})
+    names = {k: n for k, n in build_names(spec).items() if wanted[k]}
+    if not names:
+        raise ConfigError("every build is switched off; nothing to do")
+    existing = [n for n in names.values() if (out / n).exists()]
+    if existing and not cfg.force:
+        raise ConfigError(f"{out / existing[0]} exists; pass --force to replace the builds or "
+                          "--out another folder")
+    ds = load_dataset(data, seed=run_cfg.get("seed", 0))
+    log.info("data %s", ds.summary())
+
+    from fer_edge.train._keras import keras
+    from fer_edge.train.pipeline import make_dataset, predict_probs
+
+    keras.utils.set_random_seed(cfg.seed)
+    try:
+        float_model = keras.models.load_model(str(model_path), compile=False)
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{model_path}: cannot load the float model ({exc})") from None
+    from fer_edge.convert import export
+
+    out.mkdir(parents=True, exist_ok=True)
+    specs: dict[str, ModelSpec] = {}
+    if "tflite_fp32" in names:
+        data_b, specs["tflite_fp32"] = export.tflite_float(float_model, spec)
+        _write_build(out / names["tflite_fp32"], data_b, specs["tflite_fp32"])
+    if "onnx_fp32" in names or "onnx_int8" in names:
+        onnx_b, s = export.onnx_float(float_model, spec, cfg.opset)
+        if "onnx_fp32" in names:
+            specs["onnx_fp32"] = s
+            _write_build(out / names["onnx_fp32"], onnx_b, s)
+        if "onnx_int8" in names:
+            rng = np.random.default_rng(cfg.seed)
+            pick = rng.choice(len(ds.labels["train"]), min(cfg.calib_faces,
+                                                           len(ds.labels["train"])), replace=False)
+            calib = to_model_input(ds.images["train"][np.sort(pick)], spec)
+            log.info("int8 ONNX: calibrating on %d training faces", len(calib))
+            q_b, specs["onnx_int8"] = export.onnx_int8(onnx_b, spec, calib)
+            _write_build(out / names["onnx_int8"], q_b, specs["onnx_int8"])
+    if "tflite_int8" in names:
+        from fer_edge.convert.qat import build_qat_model, run_qat
+
+        qat = build_qat_model(float_model)
+        steps_full = max(1, len(ds.labels["train"]) // cfg.qat_batch_size)
+        steps = min(steps_full, cfg.qat_steps) if cfg.qat_steps else steps_full
+        log.info("QAT: %d epoch(s) x %d steps of %d faces, lr %g", cfg.qat_epochs, steps,
+                 cfg.qat_batch_size, cfg.qat_lr)
+        train_ds = make_dataset(ds.images["train"], ds.labels["train"], spec,
+                                cfg.qat_batch_size, training=True, seed=cfg.seed).repeat()
+        run_qat(qat, train_ds, steps, cfg.qat_epochs, cfg.qat_lr,
+                run_cfg.get("label_smoothing", 0.0))
+        data_b, specs["tflite_int8"] = export.tflite_int8(qat, spec)
+        _write_build(out / names["tflite_int8"], data_b, specs["tflite_int8"])
+
+    # --- parity check through the light runtime -------------------------------------------
+    x, y = ds.images[cfg.split], ds.labels[cfg.split]
+    if cfg.limit:
+        x, y = x[:cfg.limit], y[:cfg.limit]
+    log.info("parity check on %d %s faces (flip TTA %s)", len(y), cfg.split,
+             "on" if spec.tta_flip else "off")
+    reference = predict_probs(float_model, x, spec, tta_flip=spec.tta_flip)
+    probs, facts = {}, {}
+    x1 = to_model_input(x[:1], spec)
+    for name in names.values():
+        pred = load_predictor(out / name)
+        probs[name] = predict_all(pred, x)
+        facts[name] = build_facts(out / name, pred, x1, cfg.latency_runs)
+    facts["float"] = {"file": model_path.name, "bytes": model_path.stat().st_size}
+    gate = Gate(cfg.max_drop_pp, cfg.max_class_p, cfg.min_agreement)
+    result = compare(spec.labels, y, probs, reference, "float (Keras)", gate)
+    result["split"], result["data"] = cfg.split, Path(data).name
+    write_report(out, result, facts, f"Parity: {model_path.parent.name}, {cfg.split} split")
+    log.info("report: %s", out / "report.md")
+    for name, e in result["builds"].items():
+        log.info("%-32s acc %.2f%% (%+.2f pp), agreement %.3f, %s", name,
+                 100 * e["report"]["accuracy"], e["delta_pp"], e["agreement"],
+                 "FAIL" if e["failures"] else "pass")
+    fails = [m for e in result["builds"].values() for m in e["failures"]]
+    if fails:
+        raise AccuracyGateError(f"{len(fails)} gate failure(s): " + "; ".join(fails[:3]) +
+                                f" (report: {out / 'report.md'})")
+    return result

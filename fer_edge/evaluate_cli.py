@@ -1,0 +1,69 @@
+"""``fer-edge evaluate``: the parity check on any build, on any device. Light tier."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from fer_edge.errors import AccuracyGateError, ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "evaluate", help="per-class accuracy of exported builds (no TensorFlow needed)",
+        description="Run builds on a dataset split through the light runtime and report "
+                    "per-class recall; with --reference, compare each build with it and apply "
+                    "the same gate as `fer-edge convert` (exit 3 on failure).")
+    p.add_argument("builds", nargs="+", help=".tflite / .onnx files")
+    p.add_argument("--data", required=True, help="fer2013.csv / .npz / Kaggle folders")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="split to evaluate (default: test = PrivateTest)")
+    p.add_argument("--reference", help="a build to compare against (e.g. the fp32 TFLite)")
+    p.add_argument("--limit", type=int, default=0, help="at most N faces (0 = all)")
+    p.add_argument("--threads", type=int, default=None, help="runtime threads (default all)")
+    p.add_argument("--max-drop-pp", type=float, default=1.0, help="gate: overall drop, pp")
+    p.add_argument("--max-class-p", type=float, default=0.05,
+                   help="gate: McNemar p below which a worse class fails")
+    p.add_argument("--latency-runs", type=int, default=50, help="timed batch-1 runs per build")
+    p.add_argument("--out", help="folder for report.md/.json and PNGs (default: print only)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from fer_edge.data import load_dataset
+    from fer_edge.evaluate import Gate, build_facts, compare, predict_all, render_md, write_report
+    from fer_edge.preprocess import to_model_input
+    from fer_edge.runtime import load_predictor
+
+    ds = load_dataset(args.data)
+    x, y = ds.images[args.split], ds.labels[args.split]
+    if args.limit:
+        x, y = x[:args.limit], y[:args.limit]
+    preds = {Path(b).name: load_predictor(b, args.threads) for b in args.builds}
+    labels = next(iter(preds.values())).spec.labels
+    for name, p in preds.items():
+        if p.spec.labels != labels:
+            raise ConfigError(f"{name}: its labels differ from the other builds'")
+    ref = None
+    if args.reference:
+        rp = load_predictor(args.reference, args.threads)
+        if rp.spec.labels != labels:
+            raise ConfigError(f"{args.reference}: its labels differ from the builds'")
+        ref = predict_all(rp, x, desc=Path(args.reference).name)
+    probs = {n: predict_all(p, x) for n, p in preds.items()}
+    facts = {n: build_facts(Path(b), preds[n], to_model_input(x[:1], preds[n].spec),
+                            args.latency_runs) for n, b in zip(preds, args.builds)}
+    result = compare(labels, y, probs, ref, Path(args.reference).name if ref is not None else "",
+                     Gate(args.max_drop_pp, args.max_class_p))
+    title = f"Evaluation on {Path(args.data).name}, {args.split} split"
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        write_report(Path(args.out), result, facts, title)
+    print(render_md(result, facts, title))
+    fails = [m for e in result["builds"].values() for m in e["failures"]]
+    if fails:
+        raise AccuracyGateError("; ".join(fails[:3]))
+    return 0

@@ -1,0 +1,60 @@
+"""Run exported builds without TensorFlow. Light tier: numpy, OpenCV and ONE of
+``ai_edge_litert`` (``.tflite``) or ``onnxruntime`` (``.onnx``), imported on demand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fer_edge.errors import ModelFileError
+from fer_edge.runtime.base import Predictor
+
+__all__ = ["Predictor", "load_predictor", "default_model_path"]
+
+_ASSETS = Path(__file__).resolve().parents[1] / "assets"
+DEFAULT_MODEL = "fer_default_int8.tflite"
+
+
+def default_model_path() -> Path | None:
+    """The packaged default build, or None when this install has none."""
+    p = _ASSETS / DEFAULT_MODEL
+    return p if p.is_file() else None
+
+
+def load_predictor(path: str | Path | None = None, num_threads: int | None = None) -> Predictor:
+    """Load a ``.tflite`` or ``.onnx`` build (chosen by suffix) and check its spec.
+
+    Args:
+        path: the model file; None = the packaged default build.
+        num_threads: CPU threads for the runtime; None = all cores.
+
+    Raises:
+        ModelFileError: missing, truncated or foreign file.
+        SpecError: missing or mismatched model spec.
+        BackendUnavailableError: the runtime for that format is not installed.
+    """
+    if path is None:
+        path = default_model_path()
+        if path is None:
+            raise ModelFileError(
+                "no model given and this install has no packaged default model; pass --model "
+                "PATH to a .tflite/.onnx from `fer-edge convert` (train one with `fer-edge "
+                "train`, then `fer-edge convert RUN --int8`)")
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    head = path.read_bytes()[:8] if path.stat().st_size >= 8 else b""
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        if head[4:8] != b"TFL3":
+            raise ModelFileError(f"{path}: not a TFLite flatbuffer (truncated or foreign file); "
+                                 "re-export it with `fer-edge convert`")
+        from fer_edge.runtime.litert import LiteRTPredictor
+
+        return LiteRTPredictor(path, num_threads)
+    if suffix == ".onnx":
+        if len(head) < 8:
+            raise ModelFileError(f"{path}: file too small to be an ONNX model")
+        from fer_edge.runtime.onnx import OnnxPredictor
+
+        return OnnxPredictor(path, num_threads)
+    raise ModelFileError(f"{path}: unknown model type {suffix!r}; use a .tflite or .onnx build")

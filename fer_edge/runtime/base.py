@@ -1,0 +1,118 @@
+"""The predictor interface shared by every runtime. Light tier: never imports TensorFlow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_edge.errors import SpecError
+from fer_edge.preprocess import frame_faces, to_model_input
+from fer_edge.spec import ModelSpec
+
+
+class Predictor:
+    """An exported model behind one interface (LiteRT or onnxruntime).
+
+    Attributes:
+        path: the model file.
+        spec: its :class:`~fer_edge.spec.ModelSpec` (labels, input, normalisation, crop rule).
+        backend: "litert" or "onnxruntime".
+        input_dtype: numpy dtype of the model's real input tensor.
+    """
+
+    backend = "base"
+
+    def __init__(self, path: Path, spec: ModelSpec, num_threads: int | None):
+        self.path = Path(path)
+        self.spec = spec
+        self.num_threads = num_threads or os.cpu_count() or 1
+        self._detector = None
+
+    # --- to implement per runtime -------------------------------------------------------
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """(N, S, S, C) float32 normalised input -> (N, classes) float32 probabilities."""
+        raise NotImplementedError
+
+    # --- public API ---------------------------------------------------------------------
+    def predict_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Run preprocessed input.
+
+        Args:
+            x: (N, S, S, C) float32 NHWC in the spec's normalised range ([-1, 1]).
+
+        Returns:
+            (N, num_classes) float32 probabilities (rows sum to ~1), no flip TTA.
+        """
+        x = np.asarray(x, np.float32)
+        if x.ndim != 4 or x.shape[1:] != (self.spec.input_size, self.spec.input_size,
+                                          self.spec.channels):
+            raise SpecError(f"{self.path.name}: input of shape {x.shape} does not match the "
+                            f"model's (N, {self.spec.input_size}, {self.spec.input_size}, "
+                            f"{self.spec.channels})")
+        if len(x) == 0:
+            return np.zeros((0, self.spec.num_classes), np.float32)
+        return self._run(x)
+
+    def predict(self, faces: np.ndarray, tta_flip: bool | None = None) -> np.ndarray:
+        """Classify face crops with the shared preprocessing.
+
+        Args:
+            faces: (N, h, w) uint8 grey face crops (any size; 48x48 FER-2013 faces as they are).
+            tta_flip: average with the mirror image; default from the spec.
+
+        Returns:
+            (N, num_classes) float32 probabilities in the spec's label order.
+        """
+        x = to_model_input(np.asarray(faces), self.spec)
+        probs = self.predict_inputs(x)
+        if self.spec.tta_flip if tta_flip is None else tta_flip:
+            probs = (probs + self.predict_inputs(x[:, :, ::-1, :].copy())) / 2.0
+        return probs
+
+    def analyze(self, frame: np.ndarray, detector: Any = None) -> list[dict[str, Any]]:
+        """Detect and classify every face of a frame.
+
+        Args:
+            frame: (H, W, 3) uint8 **BGR** frame (OpenCV order) or (H, W) uint8 grey.
+            detector: anything with ``detect(frame) -> [(x, y, w, h), ...]``; default the
+                Haar cascade shipped with OpenCV.
+
+        Returns:
+            One dict per face: ``box`` (x, y, w, h) ints, ``probs`` {label: float},
+            ``label`` (top class) and ``score`` (its probability).
+        """
+        if detector is None:
+            if self._detector is None:
+                from fer_edge.faces import build_detector
+
+                self._detector = build_detector("haar")
+            detector = self._detector
+        boxes = [tuple(int(v) for v in b) for b in detector.detect(frame)]
+        if not boxes:
+            return []
+        probs = self.predict(frame_faces(frame, boxes, self.spec))
+        out = []
+        for box, p in zip(boxes, probs):
+            k = int(p.argmax())
+            out.append({"box": box, "probs": dict(zip(self.spec.labels, map(float, p))),
+                        "label": self.spec.labels[k], "score": float(p[k])})
+        return out
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.path.name}, {self.backend}, input "
+                f"{self.input_dtype} {self.spec.input_size}x{self.spec.input_size}, "
+                f"{self.num_threads} threads)")
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    """Float -> integer tensor with the model's own quantisation parameters."""
+    info = np.iinfo(dtype)
+    q = np.round(x / scale) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (q.astype(np.float32) - zero_point) * np.float32(scale)

@@ -1,0 +1,81 @@
+"""LiteRT (``ai-edge-litert``) backend for ``.tflite`` builds. Light tier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fer_edge.errors import BackendUnavailableError, ModelFileError, SpecError
+from fer_edge.runtime.base import Predictor, dequantize, quantize
+from fer_edge.runtime.spec_io import read_tflite_spec, resolve_spec
+
+_DTYPES = {np.float32: "float32", np.int8: "int8", np.uint8: "uint8"}
+
+
+class LiteRTPredictor(Predictor):
+    """A ``.tflite`` build run by the LiteRT interpreter (XNNPACK on CPU).
+
+    Integer I/O is handled with the scale and zero point read from the model's own tensors.
+    The interpreter runs one face per invoke when the model has a fixed batch of 1.
+    """
+
+    backend = "litert"
+
+    def __init__(self, path: Path, num_threads: int | None = None):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise BackendUnavailableError(
+                "running .tflite needs LiteRT: pip install ai-edge-litert") from None
+        data = path.read_bytes()
+        spec = resolve_spec(path, read_tflite_spec(data, str(path)))
+        super().__init__(path, spec, num_threads)
+        try:
+            self._interp = Interpreter(model_content=data, num_threads=self.num_threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"{path}: not a loadable TFLite model "
+                                 f"({str(exc).splitlines()[0][:120]}); re-export it") from None
+        self._in = self._interp.get_input_details()[0]
+        self._out = self._interp.get_output_details()[0]
+        self.input_dtype = np.dtype(self._in["dtype"])
+        self._check()
+
+    def _check(self) -> None:
+        s, shape = self.spec, tuple(int(v) for v in self._in["shape"])
+        want = (s.input_size, s.input_size, s.channels)
+        if len(shape) != 4 or shape[1:] != want:
+            raise SpecError(f"{self.path}: model input {shape} does not match the spec's "
+                            f"(N, {want[0]}, {want[1]}, {want[2]})")
+        real = _DTYPES.get(self.input_dtype.type, str(self.input_dtype))
+        if real != s.input_dtype:
+            raise SpecError(f"{self.path}: model input is {real} but the spec says "
+                            f"{s.input_dtype}")
+        n_out = int(self._out["shape"][-1])
+        if n_out != s.num_classes:
+            raise SpecError(f"{self.path}: model has {n_out} outputs but the spec lists "
+                            f"{s.num_classes} labels")
+        if real != "float32" and self._in["quantization"][0] == 0:
+            raise SpecError(f"{self.path}: integer input without quantisation parameters")
+        self._batch1 = int(self._in["shape"][0]) == 1
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        if self.input_dtype != np.float32:
+            scale, zp = self._in["quantization"]
+            x = quantize(x, scale, zp, self.input_dtype)
+        self._interp.set_tensor(self._in["index"], x)
+        self._interp.invoke()
+        y = self._interp.get_tensor(self._out["index"])
+        if y.dtype != np.float32:
+            scale, zp = self._out["quantization"]
+            y = dequantize(y, scale, zp)
+        return y
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        if self._batch1:
+            return np.concatenate([self._invoke(x[i:i + 1]) for i in range(len(x))])
+        if self._interp.get_input_details()[0]["shape"][0] != len(x):
+            self._interp.resize_tensor_input(self._in["index"], list(x.shape))
+            self._interp.allocate_tensors()
+        return self._invoke(x)
