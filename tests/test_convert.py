@@ -1,0 +1,147 @@
+"""train tiny -> convert --int8 -> four builds -> parity gate; broken builds; overwrite; spec."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import TINY_TRAIN_ARGS
+
+from fer_edge.cli import main
+from fer_edge.errors import ModelFileError, SpecError
+from fer_edge.runtime import load_predictor
+from fer_edge.runtime.spec_io import embed_in_tflite, sidecar_path
+from fer_edge.spec import ModelSpec
+
+pytestmark = pytest.mark.tf
+BUILDS = ("fer_tiny_cnn_32_fp32.tflite", "fer_tiny_cnn_32_int8.tflite",
+          "fer_tiny_cnn_32_fp32.onnx", "fer_tiny_cnn_32_int8.onnx")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("conv")
+    assert main(["train", "--data", "synthetic", "--weights", "none", "--finetune-epochs", "3",
+                 "--runs-dir", str(root), "--name", "tiny", *TINY_TRAIN_ARGS]) == 0
+    run = root / "tiny"
+    assert main(["convert", str(run), "--int8", "--qat-steps", "20", "--qat-lr", "1e-4",
+                 "--latency-runs", "5"]) == 0
+    return run
+
+
+def test_four_builds_pass_the_gate(exported):
+    out = exported / "export"
+    for b in BUILDS:
+        assert (out / b).is_file() and sidecar_path(out / b).is_file()
+    rep = json.loads((out / "report.json").read_text())
+    parity = rep["parity"]
+    assert set(parity["builds"]) == set(BUILDS)
+    assert parity["reference"]["accuracy"] > 0.9
+    for name, e in parity["builds"].items():
+        assert e["failures"] == [], name
+        assert e["agreement"] >= 0.95, name
+        assert len(e["per_class_delta"]) == 7
+        assert rep["builds"][name]["latency_ms"]["1"]["median"] > 0
+    for f in ("report.md", "per_class.png"):
+        assert (out / f).is_file()
+    md = (out / "report.md").read_text()
+    assert "disgust" in md and "All builds pass." in md
+
+
+def test_int8_builds_are_integer(exported):
+    tfl = load_predictor(exported / "export" / BUILDS[1])
+    assert tfl.input_dtype == np.int8 and tfl.spec.input_dtype == "int8"
+    import onnx
+
+    m = onnx.load(str(exported / "export" / BUILDS[3]))
+    assert any(n.op_type == "QuantizeLinear" for n in m.graph.node)
+
+
+def test_light_predictor_api(exported):
+    p = load_predictor(exported / "export" / BUILDS[1], num_threads=1)
+    faces = np.random.default_rng(0).integers(0, 255, (3, 48, 48), dtype=np.uint8)
+    probs = p.predict(faces)
+    assert probs.shape == (3, 7) and np.allclose(probs.sum(1), 1, atol=0.03)
+    frame = np.zeros((240, 320, 3), np.uint8)
+    assert p.analyze(frame, detector=_FixedBoxes([(100, 60, 80, 80)]))[0]["box"] == (
+        100, 60, 80, 80)
+
+
+class _FixedBoxes:
+    def __init__(self, boxes):
+        self.boxes = boxes
+
+    def detect(self, frame):
+        return self.boxes
+
+
+def test_overwrite_refused_without_force(exported, capsys):
+    assert main(["convert", str(exported), "--no-tflite-int8", "--no-onnx-int8"]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_broken_input_scale_fails_the_gate(exported, tmp_path):
+    """An int8 build whose input quantisation does not match the preprocessing is caught."""
+    src = exported / "export" / BUILDS[1]
+    bad = tmp_path / "bad_int8.tflite"
+    data = bytearray(src.read_bytes())
+    p = load_predictor(src)
+    scale = np.float32(p._in["quantization"][0])
+    k = bytes(data).find(scale.tobytes())
+    assert k > 0
+    data[k:k + 4] = np.float32(scale * 4).tobytes()  # input scale x4: converts, loads, wrong
+    spec = ModelSpec.read(sidecar_path(src))
+    end = bytes(data).rfind(b"PK\x05\x06")
+    flat = bytes(data)
+    # drop the old zip (its offsets still point in the flatbuffer) and embed afresh
+    start = flat.find(b"PK\x03\x04")
+    bad.write_bytes(embed_in_tflite(flat[:start], spec))
+    assert end > start
+    ref = exported / "export" / BUILDS[0]
+    rc = main(["evaluate", str(bad), "--reference", str(ref), "--data", "synthetic",
+               "--latency-runs", "2"])
+    assert rc == 3
+
+
+def test_truncated_and_foreign_files_are_one_line_errors(exported, tmp_path):
+    src = exported / "export" / BUILDS[1]
+    trunc = tmp_path / "t.tflite"
+    trunc.write_bytes(src.read_bytes()[:2000])
+    with pytest.raises((ModelFileError, SpecError)):
+        load_predictor(trunc)
+    foreign = tmp_path / "f.onnx"
+    foreign.write_bytes(b"this is not a model at all")
+    with pytest.raises(ModelFileError):
+        load_predictor(foreign)
+    r = subprocess.run([sys.executable, "-m", "fer_edge", "evaluate", str(trunc), "--data",
+                        "synthetic"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert [ln for ln in r.stderr.splitlines() if "error" in ln][0].startswith(
+        "fer-edge evaluate: error:")
+
+
+def test_spec_missing_or_mismatched(exported, tmp_path):
+    src = exported / "export" / BUILDS[2]  # onnx: spec embedded + sidecar
+    dst = tmp_path / src.name
+    shutil.copy(src, dst)
+    assert load_predictor(dst).spec.labels[1] == "disgust"  # embedded alone is enough
+    ModelSpec.read(sidecar_path(src)).replace(labels=tuple("abcdefg")).write(sidecar_path(dst))
+    with pytest.raises(SpecError, match="differ"):
+        load_predictor(dst)
+    ModelSpec(labels=("a", "b", "c")).write(sidecar_path(dst))
+    with pytest.raises(SpecError):
+        load_predictor(dst)
+    # a tflite with no embedded spec and no sidecar
+    flat = (exported / "export" / BUILDS[0]).read_bytes()
+    bare = tmp_path / "bare.tflite"
+    bare.write_bytes(flat[:flat.find(b"PK\x03\x04")])
+    with pytest.raises(SpecError, match="no fer-edge model spec"):
+        load_predictor(bare)
+    # wrong input size in the sidecar
+    ModelSpec(input_size=48).write(sidecar_path(bare))
+    with pytest.raises(SpecError, match="does not match"):
+        load_predictor(bare)
