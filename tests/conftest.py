@@ -57,3 +57,19 @@ def _no_network(monkeypatch):
         return real_connect(self, address, *args, **kwargs)
 
     monkeypatch.setattr(socket.socket, "connect", guard)
+
+
+@pytest.fixture(scope="session")
+def tiny_exported(tmp_path_factory):
+    """A tiny run trained on synthetic data and converted to the four builds (needs TF)."""
+    if not HAS_TF:
+        pytest.skip("needs TensorFlow to make the tiny builds")
+    from fer_edge.cli import main
+
+    root = tmp_path_factory.mktemp("tiny")
+    assert main(["train", "--data", "synthetic", "--weights", "none", "--finetune-epochs", "3",
+                 "--runs-dir", str(root), "--name", "tiny", *TINY_TRAIN_ARGS]) == 0
+    run = root / "tiny"
+    assert main(["convert", str(run), "--int8", "--qat-steps", "20", "--qat-lr", "1e-4",
+                 "--latency-runs", "5"]) == 0
+    return run

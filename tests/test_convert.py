@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import TINY_TRAIN_ARGS
 
 from fer_edge.cli import main
 from fer_edge.errors import ModelFileError, SpecError
@@ -22,15 +21,9 @@ BUILDS = ("fer_tiny_cnn_32_fp32.tflite", "fer_tiny_cnn_32_int8.tflite",
           "fer_tiny_cnn_32_fp32.onnx", "fer_tiny_cnn_32_int8.onnx")
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("conv")
-    assert main(["train", "--data", "synthetic", "--weights", "none", "--finetune-epochs", "3",
-                 "--runs-dir", str(root), "--name", "tiny", *TINY_TRAIN_ARGS]) == 0
-    run = root / "tiny"
-    assert main(["convert", str(run), "--int8", "--qat-steps", "20", "--qat-lr", "1e-4",
-                 "--latency-runs", "5"]) == 0
-    return run
+@pytest.fixture
+def exported(tiny_exported):
+    return tiny_exported
 
 
 def test_four_builds_pass_the_gate(exported):

@@ -1,0 +1,1 @@
+"""Real-time demo stage. Light tier: never imports TensorFlow."""

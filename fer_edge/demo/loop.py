@@ -1,0 +1,160 @@
+"""The real-time loop: source -> detect -> track -> classify -> smooth -> draw/log. Light tier."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_edge.demo.config import DemoConfig
+from fer_edge.demo.logs import FaceLog
+from fer_edge.demo.overlay import draw, has_gui
+from fer_edge.demo.sources import open_source
+from fer_edge.demo.tracking import Tracker
+from fer_edge.errors import SourceError
+from fer_edge.preprocess import frame_faces
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoStats:
+    """What a demo run measured. Times in ms per frame on which the stage ran."""
+
+    frames: int = 0
+    seconds: float = 0.0
+    dropped: int = 0
+    rows_logged: int = 0
+    interrupted: bool = False
+    detect_ms: list = field(default_factory=list)
+    classify_ms: list = field(default_factory=list)
+    draw_ms: list = field(default_factory=list)
+    frame_ms: list = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> dict:
+        med = {k: float(np.median(v)) if v else 0.0 for k, v in (
+            ("detect_ms", self.detect_ms), ("classify_ms", self.classify_ms),
+            ("draw_ms", self.draw_ms), ("frame_ms", self.frame_ms))}
+        return {"frames": self.frames, "seconds": round(self.seconds, 3),
+                "fps": round(self.fps, 1), "dropped": self.dropped,
+                "rows_logged": self.rows_logged, "peak_rss_mb": round(self.peak_rss_mb, 1),
+                **{k: round(v, 2) for k, v in med.items()}}
+
+
+def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
+    """Run the demo loop.
+
+    Args:
+        cfg: the demo config (source, model, speed options, outputs).
+        predictor: anything with ``.spec`` and ``.predict(faces (N,h,w) uint8 grey) ->
+            (N, C) probs``; default ``load_predictor(cfg.model or None)``.
+        detector: anything with ``.detect(frame_bgr) -> [(x, y, w, h)]``; default from
+            ``cfg.detector``.
+
+    Returns:
+        :class:`DemoStats` (frames, FPS, per-stage ms, dropped frames, peak memory).
+    """
+    cfg.validate()
+    source = open_source(cfg)  # first: a wrong source is the likeliest mistake
+    try:
+        if predictor is None:
+            from fer_edge.runtime import load_predictor
+
+            predictor = load_predictor(cfg.model or None, cfg.threads or None)
+        if detector is None:
+            from fer_edge.faces import build_detector
+
+            detector = build_detector(cfg.detector, detect_width=cfg.detect_width)
+    except BaseException:
+        source.close()
+        raise
+    spec = predictor.spec
+    window = not cfg.headless and has_gui()
+    if not cfg.headless and not window:
+        log.info("this OpenCV has no GUI (headless build): running without a window; "
+                 "use --save/--log for output, or pip install 'opencv-python<5'")
+    tracker = Tracker(ema=cfg.ema, hysteresis=cfg.hysteresis,
+                      max_misses=max(2, 2 * cfg.detect_every))
+    face_log = FaceLog(cfg.log, spec.labels) if cfg.log else None
+    writer = None
+    stats = DemoStats()
+    t_start = time.perf_counter()
+    last = t_start
+    try:
+        for i, (frame, ts) in enumerate(source):
+            t0 = time.perf_counter()
+            if i % cfg.detect_every == 0:
+                boxes = detector.detect(frame)[:cfg.max_faces]
+                tracker.update(boxes)
+                stats.detect_ms.append((time.perf_counter() - t0) * 1e3)
+            tracks = tracker.visible()
+            todo = tracks if i % cfg.classify_every == 0 else [
+                t for t in tracks if t.probs is None]
+            if todo:
+                t1 = time.perf_counter()
+                probs = predictor.predict(frame_faces(frame, [t.box for t in todo], spec))
+                for t, p in zip(todo, probs):
+                    tracker.observe(t, p)
+                stats.classify_ms.append((time.perf_counter() - t1) * 1e3)
+            if face_log:
+                face_log.write(i, ts, tracks)
+            if window or cfg.save:
+                t2 = time.perf_counter()
+                hud = ""
+                if cfg.show_fps:
+                    fps = 1.0 / max(t0 - last, 1e-6)
+                    hud = (f"{fps:4.0f} fps  detect {_last(stats.detect_ms):.1f} ms  classify "
+                           f"{_last(stats.classify_ms):.1f} ms  draw {_last(stats.draw_ms):.1f} ms")
+                draw(frame, tracks, spec.labels, hud)
+                if cfg.save:
+                    writer = writer or _open_writer(cfg.save, frame, source.fps)
+                    writer.write(frame)
+                if window:
+                    cv2.imshow("fer-edge", frame)
+                    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                        break
+                stats.draw_ms.append((time.perf_counter() - t2) * 1e3)
+            last = t0
+            stats.frames += 1
+            stats.frame_ms.append((time.perf_counter() - t0) * 1e3)
+            if cfg.max_frames and stats.frames >= cfg.max_frames:
+                break
+    except KeyboardInterrupt:
+        stats.interrupted = True
+    finally:
+        stats.seconds = time.perf_counter() - t_start
+        stats.dropped = source.dropped
+        source.close()
+        if face_log:
+            face_log.close()
+            stats.rows_logged = face_log.rows
+        if writer is not None:
+            writer.release()
+        if window:
+            cv2.destroyAllWindows()
+        stats.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return stats
+
+
+def _last(values: list) -> float:
+    return values[-1] if values else 0.0
+
+
+def _open_writer(path: str, frame: np.ndarray, fps: float) -> cv2.VideoWriter:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if p.suffix.lower() == ".avi" else "mp4v"))
+    w = cv2.VideoWriter(str(p), fourcc, fps or 20.0, (frame.shape[1], frame.shape[0]))
+    if not w.isOpened():
+        raise SourceError(f"{p}: cannot write a video there (use .mp4 or .avi)")
+    return w

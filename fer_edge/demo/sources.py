@@ -1,0 +1,185 @@
+"""Frame sources: camera (latest frame only), Pi camera, video file, images. Light tier.
+
+Every source yields ``(frame_bgr, timestamp_s)`` with frame (H, W, 3) uint8 **BGR**. A live
+camera is read in a background thread that keeps only the newest frame, so a slow loop drops
+stale frames instead of queueing them (``dropped`` counts them); files yield every frame with
+their own timestamps.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_edge.errors import ConfigError, SourceError
+
+_IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+SAMPLE_CLIP = ASSETS / "sample_astronaut.mp4"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        return w, h
+    except ValueError:
+        raise ConfigError(f"--frame-size {text!r}: use WxH, e.g. 640x480") from None
+
+
+class VideoSource:
+    """Every frame of a video file; timestamps are video time (s)."""
+
+    def __init__(self, path: str):
+        p = SAMPLE_CLIP if path == "sample" else Path(path)
+        if not p.is_file():
+            raise SourceError(f"{p}: video file not found")
+        self.cap = cv2.VideoCapture(str(p))
+        ok, first = self.cap.read() if self.cap.isOpened() else (False, None)
+        if not ok:
+            raise SourceError(f"{p}: cannot read this video (unsupported codec or not a video); "
+                              "convert it to mp4 (H.264/mp4v) or MJPG avi")
+        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
+        self._first, self.dropped, self.live = first, 0, False
+        self.name = str(p)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
+        i, frame = 0, self._first
+        while frame is not None:
+            yield frame, i / self.fps
+            i += 1
+            ok, frame = self.cap.read()
+            frame = frame if ok else None
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class ImageSource:
+    """An image file or every image of a folder (sorted); timestamp = index."""
+
+    def __init__(self, path: str):
+        p = Path(path)
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in _IMAGE_EXT) if p.is_dir() \
+            else [p]
+        if not files or not files[0].exists():
+            raise SourceError(f"{p}: no image found")
+        self.files, self.dropped, self.live, self.fps, self.name = files, 0, False, 0.0, str(p)
+
+    def __iter__(self):
+        for i, f in enumerate(self.files):
+            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if img is None:
+                raise SourceError(f"{f}: cannot be read as an image")
+            yield img, float(i)
+
+    def close(self) -> None:
+        pass
+
+
+class _LatestFrame:
+    """Background reader keeping only the newest frame of a live source."""
+
+    def __init__(self, read):
+        self._read, self._lock = read, threading.Lock()
+        self._frame, self._t, self._seq, self._taken = None, 0.0, 0, 0
+        self.dropped, self.stopped = 0, False
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while not self.stopped:
+            frame = self._read()
+            if frame is None:
+                self.stopped = True
+                break
+            with self._lock:
+                if self._frame is not None and self._seq != self._taken:
+                    self.dropped += 1  # the loop never saw the previous frame
+                self._frame, self._t, self._seq = frame, time.time(), self._seq + 1
+
+    def latest(self, timeout: float = 5.0):
+        t_end = time.time() + timeout
+        while time.time() < t_end:
+            with self._lock:
+                if self._frame is not None and self._seq != self._taken:
+                    self._taken = self._seq
+                    return self._frame, self._t
+            if self.stopped:
+                return None
+            time.sleep(0.001)
+        return None
+
+
+class CameraSource:
+    """OpenCV camera (V4L2 / DirectShow / AVFoundation); wall-clock timestamps."""
+
+    def __init__(self, index: int, size: tuple[int, int]):
+        self.cap = cv2.VideoCapture(index)
+        if not self.cap.isOpened():
+            raise SourceError(f"camera {index} cannot be opened; check the index (try 0 or 1), "
+                              "that no other program uses it, and camera permissions. On a "
+                              "Raspberry Pi camera module use --picamera")
+        self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+        self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        self.live, self.fps, self.name = True, 0.0, f"camera {index}"
+
+        def read():
+            ok, frame = self.cap.read()
+            return frame if ok else None
+
+        self._grab = _LatestFrame(read)
+
+    @property
+    def dropped(self) -> int:
+        return self._grab.dropped
+
+    def __iter__(self):
+        t0 = None
+        while True:
+            got = self._grab.latest()
+            if got is None:
+                return
+            t0 = got[1] if t0 is None else t0
+            yield got[0], got[1] - t0
+
+    def close(self) -> None:
+        self._grab.stopped = True
+        self.cap.release()
+
+
+class PiCameraSource(CameraSource):
+    """Raspberry Pi camera module through picamera2 (V4L2 capture does not work with it)."""
+
+    def __init__(self, size: tuple[int, int]):
+        try:
+            from picamera2 import Picamera2
+        except ImportError:
+            raise SourceError("--picamera needs picamera2: sudo apt install python3-picamera2 "
+                              "(and create the venv with --system-site-packages)") from None
+        self.cam = Picamera2()
+        self.cam.configure(self.cam.create_video_configuration(
+            main={"size": size, "format": "BGR888"}))
+        self.cam.start()
+        self.live, self.fps, self.name = True, 0.0, "picamera2"
+        self._grab = _LatestFrame(lambda: self.cam.capture_array())
+
+    def close(self) -> None:
+        self._grab.stopped = True
+        self.cam.stop()
+
+
+def open_source(cfg) -> VideoSource | ImageSource | CameraSource:
+    """The source selected by a :class:`~fer_edge.demo.config.DemoConfig`."""
+    if cfg.video:
+        return VideoSource(cfg.video)
+    if cfg.image:
+        return ImageSource(cfg.image)
+    size = parse_size(cfg.frame_size)
+    if cfg.picamera:
+        return PiCameraSource(size)
+    return CameraSource(cfg.camera, size)

@@ -1,0 +1,162 @@
+"""Demo on generated video (no camera): log contents, tracks, smoothing, bad input, no TF."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_edge.cli import main
+from fer_edge.demo.config import DemoConfig
+from fer_edge.demo.loop import run_demo
+from fer_edge.demo.sources import SAMPLE_CLIP
+from fer_edge.spec import ModelSpec
+
+
+class NoisyPredictor:
+    """Stand-in classifier: 'happy' with noise that makes the raw argmax flicker."""
+
+    def __init__(self):
+        self.spec, self.rng, self.calls = ModelSpec(), np.random.default_rng(0), 0
+
+    def predict(self, faces):
+        assert faces.ndim == 3 and faces.dtype == np.uint8 and faces.shape[1:] == (48, 48)
+        self.calls += 1
+        p = np.full((len(faces), 7), 0.02)
+        p[:, 3] = 0.5 + self.rng.normal(0, 0.1, len(faces))
+        p[:, 6] = 0.42 + self.rng.normal(0, 0.1, len(faces))
+        p = np.clip(p, 1e-3, None)
+        return (p / p.sum(1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def moving_face_video(tmp_path_factory):
+    """40 frames 640x480 at 20 fps: the astronaut face crop pasted at known, moving places."""
+    cap = cv2.VideoCapture(str(SAMPLE_CLIP))
+    ok, frame = cap.read()
+    assert ok
+    face = frame[30:270, 160:400].copy()  # face (216, 80, 126, 126) of the first frame + margin
+    path = tmp_path_factory.mktemp("vid") / "moving.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20, (640, 480))
+    for i in range(40):
+        canvas = np.full((480, 640, 3), 90, np.uint8)
+        x, y = 40 + 8 * i, 100 + int(30 * np.sin(i / 6))
+        canvas[y:y + 240, x:x + 240] = face
+        w.write(canvas)
+    w.release()
+    return path
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_log_rows_tracks_and_smoothing(moving_face_video, tmp_path):
+    log = tmp_path / "faces.csv"
+    cfg = DemoConfig(video=str(moving_face_video), headless=True, log=str(log),
+                     save=str(tmp_path / "out.avi"), detect_every=2, ema=0.3)
+    stats = run_demo(cfg, predictor=NoisyPredictor())
+    assert stats.frames == 40
+    rows = _rows(log)
+    assert len(rows) >= 34  # the face is found in (nearly) every frame
+    assert stats.rows_logged == len(rows)
+    frames = [int(r["frame"]) for r in rows]
+    ts = [float(r["timestamp"]) for r in rows]
+    assert frames == sorted(frames) and ts == sorted(ts)
+    assert abs(ts[-1] - frames[-1] / 20) < 1e-3  # video time
+    assert {r["face_id"] for r in rows} == {"1"}  # one face, one stable id
+    p = np.array([[float(r[f"p_{lab}"]) for lab in ModelSpec().labels] for r in rows])
+    assert np.all((p >= 0) & (p <= 1)) and np.allclose(p.sum(1), 1, atol=1e-3)
+    flips = lambda seq: sum(a != b for a, b in zip(seq, seq[1:]))  # noqa: E731
+    assert flips([r["label"] for r in rows]) < flips([r["raw_label"] for r in rows])
+    x = [int(r["x"]) for r in rows]
+    assert x[-1] > x[0] + 150  # boxes follow the moving face
+    saved = cv2.VideoCapture(str(tmp_path / "out.avi"))
+    assert int(saved.get(cv2.CAP_PROP_FRAME_COUNT)) == 40
+
+
+def test_jsonl_log_and_classify_every(moving_face_video, tmp_path):
+    import json
+
+    pred = NoisyPredictor()
+    stats = run_demo(DemoConfig(video=str(moving_face_video), headless=True,
+                                log=str(tmp_path / "f.jsonl"), classify_every=4,
+                                max_frames=20), predictor=pred)
+    assert stats.frames == 20 and pred.calls <= 6
+    rows = [json.loads(ln) for ln in (tmp_path / "f.jsonl").read_text().splitlines()]
+    assert rows and {"frame", "timestamp", "face_id", "p_happy", "label"} <= set(rows[0])
+
+
+def test_image_folder_source(tmp_path):
+    cap = cv2.VideoCapture(str(SAMPLE_CLIP))
+    for k in range(2):
+        ok, frame = cap.read()
+        cv2.imwrite(str(tmp_path / f"{k}.png"), frame)
+    stats = run_demo(DemoConfig(image=str(tmp_path), headless=True,
+                                log=str(tmp_path / "l.csv")), predictor=NoisyPredictor())
+    assert stats.frames == 2 and len(_rows(tmp_path / "l.csv")) == 2
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--camera", "97"], "camera 97 cannot be opened"),
+    (["--video", "/nonexistent/clip.mp4"], "video file not found"),
+    (["--video", "sample", "--model", "/nonexistent/m.tflite"], "model file not found"),
+    (["--video", "sample", "--camera", "0"], "choose one source"),
+])
+def test_bad_input_one_line_exit_2(args, needle, capsys):
+    assert main(["demo", "--headless", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and err[0].startswith("fer-edge demo: error:")
+
+
+def test_unreadable_video(tmp_path, capsys):
+    bad = tmp_path / "x.mp4"
+    bad.write_text("not a video")
+    assert main(["demo", "--video", str(bad), "--headless"]) == 2
+    assert "cannot read this video" in capsys.readouterr().err
+
+
+@pytest.mark.tf
+def test_demo_cli_without_tensorflow(tiny_exported, tmp_path):
+    model = tiny_exported / "export" / "fer_tiny_cnn_32_int8.tflite"
+    code = ("import sys; from fer_edge.cli import main; "
+            f"rc = main(['demo', '--video', 'sample', '--headless', '--model', r'{model}', "
+            f"'--log', r'{tmp_path / 'l.csv'}', '--max-frames', '10']); "
+            "heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; "
+            "print('HEAVY', heavy); sys.exit(rc)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-800:]
+    assert "HEAVY []" in r.stdout and "10 frames" in r.stdout
+    assert len(_rows(tmp_path / "l.csv")) >= 8
+
+
+@pytest.mark.tf
+def test_ctrl_c_closes_cleanly_and_flushes(tiny_exported, tmp_path):
+    model = tiny_exported / "export" / "fer_tiny_cnn_32_fp32.onnx"
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    cap = cv2.VideoCapture(str(SAMPLE_CLIP))
+    ok, frame = cap.read()
+    for k in range(400):  # long enough to still be running when interrupted
+        cv2.imwrite(str(imgs / f"{k:04d}.jpg"), frame)
+    log = tmp_path / "l.csv"
+    p = subprocess.Popen([sys.executable, "-m", "fer_edge", "demo", "--image", str(imgs),
+                          "--headless", "--model", str(model), "--log", str(log),
+                          "--detect-width", "0"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err[-500:]
+    assert "stopped by Ctrl-C" in out and "Traceback" not in err
+    rows = _rows(log)
+    assert 2 <= len(rows) < 400
