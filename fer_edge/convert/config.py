@@ -30,6 +30,9 @@ class ConvertConfig:
     qat_steps: int = opt(0, "cap on QAT steps per epoch; 0 = full epochs")
     qat_lr: float = opt(1e-5, "QAT learning rate (Adam)")
     qat_batch_size: int = opt(32, "QAT batch size")
+    onnx_int8_scheme: str = opt("s8s8", "int8 ONNX activations/weights: s8s8 (right on every "
+                                "CPU) or u8s8 (faster on x86 with VNNI; on AVX2-only x86 its "
+                                "int8 products can saturate and lose accuracy)", ("s8s8", "u8s8"))
     calib_faces: int = opt(300, "training faces used to calibrate the int8 ONNX")
     opset: int = opt(17, "ONNX opset (13-18 work with tf2onnx 1.17)")
     split: str = opt("test", "split for the parity check (test = PrivateTest)",

@@ -54,12 +54,15 @@ def onnx_float(model: keras.Model, spec: ModelSpec, opset: int) -> tuple[bytes, 
     return proto.SerializeToString(), spec
 
 
-def onnx_int8(float_onnx: bytes, spec: ModelSpec, calib_x: np.ndarray) -> tuple[bytes, ModelSpec]:
+def onnx_int8(float_onnx: bytes, spec: ModelSpec, calib_x: np.ndarray,
+              scheme: str = "s8s8") -> tuple[bytes, ModelSpec]:
     """int8 QDQ ONNX by onnxruntime static quantisation of the float ONNX.
 
-    U8S8 (uint8 activations, int8 per-channel weights), MinMax calibration on ``calib_x``:
-    (N, S, S, C) float32 preprocessed *training* faces. U8S8 ran 2.4x faster than S8S8 on x86
-    in the toolchain probe.
+    Per-channel int8 weights, MinMax calibration on ``calib_x``: (N, S, S, C) float32
+    preprocessed *training* faces. ``scheme`` "s8s8" (int8 activations; onnxruntime's advice
+    for ARM, exact everywhere) or "u8s8" (uint8 activations: 2.4x faster on an x86 with VNNI
+    in the toolchain probe, but on AVX2-only x86 the u8 x s8 products can saturate: a tiny
+    model here lost 22 pp on one class).
     """
     import onnx
     from onnxruntime.quantization import (
@@ -82,7 +85,8 @@ def onnx_int8(float_onnx: bytes, spec: ModelSpec, calib_x: np.ndarray) -> tuple[
         src, dst = Path(d) / "f.onnx", Path(d) / "q.onnx"
         src.write_bytes(float_onnx)
         quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QUInt8 if scheme == "u8s8" else
+                        QuantType.QInt8, weight_type=QuantType.QInt8,
                         per_channel=True, calibrate_method=CalibrationMethod.MinMax)
         proto = onnx.load(str(dst))
     spec = spec.replace(input_dtype="float32")

@@ -102,7 +102,8 @@ def run_convert(cfg: ConvertConfig) -> dict:
                                                            len(ds.labels["train"])), replace=False)
             calib = to_model_input(ds.images["train"][np.sort(pick)], spec)
             log.info("int8 ONNX: calibrating on %d training faces", len(calib))
-            q_b, specs["onnx_int8"] = export.onnx_int8(onnx_b, spec, calib)
+            q_b, specs["onnx_int8"] = export.onnx_int8(onnx_b, spec, calib,
+                                                       cfg.onnx_int8_scheme)
             _write_build(out / names["onnx_int8"], q_b, specs["onnx_int8"])
     if "tflite_int8" in names:
         from fer_edge.convert.qat import build_qat_model, run_qat
