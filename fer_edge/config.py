@@ -148,6 +148,7 @@ class TrainConfig:
     warmup_epochs: int = opt(1, "linear learning-rate warm-up epochs at the start of each stage")
     patience: int = opt(8, "early stopping: epochs without val accuracy gain")
     weight_decay: float = opt(1e-4, "AdamW weight decay")
+    clip_norm: float = opt(0.0, "clip the global gradient norm to this (0 = off)")
     dropout: float = opt(0.5, "dropout before the softmax head")
     imbalance: str = opt("none", "class-imbalance handling", ("none", "inverse", "sqrt_inverse",
                                                               "effective", "oversample"))

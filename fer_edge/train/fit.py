@@ -294,7 +294,8 @@ def run_training(cfg: TrainConfig) -> Path:
                  counts_t["trainable_params"] / 1e6, ", BatchNorm frozen" if (
                      stage == "finetune" and freeze_bn) else "")
         with strategy.scope():
-            opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay)
+            opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay,
+                                         global_clipnorm=cfg.clip_norm or None)
             opt.exclude_from_weight_decay(var_names=["bias", "beta", "gamma"])
             model.compile(optimizer=opt, loss=_loss(cfg), metrics=["accuracy"],
                           jit_compile=cfg.xla)
