@@ -35,7 +35,8 @@ pred = load_predictor({model!r}, num_threads={threads})
 total = None
 for _ in range({repeat}):
     s = run_demo(DemoConfig(video=str(SAMPLE_CLIP), headless=True, detect_every={detect_every},
-                            detect_width={detect_width}), predictor=pred)
+                            detect_width={detect_width}, classify_every={classify_every}),
+                 predictor=pred)
     total = s if total is None else total
     if total is not s:
         for k in ("detect_ms", "classify_ms", "draw_ms", "frame_ms"):
@@ -53,13 +54,15 @@ def main() -> None:
     ap.add_argument("--model", required=True, help=".tflite/.onnx build")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--repeat", type=int, default=5, help="replays of the 60-frame clip")
-    ap.add_argument("--detect-every", type=int, default=2)
+    ap.add_argument("--detect-every", type=int, default=3)
+    ap.add_argument("--classify-every", type=int, default=1)
     ap.add_argument("--detect-width", type=int, default=320)
     args = ap.parse_args()
     rows = []
     for n in [int(t) for t in args.threads.split(",")]:
         code = CHILD.format(threads=n, model=str(Path(args.model).resolve()),
                             repeat=args.repeat, detect_every=args.detect_every,
+                            classify_every=args.classify_every,
                             detect_width=args.detect_width)
         env = dict(os.environ, OMP_NUM_THREADS=str(n))
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
@@ -74,6 +77,7 @@ def main() -> None:
                      "cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
                      "model": Path(args.model).name, "threads": n,
                      "detect_every": args.detect_every, "detect_width": args.detect_width,
+                     "classify_every": args.classify_every,
                      **res})
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     new = not RESULTS.is_file()

@@ -41,7 +41,7 @@ class ConvertConfig:
     max_drop_pp: float = opt(1.0, "gate: max overall accuracy drop vs float, percentage points")
     max_class_p: float = opt(0.05, "gate: a class whose accuracy drops with McNemar p below this "
                              "fails")
-    min_agreement: float = opt(0.0, "gate: min argmax agreement with float (0 = off)")
+    min_agreement: float = opt(0.9, "gate: min argmax agreement with float (0 = off)")
     latency_runs: int = opt(100, "timed batch-1 runs per build and thread count")
     seed: int = opt(0, "random seed")
 
