@@ -160,3 +160,24 @@ def test_ctrl_c_closes_cleanly_and_flushes(tiny_exported, tmp_path):
     assert "stopped by Ctrl-C" in out and "Traceback" not in err
     rows = _rows(log)
     assert 2 <= len(rows) < 400
+
+
+def test_live_reader_drops_stale_frames_instead_of_queueing():
+    from fer_edge.demo.sources import _LatestFrame
+
+    counter = iter(range(10_000))
+
+    def read():  # a fast camera: a new frame every ~1 ms
+        time.sleep(0.001)
+        k = next(counter, None)
+        return None if k is None else np.full((2, 2, 3), k, np.int32)
+
+    grab = _LatestFrame(read)
+    got = []
+    for _ in range(5):  # a slow loop: 30 ms per frame
+        frame, _ = grab.latest()
+        got.append(int(frame[0, 0, 0]))
+        time.sleep(0.03)
+    grab.stopped = True
+    assert grab.dropped > 20  # frames the loop never saw were dropped, not queued
+    assert all(b - a > 5 for a, b in zip(got, got[1:]))  # each read is the newest frame
