@@ -150,6 +150,9 @@ class TrainConfig:
     weight_decay: float = opt(1e-4, "AdamW weight decay")
     clip_norm: float = opt(0.0, "clip the global gradient norm to this (0 = off)")
     dropout: float = opt(0.5, "dropout before the softmax head")
+    bn_momentum: float = opt(0.0, "BatchNorm moving-average momentum; 0 = the architecture's "
+                             "default (0.99 for InceptionV3). 0.9 tracks a network trained from "
+                             "scratch closely enough for early validation to mean something")
     imbalance: str = opt("none", "class-imbalance handling", ("none", "inverse", "sqrt_inverse",
                                                               "effective", "oversample"))
     effective_beta: float = opt(0.999, "beta of the effective-number class weights")

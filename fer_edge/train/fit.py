@@ -275,7 +275,7 @@ def run_training(cfg: TrainConfig) -> Path:
     steps = max(1, n_train // cfg.batch_size)
 
     with strategy.scope():
-        model = build_model(spec, cfg.weights, cfg.dropout)
+        model = build_model(spec, cfg.weights, cfg.dropout, cfg.bn_momentum or None)
     log.info("model %s: %d layers, %.1f M parameters, input %s", model.name, len(model.layers),
              model.count_params() / 1e6, model.input_shape)
 

@@ -13,7 +13,8 @@ INCEPTION_BLOCKS = tuple(f"mixed{i}" for i in range(11))
 HEAD_LAYERS = ("avg_pool", "head_dropout", "probs")
 
 
-def build_model(spec: ModelSpec, weights: str = "none", dropout: float = 0.5) -> keras.Model:
+def build_model(spec: ModelSpec, weights: str = "none", dropout: float = 0.5,
+                bn_momentum: float | None = None) -> keras.Model:
     """Build the classifier as ONE flat functional model (tfmot cannot quantize nested models).
 
     Args:
@@ -21,6 +22,7 @@ def build_model(spec: ModelSpec, weights: str = "none", dropout: float = 0.5) ->
         weights: "imagenet" (Keras downloads and caches it), "none" (random init) or a path to
             a local InceptionV3 notop .h5.
         dropout: dropout rate before the softmax head.
+        bn_momentum: if given, the momentum of every BatchNormalization layer.
 
     Returns:
         Model taking (N, S, S, C) float32 NHWC in the spec's normalised range ([-1, 1]) and
@@ -56,6 +58,10 @@ def build_model(spec: ModelSpec, weights: str = "none", dropout: float = 0.5) ->
     out = keras.layers.Dense(spec.num_classes, activation="softmax", dtype="float32",
                              name="probs")(x)
     model = keras.Model(inp, out, name=f"fer_{spec.arch}")
+    if bn_momentum is not None:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = bn_momentum
     if spec.arch != "inception_v3" and weights not in ("none", "", None):
         path = _resolve_weights(weights)
         if path == "imagenet":
