@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fer_edge.bench.machine import cpu_name
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "demo_fps.csv"
 
@@ -74,7 +76,8 @@ def main() -> None:
               f"classify {res['classify_ms']}, draw {res['draw_ms']}, frame {res['frame_ms']}; "
               f"peak {res['peak_rss_mb']} MB; TensorFlow imported: {res['tensorflow_imported']}")
         rows.append({"date": dt.datetime.now().isoformat(timespec="seconds"),
-                     "cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
+                     "cpu": cpu_name(), "cores": os.cpu_count(),
+                     "python": platform.python_version(),
                      "model": Path(args.model).name, "threads": n,
                      "detect_every": args.detect_every, "detect_width": args.detect_width,
                      "classify_every": args.classify_every,
@@ -86,16 +89,6 @@ def main() -> None:
         if new:
             w.writeheader()
         w.writerows(rows)
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 if __name__ == "__main__":

@@ -18,13 +18,13 @@ import argparse
 import csv
 import datetime as dt
 import os
-import platform
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
+from fer_edge.bench.machine import cpu_name  # noqa: E402
 from fer_edge.data import load_dataset  # noqa: E402
 from fer_edge.spec import ModelSpec  # noqa: E402
 from fer_edge.train._keras import keras, tf  # noqa: E402
@@ -32,16 +32,6 @@ from fer_edge.train.model import build_model  # noqa: E402
 from fer_edge.train.pipeline import Augment, make_dataset  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_input.csv"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

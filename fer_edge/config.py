@@ -58,6 +58,14 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
                             help="read defaults from a TOML file (flags override it)")
 
 
+def add_config_parser(sub, name: str, cls: type, help: str,
+                      description: str) -> argparse.ArgumentParser:
+    """A subcommand whose flags are the fields of the stage config ``cls``."""
+    p = sub.add_parser(name, help=help, description=description)
+    add_config_args(p, cls)
+    return p
+
+
 def _base_type(tp: Any) -> Any:
     if tp in (int, float, str):
         return tp

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from fer_edge.metrics import classification_report, mcnemar, plot_confusion
+from fer_edge.metrics import classification_report, mcnemar, plot_confusion, save_png
 from fer_edge.runtime import Predictor
 
 log = logging.getLogger(__name__)
@@ -187,11 +187,7 @@ def plot_bars(result: dict[str, Any], path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import io
-
     import matplotlib.pyplot as plt
-
-    from fer_edge.io import atomic_write_bytes
 
     labels = result["labels"]
     series = {}
@@ -208,11 +204,7 @@ def plot_bars(result: dict[str, Any], path: str) -> None:
     ax.set_ylabel("recall")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, ncol=3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_png(fig, path)
 
 
 def write_report(out_dir: Path, result: dict[str, Any], facts: dict[str, dict], title: str

@@ -100,8 +100,6 @@ def plot_confusion(cm: np.ndarray | list, labels: tuple[str, ...] | list[str], p
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fer_edge.io import atomic_write_bytes
-
     cm = np.asarray(cm, np.float64)
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
@@ -116,9 +114,18 @@ def plot_confusion(cm: np.ndarray | list, labels: tuple[str, ...] | list[str], p
                     color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, label="recall share")
     ax.set_title(title)
-    fig.tight_layout()
+    save_png(fig, path)
+
+
+def save_png(fig, path: str) -> None:
+    """Write a matplotlib figure as PNG atomically and close it."""
     import io
 
+    import matplotlib.pyplot as plt
+
+    from fer_edge.io import atomic_write_bytes
+
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)

@@ -13,7 +13,6 @@ import csv
 import datetime as dt
 import logging
 import os
-import platform
 import subprocess
 from pathlib import Path
 
@@ -32,32 +31,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--video", default="sample", help="video for end-to-end FPS ('' = skip)")
     p.add_argument("--out", default="benchmarks/results", help="folder for the CSV")
     return p
-
-
-def machine() -> dict[str, str]:
-    """Facts that change the numbers."""
-    import cv2
-    import numpy as np
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    facts = {"host": platform.node(), "cpu": cpu, "cores": str(os.cpu_count()),
-             "os": platform.platform(terse=True), "python": platform.python_version(),
-             "numpy": np.__version__, "opencv": cv2.__version__}
-    for mod, key in (("onnxruntime", "onnxruntime"), ("ai_edge_litert", "ai_edge_litert")):
-        try:
-            from importlib.metadata import version
-
-            facts[key] = version(mod.replace("_", "-"))
-        except Exception:  # not installed
-            facts[key] = ""
-    return facts
 
 
 def _git_sha() -> str:
@@ -88,6 +61,7 @@ def _expand(paths: list[str]) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from fer_edge.bench.machine import machine_facts
     from fer_edge.demo.config import DemoConfig
     from fer_edge.demo.loop import run_demo
     from fer_edge.evaluate import latency_ms, predict_all, sha256
@@ -105,13 +79,14 @@ def run(args: argparse.Namespace) -> int:
         ds = load_dataset(args.data)
         x, y = ds.images[args.split], ds.labels[args.split]
         data = (x[:args.limit], y[:args.limit]) if args.limit else (x, y)
-    facts = machine()
+    facts = machine_facts()
     rows = []
     for b in builds:
         acc = {}
         if data is not None:
-            rep = classification_report(data[1], predict_all(load_predictor(b), data[0]).argmax(1),
-                                        load_predictor(b).spec.labels)
+            pred = load_predictor(b)
+            rep = classification_report(data[1], predict_all(pred, data[0]).argmax(1),
+                                        pred.spec.labels)
             acc = {"accuracy": round(rep["accuracy"], 4), "macro_f1": round(rep["macro_f1"], 4)}
         for n in counts:
             pred = load_predictor(b, num_threads=n)

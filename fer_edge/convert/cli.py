@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from fer_edge.config import add_config_args, config_from_args
+from fer_edge.config import add_config_parser, config_from_args
 from fer_edge.convert.config import ConvertConfig
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "convert", help="QAT + TFLite/ONNX builds + per-class parity gate",
+    return add_config_parser(
+        sub, "convert", ConvertConfig, help="QAT + TFLite/ONNX builds + per-class parity gate",
         description="Turn a trained float model into edge builds (TFLite float32, TFLite int8 "
                     "from quantization-aware training, ONNX float, ONNX int8) and check each "
                     "build class by class against the float model. Exit 3 if one falls short.")
-    add_config_args(p, ConvertConfig)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from fer_edge.config import add_config_args, config_from_args
+from fer_edge.config import add_config_parser, config_from_args
 from fer_edge.demo.config import DemoConfig
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "demo", help="real-time emotion recognition on camera, video or images",
+    return add_config_parser(
+        sub, "demo", DemoConfig, help="real-time emotion recognition on camera, video or images",
         description="Detect faces, classify them with an exported build (no TensorFlow), track "
                     "and smooth them, and show/save/log the result. Press q or Ctrl-C to stop.")
-    add_config_args(p, DemoConfig)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

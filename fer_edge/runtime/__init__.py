@@ -42,7 +42,8 @@ def load_predictor(path: str | Path | None = None, num_threads: int | None = Non
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found")
-    head = path.read_bytes()[:8] if path.stat().st_size >= 8 else b""
+    with path.open("rb") as f:
+        head = f.read(8)
     suffix = path.suffix.lower()
     if suffix == ".tflite":
         if head[4:8] != b"TFL3":

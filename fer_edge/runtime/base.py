@@ -36,6 +36,26 @@ class Predictor:
         """(N, S, S, C) float32 normalised input -> (N, classes) float32 probabilities."""
         raise NotImplementedError
 
+    def _check_io(self, in_shape: tuple, in_dtype: str, n_out: object) -> None:
+        """Fail loudly when the model's real tensors disagree with its spec.
+
+        Args:
+            in_shape: the input tensor's shape (batch dimension may be symbolic).
+            in_dtype: "float32", "int8", "uint8" or another dtype name.
+            n_out: length of the output's last dimension (skipped if not an int).
+        """
+        s = self.spec
+        want = (s.input_size, s.input_size, s.channels)
+        if len(in_shape) != 4 or tuple(in_shape[1:]) != want:
+            raise SpecError(f"{self.path}: model input {tuple(in_shape)} does not match the "
+                            f"spec's (N, {want[0]}, {want[1]}, {want[2]})")
+        if in_dtype != s.input_dtype:
+            raise SpecError(f"{self.path}: model input is {in_dtype} but the spec says "
+                            f"{s.input_dtype}")
+        if isinstance(n_out, int) and n_out != s.num_classes:
+            raise SpecError(f"{self.path}: model has {n_out} outputs but the spec lists "
+                            f"{s.num_classes} labels")
+
     # --- public API ---------------------------------------------------------------------
     def predict_inputs(self, x: np.ndarray) -> np.ndarray:
         """Run preprocessed input.

@@ -43,19 +43,9 @@ class LiteRTPredictor(Predictor):
         self._check()
 
     def _check(self) -> None:
-        s, shape = self.spec, tuple(int(v) for v in self._in["shape"])
-        want = (s.input_size, s.input_size, s.channels)
-        if len(shape) != 4 or shape[1:] != want:
-            raise SpecError(f"{self.path}: model input {shape} does not match the spec's "
-                            f"(N, {want[0]}, {want[1]}, {want[2]})")
         real = _DTYPES.get(self.input_dtype.type, str(self.input_dtype))
-        if real != s.input_dtype:
-            raise SpecError(f"{self.path}: model input is {real} but the spec says "
-                            f"{s.input_dtype}")
-        n_out = int(self._out["shape"][-1])
-        if n_out != s.num_classes:
-            raise SpecError(f"{self.path}: model has {n_out} outputs but the spec lists "
-                            f"{s.num_classes} labels")
+        self._check_io(tuple(int(v) for v in self._in["shape"]), real,
+                       int(self._out["shape"][-1]))
         if real != "float32" and self._in["quantization"][0] == 0:
             raise SpecError(f"{self.path}: integer input without quantisation parameters")
         self._batch1 = int(self._in["shape"][0]) == 1

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-from fer_edge.errors import BackendUnavailableError, ModelFileError, SpecError
+from fer_edge.errors import BackendUnavailableError, ModelFileError
 from fer_edge.runtime.base import Predictor
 from fer_edge.runtime.spec_io import ONNX_KEY, resolve_spec
 from fer_edge.spec import ModelSpec
@@ -29,40 +30,22 @@ class OnnxPredictor(Predictor):
         opts.log_severity_level = 3
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads = num_threads or os.cpu_count() or 1
         try:
-            sess_probe = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"],
+            self._sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"],
                                               sess_options=opts)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ModelFileError(f"{path}: not a loadable ONNX model "
                                  f"({str(exc).splitlines()[0][:120]}); re-export it") from None
-        meta = sess_probe.get_modelmeta().custom_metadata_map
+        meta = self._sess.get_modelmeta().custom_metadata_map
         embedded = (ModelSpec.from_json(meta[ONNX_KEY], f"{path} (embedded spec)")
                     if ONNX_KEY in meta else None)
-        spec = resolve_spec(path, embedded)
-        super().__init__(path, spec, num_threads)
-        opts.intra_op_num_threads = self.num_threads
-        self._sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"],
-                                          sess_options=opts)
+        super().__init__(path, resolve_spec(path, embedded), opts.intra_op_num_threads)
         self._in = self._sess.get_inputs()[0]
         self._out = self._sess.get_outputs()[0]
         self.input_dtype = np.dtype(_DTYPES.get(self._in.type, "float32"))
-        self._check()
-
-    def _check(self) -> None:
-        s = self.spec
-        shape = tuple(self._in.shape)
-        want = (s.input_size, s.input_size, s.channels)
-        if len(shape) != 4 or tuple(shape[1:]) != want:
-            raise SpecError(f"{self.path}: model input {shape} does not match the spec's "
-                            f"(N, {want[0]}, {want[1]}, {want[2]})")
-        real = _DTYPES.get(self._in.type, self._in.type)
-        if real != s.input_dtype:
-            raise SpecError(f"{self.path}: model input is {real} but the spec says "
-                            f"{s.input_dtype}")
-        n_out = self._out.shape[-1]
-        if isinstance(n_out, int) and n_out != s.num_classes:
-            raise SpecError(f"{self.path}: model has {n_out} outputs but the spec lists "
-                            f"{s.num_classes} labels")
+        self._check_io(tuple(self._in.shape), _DTYPES.get(self._in.type, self._in.type),
+                       self._out.shape[-1])
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self._sess.run([self._out.name], {self._in.name: x})[0].astype(np.float32)

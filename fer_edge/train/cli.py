@@ -8,19 +8,17 @@ import json
 import logging
 from pathlib import Path
 
-from fer_edge.config import TrainConfig, add_config_args, config_from_args
+from fer_edge.config import TrainConfig, add_config_parser, config_from_args
 
 log = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "train", help="train the InceptionV3 classifier on FER-2013",
+    return add_config_parser(
+        sub, "train", TrainConfig, help="train the InceptionV3 classifier on FER-2013",
         description="Stage 1 trains a new head on a frozen base (transfer learning); stage 2 "
                     "unfreezes the top Inception blocks (fine-tuning). Writes one run folder "
                     "with the best float model, spec, history, TensorBoard logs and a test report.")
-    add_config_args(p, TrainConfig)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:
