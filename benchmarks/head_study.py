@@ -84,6 +84,14 @@ def extract(model_path: str | None, data: str, input_size: int, flip: bool) -> d
     return out
 
 
+def standardize(feats: dict) -> dict:
+    """Z-score every feature with the train split's mean/std (a linear probe's usual input;
+    a frozen random InceptionV3 gives features of std ~1e-4 that a head cannot use raw)."""
+    mu = feats["train_x"].mean(0)
+    sd = feats["train_x"].std(0) + 1e-12
+    return {k: (v - mu) / sd if k.endswith("_x") else v for k, v in feats.items()}
+
+
 def train_head(feats: dict, strategy: str, epochs: int, seed: int) -> keras.Model:
     method, loss_name, smoothing = STRATEGIES[strategy]
     keras.utils.set_random_seed(seed)
@@ -117,7 +125,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.model and not args.random_init:
         ap.error("pass --model PATH or --random-init")
-    feats = extract(args.model, args.data, args.input_size, not args.no_flip)
+    feats = standardize(extract(args.model, args.data, args.input_size, not args.no_flip))
     tag = args.tag or ("random_init" if args.random_init else Path(args.model).parent.name)
     rows = []
     for strategy in args.strategies.split(","):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,3 +140,28 @@ def test_spec_missing_or_mismatched(exported, tmp_path):
     ModelSpec(input_size=48).write(sidecar_path(bare))
     with pytest.raises(SpecError, match="does not match"):
         load_predictor(bare)
+
+
+@pytest.mark.tf
+def test_package_default_writes_model_and_card(tiny_exported, tmp_path):
+    script = Path(__file__).resolve().parents[1] / "convert" / "package_default.py"
+    r = subprocess.run([sys.executable, str(script), str(tiny_exported), "--dest", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-500:]
+    card = json.loads((tmp_path / "fer_default_int8.card.json").read_text())
+    model = tmp_path / "fer_default_int8.tflite"
+    assert card["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    report = json.loads((tiny_exported / "export" / "report.json").read_text())
+    build = report["parity"]["builds"][card["source_build"]]
+    assert card["evaluation"]["accuracy"] == build["report"]["accuracy"]
+    assert card["trained_epochs"] >= 1 and card["source_build"].endswith("_int8.tflite")
+    assert load_predictor(model).spec.labels == tuple(card["labels"])
+
+
+@pytest.mark.tf
+def test_package_default_refuses_missing_report(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "convert" / "package_default.py"
+    r = subprocess.run([sys.executable, str(script), str(tmp_path), "--dest", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "report.json not found" in r.stderr
+    assert "Traceback" not in r.stderr
