@@ -106,9 +106,15 @@ def run_convert(cfg: ConvertConfig) -> dict:
                                                        cfg.onnx_int8_scheme)
             _write_build(out / names["onnx_int8"], q_b, specs["onnx_int8"])
     if "tflite_int8" in names:
-        from fer_edge.convert.qat import build_qat_model, run_qat
+        from fer_edge.convert.qat import build_qat_model, calibrate_ranges, run_qat
 
         qat = build_qat_model(float_model)
+        rng = np.random.default_rng(cfg.seed + 1)
+        n_cal = min(cfg.calib_faces, len(ds.labels["train"]))
+        pick = np.sort(rng.choice(len(ds.labels["train"]), n_cal, replace=False))
+        calibrate_ranges(qat, float_model, (xb for xb, _ in make_dataset(
+            ds.images["train"][pick], ds.labels["train"][pick], spec, cfg.qat_batch_size,
+            training=False)))
         steps_full = max(1, len(ds.labels["train"]) // cfg.qat_batch_size)
         steps = min(steps_full, cfg.qat_steps) if cfg.qat_steps else steps_full
         log.info("QAT: %d epoch(s) x %d steps of %d faces, lr %g", cfg.qat_epochs, steps,

@@ -67,7 +67,86 @@ def build_qat_model(float_model: keras.Model) -> keras.Model:
     annotated = keras.models.clone_model(float_model, clone_function=annotate)
     annotated.set_weights(float_model.get_weights())  # clone_model re-initialises weights
     with tq.quantize_scope({"OutputOnlyQuantizeConfig": cfg_cls}):
-        return tq.quantize_apply(annotated)
+        qat = tq.quantize_apply(annotated)
+    fix_concat_order(qat, float_model)
+    return qat
+
+
+_CHANNELWISE = (keras.layers.AveragePooling2D, keras.layers.MaxPooling2D,
+                keras.layers.GlobalAveragePooling2D, keras.layers.Dropout,
+                keras.layers.Activation, keras.layers.ReLU)
+
+
+def _inbound(layer) -> list:
+    src = layer._inbound_nodes[0].inbound_layers
+    return list(src) if isinstance(src, (list, tuple)) else [src]
+
+
+def _kernel_var(layer):
+    """The kernel *variable* (a QuantizeWrapper swaps ``layer.kernel`` for its quantized
+    tensor)."""
+    for w in layer.weights:
+        if w.name.split("/")[-1] == "kernel:0":
+            return w
+    raise RuntimeError(f"{layer.name}: no kernel variable")
+
+
+def _inner(layer):
+    return getattr(layer, "layer", layer)
+
+
+def fix_concat_order(qat_model: keras.Model, float_model: keras.Model, prefix: str = "quant_"
+                     ) -> int:
+    """Undo tfmot's reordering of Concatenate inputs by permuting what reads the concat.
+
+    ``quantize_apply`` (tfmot 0.8.1) rebuilds some Concatenate layers with their inputs in
+    another order: in InceptionV3 ``mixed3`` and ``mixed8`` (the max-pool branch moves first)
+    and ``mixed9``/``mixed10``. The QAT model then feeds scrambled channels to every layer
+    after them (a trained FER model fell to chance before QAT and to 51 % after it). Each
+    Conv2D/Dense that reads such a concat, directly or through channel-wise layers (pooling,
+    dropout, activation), gets its kernel's input channels permuted to the new order, which
+    makes the QAT model compute exactly what the float model does.
+
+    Returns:
+        How many kernels were permuted.
+    """
+    import numpy as np
+
+    fixed = 0
+    for layer in float_model.layers:
+        if not isinstance(layer, keras.layers.Concatenate):
+            continue
+        want = [src.name for src in _inbound(layer)]
+        q_concat = qat_model.get_layer(prefix + layer.name)
+        got = [_inner(src).name for src in _inbound(q_concat)]
+        if got == want:
+            continue
+        if sorted(got) != sorted(want):
+            raise RuntimeError(f"QAT model: {layer.name} inputs {got} are not {want}")
+        widths = {src.name: int(src.output.shape[-1]) for src in _inbound(layer)}
+        start, pos = 0, {}
+        for name in want:
+            pos[name] = np.arange(start, start + widths[name])
+            start += widths[name]
+        perm = np.concatenate([pos[name] for name in got])  # new channel k = old perm[k]
+        todo = [q_concat]
+        while todo:
+            cur = todo.pop()
+            for out in cur._outbound_nodes:
+                nxt = out.outbound_layer
+                inner = _inner(nxt)
+                if isinstance(inner, (keras.layers.Conv2D, keras.layers.Dense)):
+                    k = _kernel_var(nxt)
+                    k.assign(k.numpy()[..., perm, :])  # new input k = old input perm[k]
+                    fixed += 1
+                elif isinstance(inner, _CHANNELWISE):
+                    todo.append(nxt)
+                else:
+                    raise RuntimeError(f"QAT model: cannot follow the reordered {layer.name} "
+                                       f"into {inner.name} ({type(inner).__name__})")
+    if fixed:
+        log.info("QAT: tfmot reordered concat inputs; %d kernels permuted to match", fixed)
+    return fixed
 
 
 class _QatProgress(keras.callbacks.Callback):
@@ -96,3 +175,84 @@ def run_qat(qat_model: keras.Model, train_ds, steps: int, epochs: int, lr: float
         qat_model.fit(train_ds, epochs=epochs, steps_per_epoch=steps, verbose=0,
                       callbacks=[_QatProgress(steps)])
     return qat_model
+
+
+def calibrate_ranges(qat_model: keras.Model, float_model: keras.Model, batches) -> int:
+    """Start every quantizer at the range QAT would converge to.
+
+    tfmot starts each moving-average quantizer at [-6, 6] and moves it by 0.1 % per step
+    (EMA 0.999), so a few hundred QAT steps leave the ranges far too wide (a trained FER model
+    whose last blocks output ~[0, 2.4] lost 14 pp in int8 that way). Here each range is set to
+    the mean over ``batches`` of the float model's per-batch min/max (clamped to include 0),
+    the fixed point of tfmot's EMA, and each kernel range to the kernel's symmetric range (what
+    tfmot's first training step would set), before QAT starts; QAT then refines them. With
+    that, the QAT model is evaluable from step 0 and starts where the float model is.
+
+    Args:
+        qat_model: from :func:`build_qat_model` (wrappers named ``quant_<float layer>``).
+        float_model: the float model it was built from.
+        batches: iterable of (N, S, S, C) float32 inputs in the spec's normalised range.
+
+    Returns:
+        How many range variables were set.
+    """
+    import numpy as np
+
+    names = [layer.name for layer in float_model.layers[1:]]
+    probe = keras.Model(float_model.input, [float_model.get_layer(n).output for n in names])
+    dense = {layer.name: layer for layer in float_model.layers
+             if isinstance(layer, keras.layers.Dense)}
+    lo: dict[str, list[float]] = {}
+    hi: dict[str, list[float]] = {}
+
+    def add(key: str, t) -> None:
+        t = np.asarray(t)
+        lo.setdefault(key, []).append(min(float(t.min()), 0.0))
+        hi.setdefault(key, []).append(max(float(t.max()), 0.0))
+
+    for x in batches:
+        x = np.asarray(x, np.float32)
+        add("<input>", x)
+        outs = dict(zip(names, probe(x, training=False)))
+        for n, t in outs.items():
+            add(n, t)
+        for n, layer in dense.items():
+            w, b = layer.get_weights()[:2]
+            add(n + "<pre>", np.asarray(_layer_input(outs, float_model, n)) @ w + b)
+    done = 0
+    for wrapper in qat_model.layers:
+        inner = getattr(wrapper, "layer", None)
+        for v in wrapper.weights:
+            leaf = v.name.split("/")[-1].split(":")[0]
+            if inner is not None and leaf in ("kernel_min", "kernel_max"):
+                # LastValueQuantizer only sets these in a training step; until then they
+                # are [-6, 6], which rounds a trained kernel (|w| ~0.1) to zero
+                k = _kernel_var(wrapper).numpy()
+                r = (np.abs(k).reshape(-1, k.shape[-1]).max(0) if tuple(v.shape) == (k.shape[-1],)
+                     else np.abs(k).max())
+                v.assign(-r if leaf == "kernel_min" else r)
+                done += 1
+                continue
+            if wrapper.name == "quantize_layer" and leaf.startswith("quantize_layer_"):
+                key = "<input>"
+            elif inner is not None and leaf.startswith(("output_", "post_activation_")):
+                key = inner.name
+            elif inner is not None and leaf.startswith("pre_activation_"):
+                key = inner.name + "<pre>"
+            else:
+                continue
+            if key not in lo:
+                continue
+            v.assign(float(np.mean(lo[key] if leaf.endswith("_min") else hi[key])))
+            done += 1
+    log.info("QAT: %d quantizer ranges set from %d calibration batches", done,
+             len(next(iter(lo.values()), [])))
+    return done
+
+
+def _layer_input(outs: dict, model: keras.Model, name: str):
+    """The float output feeding layer ``name`` (its single inbound layer)."""
+    node = model.get_layer(name)._inbound_nodes[0]
+    src = node.inbound_layers
+    src = src[0] if isinstance(src, list) else src
+    return outs[src.name]
