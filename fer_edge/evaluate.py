@@ -31,6 +31,23 @@ class Gate:
     max_drop_pp: float = 1.0  # overall accuracy drop, percentage points
     max_class_p: float = 0.05  # a class significantly worse (McNemar p below this) fails
     min_agreement: float = 0.0  # argmax agreement with the reference (0 = off)
+    #: per-class p values corrected for testing every class at once ("holm") or raw ("none")
+    class_correction: str = "holm"
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p values (same order as given).
+
+    Seven per-class tests at 0.05 each would flag some class of an identical-quality build
+    about 30 % of the time; Holm's step-down keeps that family-wise rate at 0.05.
+    """
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adj, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adj[i] = running
+    return adj
 
 
 def predict_all(pred: Predictor, faces: np.ndarray, batch: int = 64,
@@ -107,10 +124,15 @@ def compare(labels: tuple[str, ...], y: np.ndarray, builds: dict[str, np.ndarray
                 d = 100 * (rep["per_class"][c]["recall"] - ref["per_class"][c]["recall"])
                 test = mcnemar(ok_ref[m], ok[m])
                 per.append({"label": lab, "support": int(m.sum()), "delta_pp": d, **test})
-                if d < 0 and test["p"] < gate.max_class_p:
+            adjusted = (holm([q["p"] for q in per]) if gate.class_correction == "holm"
+                        else [q["p"] for q in per])
+            for q, p_adj in zip(per, adjusted):
+                q["p_adj"] = p_adj
+                if q["delta_pp"] < 0 and p_adj < gate.max_class_p:
                     entry["failures"].append(
-                        f"{name}: {lab} recall {d:+.1f} pp vs {ref_name} "
-                        f"(McNemar p={test['p']:.3g} < {gate.max_class_p}, n={int(m.sum())})")
+                        f"{name}: {q['label']} recall {q['delta_pp']:+.1f} pp vs {ref_name} "
+                        f"(McNemar p={q['p']:.3g}, {gate.class_correction}-adjusted "
+                        f"{p_adj:.3g} < {gate.max_class_p}, n={q['support']})")
             entry["per_class_delta"] = per
             if entry["delta_pp"] < -gate.max_drop_pp:
                 entry["failures"].insert(0, f"{name}: accuracy {entry['delta_pp']:+.2f} pp vs "
@@ -167,7 +189,8 @@ def render_md(result: dict[str, Any], facts: dict[str, dict], title: str) -> str
             r = e["report"]["per_class"][c]["recall"]
             if ref:
                 d = e["per_class_delta"][c]
-                cells.append(f"{r:.1%} ({d['delta_pp']:+.1f}, p={d['p']:.2g})")
+                cells.append(f"{r:.1%} ({d['delta_pp']:+.1f}, p={d['p']:.2g}"
+                             + (f", adj {d['p_adj']:.2g})" if "p_adj" in d else ")"))
             else:
                 cells.append(f"{r:.1%}")
         lines.append(f"| {lab} | {first['support']} | " + " | ".join(cells) + " |")

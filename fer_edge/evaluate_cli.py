@@ -27,6 +27,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--max-drop-pp", type=float, default=1.0, help="gate: overall drop, pp")
     p.add_argument("--max-class-p", type=float, default=0.05,
                    help="gate: McNemar p below which a worse class fails")
+    p.add_argument("--class-correction", default="holm", choices=("holm", "none"),
+                   help="gate: correct per-class p values for testing every class (holm)")
     p.add_argument("--latency-runs", type=int, default=50, help="timed batch-1 runs per build")
     p.add_argument("--out", help="folder for report.md/.json and PNGs (default: print only)")
     return p
@@ -57,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     facts = {n: build_facts(Path(b), preds[n], to_model_input(x[:1], preds[n].spec),
                             args.latency_runs) for n, b in zip(preds, args.builds)}
     result = compare(labels, y, probs, ref, Path(args.reference).name if ref is not None else "",
-                     Gate(args.max_drop_pp, args.max_class_p))
+                     Gate(args.max_drop_pp, args.max_class_p,
+                          class_correction=args.class_correction))
     title = f"Evaluation on {Path(args.data).name}, {args.split} split"
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -9,11 +9,12 @@ import pytest
 pytestmark = pytest.mark.tf
 
 
-def _reduction_block_model():
+def _reduction_block_model(seed: int = 0):
     """A small model shaped like InceptionV3's mixed3: concat([conv, conv-conv, maxpool])."""
     from fer_edge.train._keras import keras
 
     L = keras.layers
+    keras.utils.set_random_seed(seed)
     inp = keras.Input((16, 16, 3), name="image")
 
     def cbr(x, f, k, s=1, name=""):
@@ -29,9 +30,9 @@ def _reduction_block_model():
     x = L.Concatenate(name="mixed3")([a, b, c])
     x = cbr(x, 16, 1, name="after")
     x = L.GlobalAveragePooling2D(name="avg_pool")(x)
-    out = L.Dense(7, activation="softmax", name="probs")(x)
+    out = L.Dense(7, activation="softmax", name="probs")(x)  # as fer-edge's head
     model = keras.Model(inp, out)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for layer in model.layers:  # non-trivial BN statistics, as in a trained model
         if isinstance(layer, L.BatchNormalization):
             n = layer.moving_mean.shape[0]
@@ -40,17 +41,28 @@ def _reduction_block_model():
     return model
 
 
-def test_qat_model_matches_float_before_training():
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_qat_model_matches_float_before_training(seed):
     from fer_edge.convert.qat import build_qat_model, calibrate_ranges
+    from fer_edge.train._keras import keras
 
-    model = _reduction_block_model()
-    x = np.random.default_rng(1).uniform(-1, 1, (64, 16, 16, 3)).astype(np.float32)
+    model = _reduction_block_model(seed)
+    rng = np.random.default_rng(seed + 10)
+    # per-image colour plus texture, so the pooled features vary from image to image
+    x = (rng.normal(0, 1, (64, 1, 1, 3)) + rng.normal(0, 0.3, (64, 16, 16, 3))).astype(np.float32)
+    dense = model.get_layer("probs")  # centre the logits so the predicted class varies too
+    w, b = dense.get_weights()
+    feats = keras.Model(model.input, model.get_layer("avg_pool").output)(x).numpy()
+    dense.set_weights([w, b - (feats @ w + b).mean(0)])
     qat = build_qat_model(model)  # permutes the kernels after the reordered concat
     calibrate_ranges(qat, model, [x[i:i + 16] for i in range(0, 64, 16)])
     f = model(x, training=False).numpy()
     q = qat(x, training=False).numpy()
-    assert np.mean(f.argmax(1) == q.argmax(1)) >= 0.9
-    assert np.abs(f - q).max() < 0.1
+    spread = f.std(axis=0).mean()  # how much the probabilities move from image to image
+    assert len(set(f.argmax(1))) > 1, "test model must not predict one class for all inputs"
+    err = np.abs(f - q).mean()
+    assert err < 0.25 * spread, (err, spread)
+    assert np.mean(f.argmax(1) == q.argmax(1)) >= 0.8
 
 
 def test_tfmot_reorders_the_concat_and_one_kernel_is_permuted():

@@ -30,6 +30,7 @@ class ConvertConfig:
     qat_steps: int = opt(0, "cap on QAT steps per epoch; 0 = full epochs")
     qat_lr: float = opt(1e-5, "QAT learning rate (Adam)")
     qat_batch_size: int = opt(32, "QAT batch size")
+    qat_freeze_bn: bool = opt(True, "keep BatchNorm statistics frozen during QAT")
     onnx_int8_scheme: str = opt("s8s8", "int8 ONNX activations/weights: s8s8 (right on every "
                                 "CPU) or u8s8 (faster on x86 with VNNI; on AVX2-only x86 its "
                                 "int8 products can saturate and lose accuracy)", ("s8s8", "u8s8"))
@@ -41,6 +42,8 @@ class ConvertConfig:
     max_drop_pp: float = opt(1.0, "gate: max overall accuracy drop vs float, percentage points")
     max_class_p: float = opt(0.05, "gate: a class whose accuracy drops with McNemar p below this "
                              "fails")
+    class_correction: str = opt("holm", "gate: correct the per-class p values for testing 7 "
+                                "classes at once (holm) or not (none)", ("holm", "none"))
     min_agreement: float = opt(0.9, "gate: min argmax agreement with float (0 = off)")
     latency_runs: int = opt(100, "timed batch-1 runs per build and thread count")
     seed: int = opt(0, "random seed")

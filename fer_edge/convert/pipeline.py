@@ -122,7 +122,7 @@ def run_convert(cfg: ConvertConfig) -> dict:
         train_ds = make_dataset(ds.images["train"], ds.labels["train"], spec,
                                 cfg.qat_batch_size, training=True, seed=cfg.seed).repeat()
         run_qat(qat, train_ds, steps, cfg.qat_epochs, cfg.qat_lr,
-                run_cfg.get("label_smoothing", 0.0))
+                run_cfg.get("label_smoothing", 0.0), cfg.qat_freeze_bn)
         data_b, specs["tflite_int8"] = export.tflite_int8(qat, spec)
         _write_build(out / names["tflite_int8"], data_b, specs["tflite_int8"])
 
@@ -140,7 +140,7 @@ def run_convert(cfg: ConvertConfig) -> dict:
         probs[name] = predict_all(pred, x)
         facts[name] = build_facts(out / name, pred, x1, cfg.latency_runs)
     facts["float"] = {"file": model_path.name, "bytes": model_path.stat().st_size}
-    gate = Gate(cfg.max_drop_pp, cfg.max_class_p, cfg.min_agreement)
+    gate = Gate(cfg.max_drop_pp, cfg.max_class_p, cfg.min_agreement, cfg.class_correction)
     result = compare(spec.labels, y, probs, reference, "float (Keras)", gate)
     result["split"], result["data"] = cfg.split, Path(data).name
     write_report(out, result, facts, f"Parity: {model_path.parent.name}, {cfg.split} split")

@@ -235,13 +235,13 @@ def run_training(cfg: TrainConfig) -> Path:
     """Train per ``cfg``; returns the run folder. See the module docstring for its files."""
     cfg.validate()
     run = resolve_run_dir(cfg)
+    # data first: bad input must fail before a run folder is made or a saved config rewritten
+    ds = load_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
+                      skip_bad=cfg.skip_bad)
     run.mkdir(parents=True, exist_ok=True)
     log.info("run folder: %s%s", run, " (resuming)" if cfg.resume else "")
     atomic_write_text(run / "config.json", json.dumps(
         {"config": asdict(cfg), "versions": _versions()}, indent=2, sort_keys=True) + "\n")
-
-    ds = load_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                      skip_bad=cfg.skip_bad)
     if cfg.limit > 0:
         for s in list(ds.images):
             ds.images[s], ds.labels[s] = ds.images[s][:cfg.limit], ds.labels[s][:cfg.limit]
