@@ -80,22 +80,22 @@ def test_overwrite_refused_without_force(exported, capsys):
 
 
 def test_broken_input_scale_fails_the_gate(exported, tmp_path):
-    """An int8 build whose input quantisation does not match the preprocessing is caught."""
+    """An int8 build whose input quantisation does not match the preprocessing is caught.
+
+    The build is the good int8 TFLite with a spec saying pixels map to [0, 1] (x / 255, the
+    classic slip) while its int8 input was calibrated for [-1, 1]: it converts, loads and runs,
+    and its answers are wrong. (Patching the input scale inside the flatbuffer is no test: the
+    runtime reads that scale to quantise the input, so input and model stay consistent.)
+    """
+    import dataclasses
+
     src = exported / "export" / BUILDS[1]
-    bad = tmp_path / "bad_int8.tflite"
-    data = bytearray(src.read_bytes())
-    p = load_predictor(src)
-    scale = np.float32(p._in["quantization"][0])
-    k = bytes(data).find(scale.tobytes())
-    assert k > 0
-    data[k:k + 4] = np.float32(scale * 4).tobytes()  # input scale x4: converts, loads, wrong
+    flat = src.read_bytes()
+    flat = flat[:flat.find(b"PK\x03\x04")]  # the flatbuffer without the embedded spec
     spec = ModelSpec.read(sidecar_path(src))
-    end = bytes(data).rfind(b"PK\x05\x06")
-    flat = bytes(data)
-    # drop the old zip (its offsets still point in the flatbuffer) and embed afresh
-    start = flat.find(b"PK\x03\x04")
-    bad.write_bytes(embed_in_tflite(flat[:start], spec))
-    assert end > start
+    wrong = dataclasses.replace(spec, norm_scale=1.0 / 255.0, norm_offset=0.0)
+    bad = tmp_path / "bad_int8.tflite"
+    bad.write_bytes(embed_in_tflite(flat, wrong))
     ref = exported / "export" / BUILDS[0]
     rc = main(["evaluate", str(bad), "--reference", str(ref), "--data", "synthetic",
                "--latency-runs", "2"])

@@ -81,3 +81,19 @@ def test_tfmot_reorders_the_concat_and_one_kernel_is_permuted():
     if src == ["a_relu", "b2_relu", "pool"]:
         pytest.skip("this tfmot keeps the concat order; nothing to fix")
     assert fix_concat_order(qat, model) == 1  # the 1x1 conv after the concat
+
+
+def test_distillation_targets_are_the_float_models_probabilities():
+    from fer_edge.convert.qat import distillation_dataset
+    from fer_edge.preprocess import to_model_input
+    from fer_edge.spec import ModelSpec
+
+    model = _reduction_block_model()
+    spec = ModelSpec(input_size=16)
+    faces = np.random.default_rng(0).integers(0, 256, (40, 48, 48), dtype=np.uint8)
+    ds = distillation_dataset(model, faces, spec, n=32, batch_size=8)
+    x, p = next(iter(ds))
+    assert x.shape == (8, 16, 16, 3) and p.shape == (8, 7)
+    np.testing.assert_allclose(p.numpy(), model(x, training=False).numpy(), atol=1e-5)
+    rows = {tuple(np.round(r, 4)) for r in to_model_input(faces, spec).reshape(40, -1)[:, :8]}
+    assert all(tuple(np.round(r, 4)) in rows for r in x.numpy().reshape(8, -1)[:, :8])

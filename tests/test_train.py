@@ -109,6 +109,12 @@ def test_resume_after_interruption(npz, tmp_path, monkeypatch):
     assert main(["train", "--resume", "--runs-dir", str(tmp_path), "--name", "k"]) == 0
     assert [r["epoch"] for r in _history(run)] == ["1", "2", "3", "4", "5"]
     assert (run / "eval/test_report.json").is_file()
+    # a finished run resumed as is does nothing; with more epochs it continues
+    assert main(["train", "--resume", "--runs-dir", str(tmp_path), "--name", "k"]) == 0
+    assert len(_history(run)) == 5
+    assert main(["train", "--resume", "--runs-dir", str(tmp_path), "--name", "k",
+                 "--finetune-epochs", "6"]) == 0
+    assert [r["epoch"] for r in _history(run)] == ["1", "2", "3", "4", "5", "6"]
 
 
 def test_bad_data_is_one_line_exit_2(tmp_path):

@@ -31,6 +31,12 @@ class ConvertConfig:
     qat_lr: float = opt(1e-5, "QAT learning rate (Adam)")
     qat_batch_size: int = opt(32, "QAT batch size")
     qat_freeze_bn: bool = opt(True, "keep BatchNorm statistics frozen during QAT")
+    qat_target: str = opt("float", "what QAT learns: the float model's probabilities (float: "
+                          "distillation, keeps per-class parity) or the training labels "
+                          "(labels: moves the class balance; a trained FER model lost 4-5 pp "
+                          "of angry and sad that way)", ("float", "labels"))
+    qat_select: bool = opt(True, "measure the QAT model's agreement with float on the "
+                           "validation split before and after each QAT epoch and keep the best")
     onnx_int8_scheme: str = opt("s8s8", "int8 ONNX activations/weights: s8s8 (right on every "
                                 "CPU) or u8s8 (faster on x86 with VNNI; on AVX2-only x86 its "
                                 "int8 products can saturate and lose accuracy)", ("s8s8", "u8s8"))

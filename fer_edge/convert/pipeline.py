@@ -105,8 +105,14 @@ def run_convert(cfg: ConvertConfig) -> dict:
             q_b, specs["onnx_int8"] = export.onnx_int8(onnx_b, spec, calib,
                                                        cfg.onnx_int8_scheme)
             _write_build(out / names["onnx_int8"], q_b, specs["onnx_int8"])
+    qat_log = None
     if "tflite_int8" in names:
-        from fer_edge.convert.qat import build_qat_model, calibrate_ranges, run_qat
+        from fer_edge.convert.qat import (
+            build_qat_model,
+            calibrate_ranges,
+            distillation_dataset,
+            run_qat,
+        )
 
         qat = build_qat_model(float_model)
         rng = np.random.default_rng(cfg.seed + 1)
@@ -119,10 +125,21 @@ def run_convert(cfg: ConvertConfig) -> dict:
         steps = min(steps_full, cfg.qat_steps) if cfg.qat_steps else steps_full
         log.info("QAT: %d epoch(s) x %d steps of %d faces, lr %g", cfg.qat_epochs, steps,
                  cfg.qat_batch_size, cfg.qat_lr)
-        train_ds = make_dataset(ds.images["train"], ds.labels["train"], spec,
-                                cfg.qat_batch_size, training=True, seed=cfg.seed).repeat()
-        run_qat(qat, train_ds, steps, cfg.qat_epochs, cfg.qat_lr,
-                run_cfg.get("label_smoothing", 0.0), cfg.qat_freeze_bn)
+        if cfg.qat_target == "float":
+            train_ds = distillation_dataset(float_model, ds.images["train"], spec,
+                                            steps * max(cfg.qat_epochs, 1) * cfg.qat_batch_size,
+                                            cfg.qat_batch_size, cfg.seed)
+            smoothing = 0.0
+        else:
+            train_ds = make_dataset(ds.images["train"], ds.labels["train"], spec,
+                                    cfg.qat_batch_size, training=True, seed=cfg.seed).repeat()
+            smoothing = run_cfg.get("label_smoothing", 0.0)
+        sel_x = sel_ref = None
+        if cfg.qat_select and cfg.qat_epochs > 0 and len(ds.labels["val"]):
+            sel_x = to_model_input(ds.images["val"], spec)
+            sel_ref = float_model.predict(sel_x, batch_size=256, verbose=0)
+        qat_log = run_qat(qat, train_ds, steps, cfg.qat_epochs, cfg.qat_lr, smoothing,
+                          cfg.qat_freeze_bn, sel_x, sel_ref)
         data_b, specs["tflite_int8"] = export.tflite_int8(qat, spec)
         _write_build(out / names["tflite_int8"], data_b, specs["tflite_int8"])
 
@@ -140,6 +157,8 @@ def run_convert(cfg: ConvertConfig) -> dict:
         probs[name] = predict_all(pred, x)
         facts[name] = build_facts(out / name, pred, x1, cfg.latency_runs)
     facts["float"] = {"file": model_path.name, "bytes": model_path.stat().st_size}
+    if qat_log is not None:
+        facts[names["tflite_int8"]]["qat"] = qat_log
     gate = Gate(cfg.max_drop_pp, cfg.max_class_p, cfg.min_agreement, cfg.class_correction)
     result = compare(spec.labels, y, probs, reference, "float (Keras)", gate)
     result["split"], result["data"] = cfg.split, Path(data).name

@@ -165,15 +165,73 @@ class _QatProgress(keras.callbacks.Callback):
                      dt / (batch + 1) * (self.steps - batch - 1))
 
 
+def distillation_dataset(float_model: keras.Model, images, spec, n: int, batch_size: int,
+                         seed: int = 0):
+    """QAT data whose targets are the float model's own probabilities.
+
+    QAT on the training labels is more training: it shifts the model's class balance (a
+    trained FER model's int8 build lost 4.9 pp of angry and 4.0 pp of sad recall while its
+    overall accuracy rose 0.1 pp). Distilling from the float model teaches the quantised model
+    to predict what the float model predicts, which is what the parity gate measures.
+
+    Args:
+        float_model: the trained float model (the teacher).
+        images: (N, 48, 48) uint8 grey training faces.
+        spec: the model spec (input size, normalisation).
+        n: how many faces to use (a random subset without replacement when fewer than N).
+        batch_size: QAT batch size.
+        seed: subset and shuffle seed.
+
+    Returns:
+        A repeating ``tf.data.Dataset`` of (x (B, S, S, C) float32, p (B, 7) float32), the
+        faces un-augmented in the spec's normalisation.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from fer_edge.preprocess import to_model_input
+
+    rng = np.random.default_rng(seed + 2)
+    pick = np.sort(rng.choice(len(images), min(n, len(images)), replace=False))
+    x = to_model_input(images[pick], spec)
+    log.info("QAT: distilling from the float model on %d training faces", len(x))
+    p = float_model.predict(x, batch_size=256, verbose=0).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((x, p)).shuffle(len(x), seed=seed)
+    return ds.batch(batch_size, drop_remainder=len(x) >= batch_size).repeat().prefetch(2)
+
+
 def run_qat(qat_model: keras.Model, train_ds, steps: int, epochs: int, lr: float,
-            label_smoothing: float = 0.0, freeze_bn: bool = True) -> keras.Model:
-    """Fine-tune the fake-quantised model so its weights adapt to int8.
+            label_smoothing: float = 0.0, freeze_bn: bool = True, select_x=None,
+            select_ref=None) -> dict:
+    """Fine-tune the fake-quantised model so its weights adapt to int8, keeping the best state.
 
     ``freeze_bn`` keeps every BatchNorm in inference mode with its trained moving statistics
-    (as TF's own QAT recipes freeze BN after a delay): with momentum 0.9 and batches of 32 the
-    statistics otherwise drift to the last few QAT batches, and a trained FER model's int8
-    build moved 4 pp of angry to sad that way.
+    (as TF's own QAT recipes freeze BN after a delay).
+
+    With ``select_x`` (held-out faces, e.g. the validation split) and ``select_ref`` (the float
+    model's probabilities on them), the QAT model's argmax agreement with float is measured
+    before fine-tuning and after every epoch, and the weights (quantizer ranges included) of
+    the best one are kept: fine-tuning stays only where it brings the int8 model closer to
+    float. On a trained FER model 300 QAT steps lowered agreement on PrivateTest from 0.987
+    (calibrated ranges, no step) to 0.971 (distillation) and 0.934 (labels).
+
+    Args:
+        qat_model: from :func:`build_qat_model`, ranges calibrated.
+        train_ds: repeating dataset of (x, y) with one-hot or soft y (B, 7) float32.
+        steps: steps per epoch.
+        epochs: fine-tuning epochs (0 = none).
+        lr: Adam learning rate.
+        label_smoothing: for label targets.
+        freeze_bn: keep BatchNorm in inference mode.
+        select_x: (N, S, S, C) float32 held-out inputs, or None (keep the last epoch).
+        select_ref: (N, 7) float32 float-model probabilities on ``select_x``.
+
+    Returns:
+        ``{"agreement": [after 0 epochs, after 1, ...], "kept_epoch": k}`` (agreements empty
+        without selection data).
     """
+    import numpy as np
+
     if freeze_bn:
         for layer in qat_model.layers:
             if isinstance(getattr(layer, "layer", layer), keras.layers.BatchNormalization):
@@ -181,10 +239,33 @@ def run_qat(qat_model: keras.Model, train_ds, steps: int, epochs: int, lr: float
     qat_model.compile(optimizer=keras.optimizers.Adam(lr),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
                       metrics=["accuracy"], jit_compile=True)
-    if epochs > 0:
-        qat_model.fit(train_ds, epochs=epochs, steps_per_epoch=steps, verbose=0,
-                      callbacks=[_QatProgress(steps)])
-    return qat_model
+    select = select_x is not None and select_ref is not None
+    want = np.argmax(select_ref, 1) if select else None
+
+    def agreement() -> float:
+        q = qat_model.predict(select_x, batch_size=256, verbose=0)
+        return float(np.mean(np.argmax(q, 1) == want))
+
+    history: list[float] = []
+    best_epoch, best_weights = epochs, None
+    if select:
+        history.append(agreement())
+        best_epoch, best_weights = 0, qat_model.get_weights()
+        log.info("QAT: agreement with float on %d held-out faces before fine-tuning %.4f",
+                 len(want), history[0])
+    for e in range(epochs):
+        qat_model.fit(train_ds, epochs=e + 1, initial_epoch=e, steps_per_epoch=steps,
+                      verbose=0, callbacks=[_QatProgress(steps)])
+        if select:
+            history.append(agreement())
+            log.info("QAT: agreement after epoch %d %.4f", e + 1, history[-1])
+            if history[-1] > max(history[:-1]):
+                best_epoch, best_weights = e + 1, qat_model.get_weights()
+    if best_weights is not None and best_epoch != epochs:
+        qat_model.set_weights(best_weights)
+        log.info("QAT: keeping the state after %d epoch(s) (agreement %.4f): fine-tuning "
+                 "did not bring the int8 model closer to float", best_epoch, history[best_epoch])
+    return {"agreement": history, "kept_epoch": best_epoch}
 
 
 def calibrate_ranges(qat_model: keras.Model, float_model: keras.Model, batches) -> int:

@@ -302,7 +302,8 @@ def run_training(cfg: TrainConfig) -> Path:
             state = {"epoch": tf.Variable(0, dtype=tf.int64), "best": tf.Variable(-1.0),
                      "best_epoch": tf.Variable(0, dtype=tf.int64),
                      "stale": tf.Variable(0, dtype=tf.int64),
-                     "done": tf.Variable(False)}
+                     "done": tf.Variable(False),
+                     "planned": tf.Variable(0, dtype=tf.int64)}
             ckpt = tf.train.Checkpoint(model=model, optimizer=opt, **state)
         manager = tf.train.CheckpointManager(ckpt, str(run / "ckpt" / stage), max_to_keep=1)
         if manager.latest_checkpoint:
@@ -315,9 +316,18 @@ def run_training(cfg: TrainConfig) -> Path:
                 model.load_weights(prev_best)
                 log.info("%s starts from the best stage-1 weights", stage)
         start = int(state["epoch"].numpy())
-        if bool(state["done"].numpy()) or start >= epochs:
+        planned = int(state["planned"].numpy()) or start  # 0 in checkpoints made before it
+        if bool(state["done"].numpy()) and start < epochs and epochs > planned:
+            # --resume with more epochs than the finished run had: continue on the longer
+            # schedule (the learning rate jumps to where the longer cosine is at `start`)
+            log.info("%s: schedule extended from %d to %d epochs; continuing after epoch %d",
+                     stage, planned, epochs, start)
+            state["done"].assign(False)
+            state["stale"].assign(0)
+        elif bool(state["done"].numpy()) or start >= epochs:
             log.info("%s: already complete (%d epochs)", stage, start)
             continue
+        state["planned"].assign(epochs)
         callbacks = [_Schedule(lr, epochs, steps, cfg.warmup_epochs),
                      _Checkpoint(run, stage, best_path, manager, state, cfg.patience, n_train),
                      _Progress(stage, epochs, steps, cfg.batch_size)]
