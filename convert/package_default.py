@@ -48,6 +48,9 @@ def main() -> int:
                  f"builds: {', '.join(builds)}")
     src = run / "export" / name
     b, facts = builds[name], report["builds"][name]
+    if b.get("failures"):
+        sys.exit(f"package_default: {name} failed the parity gate ({b['failures'][0]}); "
+                 "only a build that passed it can be the default")
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
     if digest != facts["sha256"]:
         sys.exit(f"package_default: {src} changed since its report was written; convert again")
@@ -70,6 +73,7 @@ def main() -> int:
             "recall": {c["label"]: c["recall"] for c in b["report"]["per_class"]},
             "float_accuracy": parity["reference"]["accuracy"],
             "delta_pp_vs_float": b["delta_pp"], "agreement_with_float": b["agreement"],
+            "gate": "pass",
         },
         "labels": labels,
         "data": parity.get("data", ""),

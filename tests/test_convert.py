@@ -165,3 +165,21 @@ def test_package_default_refuses_missing_report(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode != 0 and "report.json not found" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.tf
+def test_package_default_refuses_a_build_that_failed_the_gate(tiny_exported, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_exported, run)
+    rep_path = run / "export" / "report.json"
+    report = json.loads(rep_path.read_text())
+    name = next(b for b in report["parity"]["builds"] if b.endswith("_int8.tflite"))
+    report["parity"]["builds"][name]["failures"] = ["fear recall -3.0 pp vs float"]
+    rep_path.write_text(json.dumps(report))
+    script = Path(__file__).resolve().parents[1] / "convert" / "package_default.py"
+    r = subprocess.run([sys.executable, str(script), str(run), "--dest", str(tmp_path / "a")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "failed the parity gate" in r.stderr
+    assert not (tmp_path / "a" / "fer_default_int8.tflite").exists()
