@@ -34,6 +34,8 @@ def main() -> int:
                     "int8 TFLite)")
     ap.add_argument("--dest", default=str(ASSETS), help="folder to package into (default: the "
                     "package's assets)")
+    ap.add_argument("--commands", nargs="*", default=[], help="the train/convert command lines "
+                    "that made the build, recorded in the card")
     args = ap.parse_args()
     run, dest = Path(args.run), Path(args.dest)
     report_path = run / "export" / "report.json"
@@ -75,6 +77,7 @@ def main() -> int:
             "delta_pp_vs_float": b["delta_pp"], "agreement_with_float": b["agreement"],
             "gate": "pass",
         },
+        "commands": args.commands,
         "labels": labels,
         "data": parity.get("data", ""),
     }

@@ -119,7 +119,7 @@ def run_convert(cfg: ConvertConfig) -> dict:
         n_cal = min(cfg.calib_faces, len(ds.labels["train"]))
         pick = np.sort(rng.choice(len(ds.labels["train"]), n_cal, replace=False))
         calibrate_ranges(qat, float_model, (xb for xb, _ in make_dataset(
-            ds.images["train"][pick], ds.labels["train"][pick], spec, cfg.qat_batch_size,
+            ds.images["train"][pick], ds.labels["train"][pick], spec, cfg.calib_batch_size,
             training=False)))
         steps_full = max(1, len(ds.labels["train"]) // cfg.qat_batch_size)
         steps = min(steps_full, cfg.qat_steps) if cfg.qat_steps else steps_full
