@@ -125,15 +125,18 @@ def run_convert(cfg: ConvertConfig) -> dict:
         steps = min(steps_full, cfg.qat_steps) if cfg.qat_steps else steps_full
         log.info("QAT: %d epoch(s) x %d steps of %d faces, lr %g", cfg.qat_epochs, steps,
                  cfg.qat_batch_size, cfg.qat_lr)
-        if cfg.qat_target == "float":
+        train_ds = None  # no fine-tuning: no QAT data to prepare
+        if cfg.qat_epochs > 0 and cfg.qat_target == "float":
             train_ds = distillation_dataset(float_model, ds.images["train"], spec,
                                             steps * max(cfg.qat_epochs, 1) * cfg.qat_batch_size,
                                             cfg.qat_batch_size, cfg.seed)
             smoothing = 0.0
-        else:
+        elif cfg.qat_epochs > 0:
             train_ds = make_dataset(ds.images["train"], ds.labels["train"], spec,
                                     cfg.qat_batch_size, training=True, seed=cfg.seed).repeat()
             smoothing = run_cfg.get("label_smoothing", 0.0)
+        else:
+            smoothing = 0.0
         sel_x = sel_ref = None
         if cfg.qat_select and cfg.qat_epochs > 0 and len(ds.labels["val"]):
             sel_x = to_model_input(ds.images["val"], spec)

@@ -217,7 +217,8 @@ def run_qat(qat_model: keras.Model, train_ds, steps: int, epochs: int, lr: float
 
     Args:
         qat_model: from :func:`build_qat_model`, ranges calibrated.
-        train_ds: repeating dataset of (x, y) with one-hot or soft y (B, 7) float32.
+        train_ds: repeating dataset of (x, y) with one-hot or soft y (B, 7) float32; None
+            when ``epochs`` is 0.
         steps: steps per epoch.
         epochs: fine-tuning epochs (0 = none).
         lr: Adam learning rate.
