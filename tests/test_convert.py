@@ -54,6 +54,29 @@ def test_int8_builds_are_integer(exported):
 
     m = onnx.load(str(exported / "export" / BUILDS[3]))
     assert any(n.op_type == "QuantizeLinear" for n in m.graph.node)
+    weights = [t for t in m.graph.initializer if len(t.dims) == 4]
+    assert weights and all(t.data_type == onnx.TensorProto.INT8 for t in weights)
+    assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert m.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def test_int8_onnx_rounds_like_the_int8_tflite(exported):
+    """The int8 ONNX is built from the int8 TFLite: same grid, so (near) the same outputs."""
+    faces = np.random.default_rng(1).integers(0, 255, (64, 48, 48), dtype=np.uint8)
+    tfl = load_predictor(exported / "export" / BUILDS[1]).predict(faces, tta_flip=False)
+    onx = load_predictor(exported / "export" / BUILDS[3]).predict(faces, tta_flip=False)
+    # the TFLite output is int8 (steps of 1/256); the ONNX keeps the softmax in float
+    assert np.abs(tfl - onx).max() < 0.03
+    assert np.mean(tfl.argmax(1) == onx.argmax(1)) >= 0.95
+
+
+def test_onnxruntime_calibrated_int8_onnx(exported, tmp_path):
+    out = tmp_path / "ort"
+    assert main(["convert", str(exported), "--int8", "--no-tflite-fp32", "--no-tflite-int8",
+                 "--no-onnx-fp32", "--onnx-int8-from", "ort-s8s8", "--out", str(out),
+                 "--latency-runs", "3"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert set(rep["parity"]["builds"]) == {BUILDS[3]}
 
 
 def test_light_predictor_api(exported):

@@ -55,7 +55,7 @@ def test_qat_model_matches_float_before_training(seed):
     feats = keras.Model(model.input, model.get_layer("avg_pool").output)(x).numpy()
     dense.set_weights([w, b - (feats @ w + b).mean(0)])
     qat = build_qat_model(model)  # permutes the kernels after the reordered concat
-    calibrate_ranges(qat, model, [x[i:i + 16] for i in range(0, 64, 16)])
+    calibrate_ranges(qat, model, x, batch_size=16)
     f = model(x, training=False).numpy()
     q = qat(x, training=False).numpy()
     spread = f.std(axis=0).mean()  # how much the probabilities move from image to image
@@ -63,6 +63,31 @@ def test_qat_model_matches_float_before_training(seed):
     err = np.abs(f - q).mean()
     assert err < 0.25 * spread, (err, spread)
     assert np.mean(f.argmax(1) == q.argmax(1)) >= 0.8
+
+
+def test_calibration_ranges_are_means_of_per_batch_extremes():
+    """Per-face ranges computed in the graph, grouped into batches, give what running each
+    batch and taking its min/max gives."""
+    from fer_edge.convert.qat import build_qat_model, calibrate_ranges, face_ranges
+    from fer_edge.train._keras import keras
+
+    model = _reduction_block_model(0)
+    x = np.random.default_rng(5).normal(0, 1, (20, 16, 16, 3)).astype(np.float32)
+    keys, lo, hi = face_ranges(model, x, batch=7)
+    assert lo.shape == hi.shape == (20, len(keys)) and (lo <= hi).all()
+    layer = model.get_layer("avg_pool")
+    feats = keras.Model(model.input, layer.output)
+    want = np.mean([max(float(feats(x[i:i + 8]).numpy().max()), 0.0) for i in (0, 8, 16)])
+    want_lo = np.mean([min(float(x[i:i + 8].min()), 0.0) for i in (0, 8, 16)])
+    qat = build_qat_model(model)
+    assert calibrate_ranges(qat, model, x, batch_size=8) > 0
+    got = {v.name.split("/")[-1].split(":")[0]: float(v.numpy()) for v in
+           qat.get_layer("quant_avg_pool").weights if v.shape == ()}
+    hi_var = next(v for k, v in got.items() if k.endswith("_max"))
+    assert hi_var == pytest.approx(want, rel=1e-5)
+    in_min = next(float(v.numpy()) for w in qat.layers if w.name.startswith("quantize_layer")
+                  for v in w.weights if v.name.split(":")[0].endswith("_min"))
+    assert in_min == pytest.approx(want_lo, rel=1e-5)
 
 
 def test_tfmot_reorders_the_concat_and_one_kernel_is_permuted():

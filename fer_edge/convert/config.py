@@ -22,8 +22,7 @@ class ConvertConfig:
     tflite_fp32: bool = opt(True, "build the float32 TFLite")
     tflite_int8: bool = opt(True, "build the full-integer int8 TFLite (int8 input/output)")
     onnx_fp32: bool = opt(True, "build the float ONNX (tf2onnx)")
-    onnx_int8: bool = opt(True, "build the int8 QDQ ONNX (onnxruntime static quantisation "
-                          "calibrated on training faces)")
+    onnx_int8: bool = opt(True, "build the int8 QDQ ONNX")
     out: str = opt("", "output folder; default <run>/export")
     force: bool = opt(False, "overwrite existing builds")
     qat_epochs: int = opt(1, "quantization-aware fine-tuning epochs on the train split")
@@ -37,14 +36,18 @@ class ConvertConfig:
                           "of angry and sad that way)", ("float", "labels"))
     qat_select: bool = opt(True, "measure the QAT model's agreement with float on the "
                            "validation split before and after each QAT epoch and keep the best")
-    onnx_int8_scheme: str = opt("s8s8", "int8 ONNX activations/weights: s8s8 (right on every "
-                                "CPU) or u8s8 (faster on x86 with VNNI; on AVX2-only x86 its "
-                                "int8 products can saturate and lose accuracy)", ("s8s8", "u8s8"))
-    calib_faces: int = opt(300, "training faces that calibrate the int8 ranges (QAT graph "
-                           "and int8 ONNX)")
-    calib_batch_size: int = opt(8, "faces per batch when setting the QAT ranges (each range "
-                                "is the mean of per-batch min/max; on a FER-2013 model 8 "
-                                "gave agreement 0.984 with float, 32 gave 0.972)")
+    onnx_int8_from: str = opt("qat", "where the int8 ONNX's quantisation comes from: qat (the "
+                              "QAT graph's int8 TFLite through tf2onnx: the same ranges as the "
+                              "int8 TFLite, uint8 activations), or onnxruntime static "
+                              "quantisation of the float ONNX calibrated on training faces, "
+                              "with int8 (ort-s8s8) or uint8 (ort-u8s8) activations",
+                              ("qat", "ort-s8s8", "ort-u8s8"))
+    calib_faces: int = opt(300, "training faces that calibrate the int8 ranges (QAT graph; "
+                           "int8 ONNX with --onnx-int8-from ort-*)")
+    calib_batch_size: int = opt(4, "faces per batch when setting the QAT ranges (each range "
+                                "is the mean of per-batch min/max: smaller batches, tighter "
+                                "ranges; on a FER-2013 model 4 agreed best with float on "
+                                "validation, 1 and 16 worst: benchmarks/calib_study.py)")
     opset: int = opt(17, "ONNX opset (13-18 work with tf2onnx 1.17)")
     split: str = opt("test", "split for the parity check (test = PrivateTest)",
                      ("train", "val", "test"))

@@ -1,7 +1,8 @@
 """``fer-edge convert``: builds from a float model, then the per-class parity gate. Heavy tier.
 
-Order: float TFLite and ONNX first (seconds), int8 ONNX (calibrated on training faces), then
-QAT and the int8 TFLite (the slow part). Each build is written to a temporary name and
+Order: float TFLite and ONNX first (seconds), then QAT and the int8 TFLite (the slow part),
+and the int8 ONNX from that TFLite (or, with ``--onnx-int8-from ort-*``, from onnxruntime's
+own calibration of the float ONNX). Each build is written to a temporary name and
 renamed, with its spec embedded and a sidecar ``.spec.json``; an existing build is never
 replaced without ``--force``. Then every build is run through the light runtime on the same
 test faces as the float Keras model and compared class by class.
@@ -91,22 +92,23 @@ def run_convert(cfg: ConvertConfig) -> dict:
     if "tflite_fp32" in names:
         data_b, specs["tflite_fp32"] = export.tflite_float(float_model, spec)
         _write_build(out / names["tflite_fp32"], data_b, specs["tflite_fp32"])
-    if "onnx_fp32" in names or "onnx_int8" in names:
+    ort_int8 = "onnx_int8" in names and cfg.onnx_int8_from.startswith("ort-")
+    if "onnx_fp32" in names or ort_int8:
         onnx_b, s = export.onnx_float(float_model, spec, cfg.opset)
         if "onnx_fp32" in names:
             specs["onnx_fp32"] = s
             _write_build(out / names["onnx_fp32"], onnx_b, s)
-        if "onnx_int8" in names:
+        if ort_int8:
             rng = np.random.default_rng(cfg.seed)
             pick = rng.choice(len(ds.labels["train"]), min(cfg.calib_faces,
                                                            len(ds.labels["train"])), replace=False)
             calib = to_model_input(ds.images["train"][np.sort(pick)], spec)
-            log.info("int8 ONNX: calibrating on %d training faces", len(calib))
+            log.info("int8 ONNX: onnxruntime calibration on %d training faces", len(calib))
             q_b, specs["onnx_int8"] = export.onnx_int8(onnx_b, spec, calib,
-                                                       cfg.onnx_int8_scheme)
+                                                       cfg.onnx_int8_from.removeprefix("ort-"))
             _write_build(out / names["onnx_int8"], q_b, specs["onnx_int8"])
     qat_log = None
-    if "tflite_int8" in names:
+    if "tflite_int8" in names or ("onnx_int8" in names and not ort_int8):
         from fer_edge.convert.qat import (
             build_qat_model,
             calibrate_ranges,
@@ -118,9 +120,8 @@ def run_convert(cfg: ConvertConfig) -> dict:
         rng = np.random.default_rng(cfg.seed + 1)
         n_cal = min(cfg.calib_faces, len(ds.labels["train"]))
         pick = np.sort(rng.choice(len(ds.labels["train"]), n_cal, replace=False))
-        calibrate_ranges(qat, float_model, (xb for xb, _ in make_dataset(
-            ds.images["train"][pick], ds.labels["train"][pick], spec, cfg.calib_batch_size,
-            training=False)))
+        calibrate_ranges(qat, float_model, to_model_input(ds.images["train"][pick], spec),
+                         cfg.calib_batch_size)
         steps_full = max(1, len(ds.labels["train"]) // cfg.qat_batch_size)
         steps = min(steps_full, cfg.qat_steps) if cfg.qat_steps else steps_full
         log.info("QAT: %d epoch(s) x %d steps of %d faces, lr %g", cfg.qat_epochs, steps,
@@ -143,8 +144,13 @@ def run_convert(cfg: ConvertConfig) -> dict:
             sel_ref = float_model.predict(sel_x, batch_size=256, verbose=0)
         qat_log = run_qat(qat, train_ds, steps, cfg.qat_epochs, cfg.qat_lr, smoothing,
                           cfg.qat_freeze_bn, sel_x, sel_ref)
-        data_b, specs["tflite_int8"] = export.tflite_int8(qat, spec)
-        _write_build(out / names["tflite_int8"], data_b, specs["tflite_int8"])
+        tfl_b, tfl_spec = export.tflite_int8(qat, spec)
+        if "tflite_int8" in names:
+            specs["tflite_int8"] = tfl_spec
+            _write_build(out / names["tflite_int8"], tfl_b, tfl_spec)
+        if "onnx_int8" in names and not ort_int8:
+            q_b, specs["onnx_int8"] = export.onnx_int8_from_tflite(tfl_b, spec, cfg.opset)
+            _write_build(out / names["onnx_int8"], q_b, specs["onnx_int8"])
 
     # --- parity check through the light runtime -------------------------------------------
     x, y = ds.images[cfg.split], ds.labels[cfg.split]
@@ -161,7 +167,9 @@ def run_convert(cfg: ConvertConfig) -> dict:
         facts[name] = build_facts(out / name, pred, x1, cfg.latency_runs)
     facts["float"] = {"file": model_path.name, "bytes": model_path.stat().st_size}
     if qat_log is not None:
-        facts[names["tflite_int8"]]["qat"] = qat_log
+        for k in ("tflite_int8", "onnx_int8"):
+            if k in names and not (k == "onnx_int8" and ort_int8):
+                facts[names[k]]["qat"] = qat_log
     gate = Gate(cfg.max_drop_pp, cfg.max_class_p, cfg.min_agreement, cfg.class_correction)
     result = compare(spec.labels, y, probs, reference, "float (Keras)", gate)
     result["split"], result["data"] = cfg.split, Path(data).name

@@ -8,8 +8,11 @@ the TFLite build.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+
+import numpy as np
 
 from fer_edge.train._keras import keras
 
@@ -22,8 +25,14 @@ def _tfmot():
     return tfmot.quantization.keras
 
 
+@functools.cache
 def output_only_config():
-    """QuantizeConfig for weight-less layers: quantize the output only."""
+    """QuantizeConfig for weight-less layers: quantize the output only.
+
+    One class per process: a second definition made AutoGraph call the methods of the first
+    one's converted code (a second QAT model in a process that had converted one to TFLite
+    failed to build).
+    """
     tq = _tfmot()
 
     class OutputOnlyQuantizeConfig(tq.QuantizeConfig):
@@ -110,7 +119,6 @@ def fix_concat_order(qat_model: keras.Model, float_model: keras.Model, prefix: s
     Returns:
         How many kernels were permuted.
     """
-    import numpy as np
 
     fixed = 0
     for layer in float_model.layers:
@@ -186,7 +194,6 @@ def distillation_dataset(float_model: keras.Model, images, spec, n: int, batch_s
         A repeating ``tf.data.Dataset`` of (x (B, S, S, C) float32, p (B, 7) float32), the
         faces un-augmented in the spec's normalisation.
     """
-    import numpy as np
     import tensorflow as tf
 
     from fer_edge.preprocess import to_model_input
@@ -231,7 +238,6 @@ def run_qat(qat_model: keras.Model, train_ds, steps: int, epochs: int, lr: float
         ``{"agreement": [after 0 epochs, after 1, ...], "kept_epoch": k}`` (agreements empty
         without selection data).
     """
-    import numpy as np
 
     if freeze_bn:
         for layer in qat_model.layers:
@@ -269,51 +275,85 @@ def run_qat(qat_model: keras.Model, train_ds, steps: int, epochs: int, lr: float
     return {"agreement": history, "kept_epoch": best_epoch}
 
 
-def calibrate_ranges(qat_model: keras.Model, float_model: keras.Model, batches) -> int:
+def face_ranges(float_model: keras.Model, x, batch: int = 64
+                ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per-face min and max of every tensor a QAT quantizer watches, computed in the graph.
+
+    Args:
+        float_model: the trained float model.
+        x: (N, S, S, C) float32 inputs in the spec's normalised range.
+        batch: faces per forward pass (does not change the result).
+
+    Returns:
+        ``(keys, lo, hi)``: ``keys`` names the tensors ("<input>", a layer name, or
+        "<dense>pre" for a Dense layer's pre-activation); ``lo`` and ``hi`` are (N, K) float32,
+        each face's min and max of each tensor.
+    """
+    import tensorflow as tf
+
+    keys, tensors = ["<input>"], [float_model.input]
+    for layer in float_model.layers[1:]:
+        keys.append(layer.name)
+        tensors.append(layer.output)
+        if isinstance(layer, keras.layers.Dense):  # its pre-activation: a linear copy
+            linear = keras.layers.Dense(layer.units, use_bias=layer.use_bias)
+            keys.append(layer.name + "<pre>")
+            tensors.append(linear(layer.input))
+            linear.set_weights(layer.get_weights())
+    axes = lambda t: list(range(1, len(t.shape)))  # noqa: E731
+    probe = keras.Model(float_model.input,
+                        [keras.layers.Lambda(lambda t: tf.stack(
+                            [tf.reduce_min(t, axes(t)), tf.reduce_max(t, axes(t))], -1))(t)
+                         for t in tensors])
+    lo, hi = [], []
+    for i in range(0, len(x), batch):
+        out = probe(np.asarray(x[i:i + batch], np.float32), training=False)
+        out = np.stack([np.asarray(o) for o in out], 1)  # (B, K, 2)
+        lo.append(out[..., 0])
+        hi.append(out[..., 1])
+    return keys, np.concatenate(lo), np.concatenate(hi)
+
+
+def calibrate_ranges(qat_model: keras.Model, float_model: keras.Model, x,
+                     batch_size: int = 8, ranges: tuple | None = None) -> int:
     """Start every quantizer at the range QAT would converge to.
 
     tfmot starts each moving-average quantizer at [-6, 6] and moves it by 0.1 % per step
     (EMA 0.999), so a few hundred QAT steps leave the ranges far too wide (a trained FER model
     whose last blocks output ~[0, 2.4] lost 14 pp in int8 that way). Here each range is set to
-    the mean over ``batches`` of the float model's per-batch min/max (clamped to include 0),
-    the fixed point of tfmot's EMA, and each kernel range to the kernel's symmetric range (what
-    tfmot's first training step would set), before QAT starts; QAT then refines them. With
-    that, the QAT model is evaluable from step 0 and starts where the float model is.
+    the mean over batches of ``batch_size`` faces of the float model's per-batch min/max
+    (clamped to include 0), the fixed point of tfmot's EMA at that batch size, and each kernel
+    range to the kernel's symmetric range (what tfmot's first training step would set), before
+    QAT starts; QAT then refines them. With that, the QAT model is evaluable from step 0 and
+    starts where the float model is. Smaller batches give tighter ranges (a mean of maxima
+    over fewer faces): on a FER-2013 model 8 faces gave argmax agreement 0.984 with float, 32
+    gave 0.972.
 
     Args:
         qat_model: from :func:`build_qat_model` (wrappers named ``quant_<float layer>``).
         float_model: the float model it was built from.
-        batches: iterable of (N, S, S, C) float32 inputs in the spec's normalised range.
+        x: (N, S, S, C) float32 calibration inputs in the spec's normalised range, in the
+            order they are grouped into batches.
+        batch_size: faces per calibration batch.
+        ranges: :func:`face_ranges` of ``x``, when already computed (``x`` is then unused).
 
     Returns:
         How many range variables were set.
     """
-    import numpy as np
     from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import (
         QuantizeLayer,
     )
 
-    names = [layer.name for layer in float_model.layers[1:]]
-    probe = keras.Model(float_model.input, [float_model.get_layer(n).output for n in names])
-    dense = {layer.name: layer for layer in float_model.layers
-             if isinstance(layer, keras.layers.Dense)}
-    lo: dict[str, list[float]] = {}
-    hi: dict[str, list[float]] = {}
-
-    def add(key: str, t) -> None:
-        t = np.asarray(t)
-        lo.setdefault(key, []).append(min(float(t.min()), 0.0))
-        hi.setdefault(key, []).append(max(float(t.max()), 0.0))
-
-    for x in batches:
-        x = np.asarray(x, np.float32)
-        add("<input>", x)
-        outs = dict(zip(names, probe(x, training=False)))
-        for n, t in outs.items():
-            add(n, t)
-        for n, layer in dense.items():
-            w, b = layer.get_weights()[:2]
-            add(n + "<pre>", np.asarray(_layer_input(outs, float_model, n)) @ w + b)
+    keys, lo_f, hi_f = ranges if ranges is not None else face_ranges(float_model, x)
+    groups = np.arange(len(lo_f)) // batch_size
+    n_groups = int(groups[-1]) + 1
+    lo_b = np.full((n_groups, len(keys)), np.inf, np.float32)
+    hi_b = np.full((n_groups, len(keys)), -np.inf, np.float32)
+    np.minimum.at(lo_b, groups, lo_f)
+    np.maximum.at(hi_b, groups, hi_f)
+    col = {k: i for i, k in enumerate(keys)}
+    lo = np.minimum(lo_b, 0.0).mean(0)
+    hi = np.maximum(hi_b, 0.0).mean(0)
     done = 0
     for wrapper in qat_model.layers:
         inner = getattr(wrapper, "layer", None)
@@ -339,18 +379,11 @@ def calibrate_ranges(qat_model: keras.Model, float_model: keras.Model, batches) 
                 key = inner.name + "<pre>"
             else:
                 continue
-            if key not in lo:
+            if key not in col:
                 continue
-            v.assign(float(np.mean(lo[key] if leaf.endswith("_min") else hi[key])))
+            v.assign(float((lo if leaf.endswith("_min") else hi)[col[key]]))
             done += 1
-    log.info("QAT: %d quantizer ranges set from %d calibration batches", done,
-             len(next(iter(lo.values()), [])))
+    log.info("QAT: %d quantizer ranges set from %d faces in %d batches of %d", done,
+             len(lo_f), n_groups, batch_size)
     return done
 
-
-def _layer_input(outs: dict, model: keras.Model, name: str):
-    """The float output feeding layer ``name`` (its single inbound layer)."""
-    node = model.get_layer(name)._inbound_nodes[0]
-    src = node.inbound_layers
-    src = src[0] if isinstance(src, list) else src
-    return outs[src.name]
