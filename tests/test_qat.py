@@ -122,3 +122,34 @@ def test_distillation_targets_are_the_float_models_probabilities():
     np.testing.assert_allclose(p.numpy(), model(x, training=False).numpy(), atol=1e-5)
     rows = {tuple(np.round(r, 4)) for r in to_model_input(faces, spec).reshape(40, -1)[:, :8]}
     assert all(tuple(np.round(r, 4)) in rows for r in x.numpy().reshape(8, -1)[:, :8])
+
+
+def test_int8_onnx_from_tflite_loads_in_onnxruntime_precision_mode():
+    """onnxruntime's x64 precision mode rewrites each int8 weight to uint8 with its zero point;
+    tf2onnx shares one zero-point tensor between equal-width layers, which made that fail."""
+    import onnxruntime as ort
+
+    from fer_edge.convert import export
+    from fer_edge.convert.qat import build_qat_model, calibrate_ranges
+    from fer_edge.spec import ModelSpec
+    from fer_edge.train._keras import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 3), name="image")
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(inp)
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, L.Dense(7, activation="softmax", name="probs")(x))
+    x = np.random.default_rng(0).uniform(-1, 1, (32, 16, 16, 3)).astype(np.float32)
+    qat = build_qat_model(model)
+    calibrate_ranges(qat, model, x, batch_size=4)
+    spec = ModelSpec(arch="tiny", input_size=16)
+    tfl, _ = export.tflite_int8(qat, spec)
+    data, _ = export.onnx_int8_from_tflite(tfl, spec, 17)
+    o = ort.SessionOptions()
+    o.add_session_config_entry("session.x64quantprecision", "1")
+    s = ort.InferenceSession(data, o, providers=["CPUExecutionProvider"])
+    y = s.run(None, {"image": x[:2]})[0]
+    assert y.shape == (2, 7) and np.allclose(y.sum(1), 1, atol=0.05)
+    assert np.abs(y - model(x[:2]).numpy()).max() < 0.1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +57,8 @@ def onnx_float(model: keras.Model, spec: ModelSpec, opset: int) -> tuple[bytes, 
     return proto.SerializeToString(), spec
 
 
-def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int
-                          ) -> tuple[bytes, ModelSpec]:
+def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int,
+                          uint8_activations: bool = True) -> tuple[bytes, ModelSpec]:
     """int8 QDQ ONNX carrying the QAT graph's quantisation: tf2onnx of the int8 TFLite.
 
     The ONNX build then rounds every tensor on the same grid as the int8 TFLite (same scales
@@ -71,13 +72,18 @@ def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int
     - activations uint8 instead of int8 (zero point + 128: the same grid, value for value).
       onnxruntime on x86 fuses convolutions into integer kernels only for uint8 activations;
       with int8 ones 68 of InceptionV3's 94 convolutions ran in float, 8 ms a face against
-      2.7 ms. On an AVX2 CPU without VNNI onnxruntime itself turns such int8 weights into
-      uint8 ones so the u8 x s8 products cannot saturate.
+      2.7 ms. onnxruntime warns that on some x86 CPUs u8 x s8 products can saturate; on
+      this project's machine (which it counts as one) the default FER-2013 build gave
+      bit-identical outputs on all 3,589 PrivateTest faces with and without its
+      ``session.x64quantprecision`` mode (u8 x u8, no saturation, 2x slower), and the parity
+      gate measures every build as the runtime runs it.
 
     Args:
         int8_tflite: the full-integer TFLite (int8 input and output) from :func:`tflite_int8`.
         spec: the model spec.
         opset: ONNX opset.
+        uint8_activations: rewrite activations to uint8 (False keeps tf2onnx's int8, for
+            ``benchmarks/onnx_int8_variants.py``).
     """
     import onnx
     import tf2onnx
@@ -89,7 +95,9 @@ def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "m.tflite"
         src.write_bytes(int8_tflite)
-        proto, _ = tf2onnx.convert.from_tflite(str(src), opset=opset)
+        with warnings.catch_warnings():  # tf2onnx reads the file with tf.lite.Interpreter,
+            warnings.simplefilter("ignore", UserWarning)  # which warns it is deprecated
+            proto, _ = tf2onnx.convert.from_tflite(str(src), opset=opset)
     g = proto.graph
     init = {t.name: t for t in g.initializer}
     # float input, quantised in the graph
@@ -115,7 +123,8 @@ def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int
     init = {t.name: t for t in g.initializer}
     k = 0
     for n in g.node:
-        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") or n.input[0] in init:
+        if (not uint8_activations or n.op_type not in ("QuantizeLinear", "DequantizeLinear")
+                or n.input[0] in init):
             continue
         zp = numpy_helper.to_array(init[n.input[2]])
         if zp.dtype != np.int8:
@@ -124,6 +133,21 @@ def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int
             (zp.astype(np.int16) + 128).astype(np.uint8), f"u8_zero_point_{k}"))
         n.input[2] = f"u8_zero_point_{k}"
         k += 1
+    # one zero point per weight: tf2onnx shares them between layers, and onnxruntime's x64
+    # precision mode (u8 weights) then fails to load the model ("replace the existing tensor")
+    init = {t.name: t for t in g.initializer}
+    users: dict[str, int] = {}
+    for n in g.node:
+        if n.op_type == "DequantizeLinear" and n.input[0] in init and len(n.input) > 2:
+            users[n.input[2]] = users.get(n.input[2], 0) + 1
+    for k, n in enumerate(g.node):
+        if (n.op_type == "DequantizeLinear" and n.input[0] in init and len(n.input) > 2
+                and users[n.input[2]] > 1):
+            t = onnx.TensorProto()
+            t.CopyFrom(init[n.input[2]])
+            t.name = f"weight_zero_point_{k}"
+            g.initializer.append(t)
+            n.input[2] = t.name
     used = {i for n in g.node for i in n.input}
     for t in [t for t in g.initializer if t.name not in used]:
         g.initializer.remove(t)
@@ -142,9 +166,10 @@ def onnx_int8(float_onnx: bytes, spec: ModelSpec, calib_x: np.ndarray,
 
     Per-channel int8 weights, moving-average MinMax calibration on ``calib_x``: (N, S, S, C) float32
     preprocessed *training* faces. ``scheme`` "s8s8" (int8 activations; onnxruntime's advice
-    for ARM, exact everywhere) or "u8s8" (uint8 activations: 2.4x faster on an x86 with VNNI
-    in the toolchain probe, but on AVX2-only x86 the u8 x s8 products can saturate: a tiny
-    model here lost 22 pp on one class).
+    for ARM; on x86 it fuses only some convolutions into integer kernels) or "u8s8" (uint8
+    activations: 2.4x faster on an x86 with VNNI in the toolchain probe; on an AVX2-only x86,
+    before the runtime turned on onnxruntime's x64 precision mode, a tiny model lost 22 pp on
+    one class to saturated u8 x s8 products). :func:`onnx_int8_from_tflite` is the default.
     """
     import onnx
     from onnxruntime.quantization import (
