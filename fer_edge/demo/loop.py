@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import resource
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,10 +90,14 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
     face_log = FaceLog(cfg.log, spec.labels) if cfg.log else None
     writer = None
     stats = DemoStats()
+    stop = _CtrlC()
     t_start = time.perf_counter()
     last = t_start
     try:
         for i, (frame, ts) in enumerate(source):
+            if stop.requested:
+                stats.interrupted = True
+                break
             t0 = time.perf_counter()
             if i % cfg.detect_every == 0:
                 boxes = detector.detect(frame)[:cfg.max_faces]
@@ -129,9 +135,10 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
             stats.frame_ms.append((time.perf_counter() - t0) * 1e3)
             if cfg.max_frames and stats.frames >= cfg.max_frames:
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread's handler
         stats.interrupted = True
     finally:
+        stop.restore()
         stats.seconds = time.perf_counter() - t_start
         stats.dropped = source.dropped
         source.close()
@@ -144,6 +151,32 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
             cv2.destroyAllWindows()
         stats.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return stats
+
+
+class _CtrlC:
+    """Ctrl-C stops the loop at the next frame, not wherever the interpreter happens to be.
+
+    A KeyboardInterrupt raised inside a runtime or OpenCV call can leave native threads
+    mid-call; here the first SIGINT only sets a flag that the loop checks between frames, and
+    a second one raises KeyboardInterrupt as usual (for a loop stuck in one frame). Only the
+    main thread can install a signal handler; elsewhere Ctrl-C keeps its default behaviour.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def _last(values: list) -> float:
