@@ -206,3 +206,20 @@ def test_package_default_refuses_a_build_that_failed_the_gate(tiny_exported, tmp
                        capture_output=True, text=True)
     assert r.returncode != 0 and "failed the parity gate" in r.stderr
     assert not (tmp_path / "a" / "fer_default_int8.tflite").exists()
+
+
+def test_calib_select_keeps_the_batch_size_that_agrees_best(exported, tmp_path):
+    out = tmp_path / "sel"
+    assert main(["convert", str(exported), "--int8", "--no-tflite-fp32", "--no-onnx-fp32",
+                 "--no-onnx-int8", "--calib-select", "2,8", "--qat-epochs", "0",
+                 "--out", str(out), "--latency-runs", "3"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    cal = rep["builds"][BUILDS[1]]["calibration"]
+    assert [t["batch_size"] for t in cal["tried"]] == [2, 8]
+    best = max(cal["tried"], key=lambda t: t["val_agreement"])
+    assert cal["batch_size"] == best["batch_size"] and 0 < best["val_agreement"] <= 1
+
+
+def test_calib_select_bad_value_is_one_line_error(exported, capsys):
+    assert main(["convert", str(exported), "--int8", "--calib-select", "4,x"]) == 2
+    assert "--calib-select" in capsys.readouterr().err

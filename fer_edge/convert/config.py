@@ -48,6 +48,10 @@ class ConvertConfig:
                                 "is the mean of per-batch min/max: smaller batches, tighter "
                                 "ranges; on a FER-2013 model 4 agreed best with float on "
                                 "validation, 1 and 16 worst: benchmarks/calib_study.py)")
+    calib_select: str = opt("", "calibration batch sizes to try, e.g. 2,4,8: each one's int8 "
+                            "TFLite is run on the validation split and the one agreeing best "
+                            "with float is kept (about 1.5 min each for InceptionV3 on 2 "
+                            "cores); empty = just --calib-batch-size")
     opset: int = opt(17, "ONNX opset (13-18 work with tf2onnx 1.17)")
     split: str = opt("test", "split for the parity check (test = PrivateTest)",
                      ("train", "val", "test"))
@@ -69,3 +73,17 @@ class ConvertConfig:
                 or self.calib_batch_size < 1):
             raise ConfigError("QAT epochs/steps must be >= 0, calib-faces and "
                               "calib-batch-size >= 1")
+        self.calib_batch_sizes()
+
+    def calib_batch_sizes(self) -> list[int]:
+        """The calibration batch sizes to try (``--calib-select``), or [--calib-batch-size]."""
+        if not self.calib_select.strip():
+            return [self.calib_batch_size]
+        try:
+            sizes = [int(v) for v in self.calib_select.split(",") if v.strip()]
+        except ValueError:
+            sizes = []
+        if not sizes or min(sizes) < 1:
+            raise ConfigError(f"--calib-select {self.calib_select!r}: give batch sizes >= 1 "
+                              "separated by commas, e.g. 2,4,8")
+        return sizes

@@ -56,6 +56,48 @@ def _write_build(path: Path, data: bytes, spec: ModelSpec) -> None:
     log.info("wrote %s (%.1f MB)", path, len(data) / 1e6)
 
 
+def _calibrate(qat, float_model, calib_x: np.ndarray, ds, spec: ModelSpec,
+               cfg: ConvertConfig) -> dict:
+    """Set the QAT graph's ranges; with several batch sizes, keep the one whose int8 TFLite
+    agrees best with float on the validation split (through LiteRT, flip TTA per the spec).
+
+    Returns:
+        ``{"batch_size": chosen, "tried": [{"batch_size", "val_agreement"}, ...]}``, plus
+        ``"tflite": (bytes, spec)`` of the chosen build when candidates were converted.
+    """
+    import tempfile
+
+    from fer_edge.convert import export
+    from fer_edge.convert.qat import calibrate_ranges, face_ranges
+    from fer_edge.train.pipeline import predict_probs
+
+    sizes = cfg.calib_batch_sizes()
+    ranges = face_ranges(float_model, calib_x)
+    if len(sizes) == 1:
+        calibrate_ranges(qat, float_model, calib_x, sizes[0], ranges=ranges)
+        return {"batch_size": sizes[0], "tried": []}
+    if not len(ds.labels["val"]):
+        raise ConfigError("--calib-select needs a validation split to choose on")
+    x_val = ds.images["val"]
+    want = predict_probs(float_model, x_val, spec, tta_flip=spec.tta_flip).argmax(1)
+    tried, best = [], None
+    with tempfile.TemporaryDirectory() as d:
+        for b in sizes:
+            calibrate_ranges(qat, float_model, calib_x, b, ranges=ranges)
+            built = export.tflite_int8(qat, spec)
+            path = Path(d) / f"b{b}.tflite"
+            path.write_bytes(built[0])
+            agree = float(np.mean(predict_all(load_predictor(path), x_val).argmax(1) == want))
+            tried.append({"batch_size": b, "val_agreement": round(agree, 5)})
+            log.info("calibration in batches of %d: int8 TFLite agrees with float on %.4f of "
+                     "%d validation faces", b, agree, len(want))
+            if best is None or agree > best[0]:
+                best = (agree, b, built)
+    calibrate_ranges(qat, float_model, calib_x, best[1], ranges=ranges)
+    log.info("calibration: keeping batches of %d", best[1])
+    return {"batch_size": best[1], "tried": tried, "tflite": best[2]}
+
+
 def run_convert(cfg: ConvertConfig) -> dict:
     """Convert per ``cfg``; returns the parity result. Raises AccuracyGateError on failure."""
     cfg.validate()
@@ -111,7 +153,6 @@ def run_convert(cfg: ConvertConfig) -> dict:
     if "tflite_int8" in names or ("onnx_int8" in names and not ort_int8):
         from fer_edge.convert.qat import (
             build_qat_model,
-            calibrate_ranges,
             distillation_dataset,
             run_qat,
         )
@@ -120,8 +161,8 @@ def run_convert(cfg: ConvertConfig) -> dict:
         rng = np.random.default_rng(cfg.seed + 1)
         n_cal = min(cfg.calib_faces, len(ds.labels["train"]))
         pick = np.sort(rng.choice(len(ds.labels["train"]), n_cal, replace=False))
-        calibrate_ranges(qat, float_model, to_model_input(ds.images["train"][pick], spec),
-                         cfg.calib_batch_size)
+        calib = _calibrate(qat, float_model, to_model_input(ds.images["train"][pick], spec),
+                           ds, spec, cfg)
         steps_full = max(1, len(ds.labels["train"]) // cfg.qat_batch_size)
         steps = min(steps_full, cfg.qat_steps) if cfg.qat_steps else steps_full
         log.info("QAT: %d epoch(s) x %d steps of %d faces, lr %g", cfg.qat_epochs, steps,
@@ -144,7 +185,11 @@ def run_convert(cfg: ConvertConfig) -> dict:
             sel_ref = float_model.predict(sel_x, batch_size=256, verbose=0)
         qat_log = run_qat(qat, train_ds, steps, cfg.qat_epochs, cfg.qat_lr, smoothing,
                           cfg.qat_freeze_bn, sel_x, sel_ref)
-        tfl_b, tfl_spec = export.tflite_int8(qat, spec)
+        if cfg.qat_epochs == 0 and calib.get("tflite") is not None:
+            tfl_b, tfl_spec = calib.pop("tflite")  # the selected build itself
+        else:
+            tfl_b, tfl_spec = export.tflite_int8(qat, spec)
+        calib.pop("tflite", None)
         if "tflite_int8" in names:
             specs["tflite_int8"] = tfl_spec
             _write_build(out / names["tflite_int8"], tfl_b, tfl_spec)
@@ -170,6 +215,7 @@ def run_convert(cfg: ConvertConfig) -> dict:
         for k in ("tflite_int8", "onnx_int8"):
             if k in names and not (k == "onnx_int8" and ort_int8):
                 facts[names[k]]["qat"] = qat_log
+                facts[names[k]]["calibration"] = calib
     gate = Gate(cfg.max_drop_pp, cfg.max_class_p, cfg.min_agreement, cfg.class_correction)
     result = compare(spec.labels, y, probs, reference, "float (Keras)", gate)
     result["split"], result["data"] = cfg.split, Path(data).name
