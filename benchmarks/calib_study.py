@@ -16,7 +16,6 @@ Writes ``benchmarks/results/calib_study_<run>.csv`` (one row per batch size and 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from fer_edge.convert.qat import (  # noqa: E402
     face_ranges,
 )
 from fer_edge.data import load_dataset  # noqa: E402
+from fer_edge.io import atomic_write_csv  # noqa: E402
 from fer_edge.metrics import classification_report  # noqa: E402
 from fer_edge.preprocess import to_model_input  # noqa: E402
 from fer_edge.runtime.litert import LiteRTPredictor  # noqa: E402
@@ -92,10 +92,7 @@ def main() -> None:
                   f"({row['disagreements']} faces) acc {row['accuracy']:.4f} "
                   f"(float {row['float_accuracy']:.4f})", flush=True)
         print(f"  {time.time() - t0:.0f} s", flush=True)
-        with out.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        atomic_write_csv(out, rows)  # after every batch size: an interrupted study keeps its rows
     print(f"wrote {out}")
 
 

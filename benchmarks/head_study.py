@@ -15,7 +15,6 @@ validation per-class recall, macro-F1 and accuracy go to ``benchmarks/results/``
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import hashlib
 import json
@@ -28,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from fer_edge.data import load_dataset  # noqa: E402
 from fer_edge.data.balance import class_weights, oversample_indices  # noqa: E402
+from fer_edge.io import atomic_write_csv  # noqa: E402
 from fer_edge.metrics import classification_report  # noqa: E402
 from fer_edge.spec import FER2013_LABELS, ModelSpec  # noqa: E402
 from fer_edge.train._keras import keras, tf  # noqa: E402
@@ -141,11 +141,7 @@ def main() -> None:
                 print(f"{strategy:16s} test acc {rep['accuracy']:.4f} macro-F1 "
                       f"{rep['macro_f1']:.4f} disgust recall {rep['per_class'][1]['recall']:.3f}")
     out = HERE / "results" / f"head_study_{tag}.csv"
-    out.parent.mkdir(exist_ok=True)
-    with out.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    atomic_write_csv(out, rows)
     meta = {"date": dt.date.today().isoformat(), "model": args.model, "data": Path(args.data).name,
             "epochs": args.epochs, "seed": args.seed, "flip_features": not args.no_flip}
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")

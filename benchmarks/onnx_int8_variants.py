@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import os
 import tempfile
 import time
@@ -37,6 +36,7 @@ import onnxruntime as ort  # noqa: E402
 
 from fer_edge.convert.export import onnx_int8_from_tflite  # noqa: E402
 from fer_edge.data import load_dataset  # noqa: E402
+from fer_edge.io import atomic_write_csv  # noqa: E402
 from fer_edge.preprocess import to_model_input  # noqa: E402
 from fer_edge.runtime import load_predictor  # noqa: E402
 from fer_edge.spec import ModelSpec  # noqa: E402
@@ -112,10 +112,7 @@ def main() -> None:
     for r in rows:
         r["max_abs_dp_vs_shipped"] = float(np.abs(probs[r["variant"]] - shipped).max())
     out = HERE / "results" / f"onnx_int8_variants_{exp.parent.name}.csv"
-    with out.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    atomic_write_csv(out, rows)
     print(f"wrote {out}")
 
 

@@ -33,6 +33,20 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_write_csv(path: str | Path, rows: list[dict]) -> None:
+    """Write ``rows`` (dicts) as a CSV with a header, atomically; the columns are every key,
+    in first-seen order."""
+    import csv
+    import io
+
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
 def temp_path_for(path: str | Path) -> Path:
     """A temporary sibling of ``path`` for writers that need a file name (e.g. Keras ``save``).
 

@@ -9,7 +9,6 @@ in ``--out``, named ``<date>_<host>_<git sha>.csv``, with the machine described 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import logging
 import os
@@ -65,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from fer_edge.demo.config import DemoConfig
     from fer_edge.demo.loop import run_demo
     from fer_edge.evaluate import latency_ms, predict_all, sha256
+    from fer_edge.io import atomic_write_csv
     from fer_edge.metrics import classification_report
     from fer_edge.preprocess import to_model_input
     from fer_edge.runtime import load_predictor
@@ -108,10 +108,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{dt.date.today().isoformat()}_{facts['host'] or 'host'}_{_git_sha()}.csv"
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
+    atomic_write_csv(path, rows)
     print(f"wrote {path}")
     return 0

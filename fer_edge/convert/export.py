@@ -88,7 +88,6 @@ def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int,
     import onnx
     import tf2onnx
     from ai_edge_litert.interpreter import Interpreter
-    from onnx import TensorProto, helper, numpy_helper
 
     interp = Interpreter(model_content=int8_tflite)
     in_scale, in_zp = interp.get_input_details()[0]["quantization"]
@@ -99,8 +98,25 @@ def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int,
             warnings.simplefilter("ignore", UserWarning)  # which warns it is deprecated
             proto, _ = tf2onnx.convert.from_tflite(str(src), opset=opset)
     g = proto.graph
-    init = {t.name: t for t in g.initializer}
-    # float input, quantised in the graph
+    _float_io(g, spec, in_scale, in_zp)
+    n_u8 = _uint8_activations(g) if uint8_activations else 0
+    _unshare_weight_zero_points(g)
+    used = {i for n in g.node for i in n.input}
+    for t in [t for t in g.initializer if t.name not in used]:
+        g.initializer.remove(t)
+    del g.value_info[:]
+    proto = onnx.shape_inference.infer_shapes(proto)
+    onnx.checker.check_model(proto)
+    log.info("int8 ONNX from the int8 TFLite: %d activation quantisers as uint8", n_u8)
+    spec = spec.replace(input_dtype="float32")
+    _set_meta(proto, spec)
+    return proto.SerializeToString(), spec
+
+
+def _float_io(g, spec: ModelSpec, in_scale: float, in_zp: int) -> None:
+    """Float input ``image`` quantised in the graph; float softmax output ``probs``."""
+    from onnx import TensorProto, helper, numpy_helper
+
     old_in = g.input[0].name
     g.initializer.extend([numpy_helper.from_array(np.array(in_scale, np.float32), "image_scale"),
                           numpy_helper.from_array(np.array(in_zp, np.int8), "image_zero_point")])
@@ -110,7 +126,6 @@ def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int,
     del g.input[:]
     g.input.append(helper.make_tensor_value_info(
         "image", TensorProto.FLOAT, [None, spec.input_size, spec.input_size, spec.channels]))
-    # float softmax output
     last = next(n for n in g.node if g.output[0].name in n.output)
     if last.op_type != "QuantizeLinear":
         raise RuntimeError(f"int8 ONNX: the graph ends in {last.op_type}, not QuantizeLinear")
@@ -119,45 +134,49 @@ def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int,
     del g.output[:]
     g.output.append(helper.make_tensor_value_info("probs", TensorProto.FLOAT,
                                                   [None, spec.num_classes]))
-    # uint8 activations (weights and biases, DequantizeLinear of initializers, stay as they are)
+
+
+def _uint8_activations(g) -> int:
+    """int8 activation zero points -> uint8 (+128, the same grid); returns how many.
+
+    Weights and biases (DequantizeLinear of an initializer) stay as they are.
+    """
+    from onnx import numpy_helper
+
     init = {t.name: t for t in g.initializer}
-    k = 0
+    count = 0
     for n in g.node:
-        if (not uint8_activations or n.op_type not in ("QuantizeLinear", "DequantizeLinear")
-                or n.input[0] in init):
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") or n.input[0] in init:
             continue
         zp = numpy_helper.to_array(init[n.input[2]])
         if zp.dtype != np.int8:
             continue
+        name = f"u8_zero_point_{count}"
         g.initializer.append(numpy_helper.from_array(
-            (zp.astype(np.int16) + 128).astype(np.uint8), f"u8_zero_point_{k}"))
-        n.input[2] = f"u8_zero_point_{k}"
-        k += 1
-    # one zero point per weight: tf2onnx shares them between layers, and onnxruntime's x64
-    # precision mode (u8 weights) then fails to load the model ("replace the existing tensor")
+            (zp.astype(np.int16) + 128).astype(np.uint8), name))
+        n.input[2] = name
+        count += 1
+    return count
+
+
+def _unshare_weight_zero_points(g) -> None:
+    """One zero point per weight: tf2onnx shares them between layers, and onnxruntime's x64
+    precision mode (u8 weights) then fails to load the model ("replace the existing tensor")."""
+    import onnx
+
     init = {t.name: t for t in g.initializer}
+    weight_dq = [n for n in g.node if n.op_type == "DequantizeLinear" and n.input[0] in init
+                 and len(n.input) > 2]
     users: dict[str, int] = {}
-    for n in g.node:
-        if n.op_type == "DequantizeLinear" and n.input[0] in init and len(n.input) > 2:
-            users[n.input[2]] = users.get(n.input[2], 0) + 1
-    for k, n in enumerate(g.node):
-        if (n.op_type == "DequantizeLinear" and n.input[0] in init and len(n.input) > 2
-                and users[n.input[2]] > 1):
+    for n in weight_dq:
+        users[n.input[2]] = users.get(n.input[2], 0) + 1
+    for k, n in enumerate(weight_dq):
+        if users[n.input[2]] > 1:
             t = onnx.TensorProto()
             t.CopyFrom(init[n.input[2]])
             t.name = f"weight_zero_point_{k}"
             g.initializer.append(t)
             n.input[2] = t.name
-    used = {i for n in g.node for i in n.input}
-    for t in [t for t in g.initializer if t.name not in used]:
-        g.initializer.remove(t)
-    del g.value_info[:]
-    proto = onnx.shape_inference.infer_shapes(proto)
-    onnx.checker.check_model(proto)
-    log.info("int8 ONNX from the int8 TFLite: %d activation quantisers as uint8", k)
-    spec = spec.replace(input_dtype="float32")
-    _set_meta(proto, spec)
-    return proto.SerializeToString(), spec
 
 
 def onnx_int8(float_onnx: bytes, spec: ModelSpec, calib_x: np.ndarray,

@@ -56,14 +56,23 @@ def _write_build(path: Path, data: bytes, spec: ModelSpec) -> None:
     log.info("wrote %s (%.1f MB)", path, len(data) / 1e6)
 
 
+def _calibration_faces(ds, spec: ModelSpec, n: int, seed: int) -> np.ndarray:
+    """(min(n, N_train), S, S, C) float32 model inputs of a seeded random pick of training
+    faces, in dataset order."""
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(ds.labels["train"]), min(n, len(ds.labels["train"])), replace=False)
+    return to_model_input(ds.images["train"][np.sort(pick)], spec)
+
+
 def _calibrate(qat, float_model, calib_x: np.ndarray, ds, spec: ModelSpec,
-               cfg: ConvertConfig) -> dict:
+               cfg: ConvertConfig) -> tuple[dict, tuple[bytes, ModelSpec] | None]:
     """Set the QAT graph's ranges; with several batch sizes, keep the one whose int8 TFLite
     agrees best with float on the validation split (through LiteRT, flip TTA per the spec).
 
     Returns:
-        ``{"batch_size": chosen, "tried": [{"batch_size", "val_agreement"}, ...]}``, plus
-        ``"tflite": (bytes, spec)`` of the chosen build when candidates were converted.
+        ``({"batch_size": chosen, "tried": [{"batch_size", "val_agreement"}, ...]}, build)``:
+        ``build`` is the chosen int8 TFLite (bytes, spec) when candidates were converted,
+        else None.
     """
     import tempfile
 
@@ -75,7 +84,7 @@ def _calibrate(qat, float_model, calib_x: np.ndarray, ds, spec: ModelSpec,
     ranges = face_ranges(float_model, calib_x)
     if len(sizes) == 1:
         calibrate_ranges(qat, float_model, calib_x, sizes[0], ranges=ranges)
-        return {"batch_size": sizes[0], "tried": []}
+        return {"batch_size": sizes[0], "tried": []}, None
     if not len(ds.labels["val"]):
         raise ConfigError("--calib-select needs a validation split to choose on")
     x_val = ds.images["val"]
@@ -95,7 +104,7 @@ def _calibrate(qat, float_model, calib_x: np.ndarray, ds, spec: ModelSpec,
                 best = (agree, b, built)
     calibrate_ranges(qat, float_model, calib_x, best[1], ranges=ranges)
     log.info("calibration: keeping batches of %d", best[1])
-    return {"batch_size": best[1], "tried": tried, "tflite": best[2]}
+    return {"batch_size": best[1], "tried": tried}, best[2]
 
 
 def run_convert(cfg: ConvertConfig) -> dict:
@@ -141,10 +150,7 @@ def run_convert(cfg: ConvertConfig) -> dict:
             specs["onnx_fp32"] = s
             _write_build(out / names["onnx_fp32"], onnx_b, s)
         if ort_int8:
-            rng = np.random.default_rng(cfg.seed)
-            pick = rng.choice(len(ds.labels["train"]), min(cfg.calib_faces,
-                                                           len(ds.labels["train"])), replace=False)
-            calib = to_model_input(ds.images["train"][np.sort(pick)], spec)
+            calib = _calibration_faces(ds, spec, cfg.calib_faces, cfg.seed)
             log.info("int8 ONNX: onnxruntime calibration on %d training faces", len(calib))
             q_b, specs["onnx_int8"] = export.onnx_int8(onnx_b, spec, calib,
                                                        cfg.onnx_int8_from.removeprefix("ort-"))
@@ -158,11 +164,9 @@ def run_convert(cfg: ConvertConfig) -> dict:
         )
 
         qat = build_qat_model(float_model)
-        rng = np.random.default_rng(cfg.seed + 1)
-        n_cal = min(cfg.calib_faces, len(ds.labels["train"]))
-        pick = np.sort(rng.choice(len(ds.labels["train"]), n_cal, replace=False))
-        calib = _calibrate(qat, float_model, to_model_input(ds.images["train"][pick], spec),
-                           ds, spec, cfg)
+        calib, chosen = _calibrate(qat, float_model,
+                                   _calibration_faces(ds, spec, cfg.calib_faces, cfg.seed + 1),
+                                   ds, spec, cfg)
         steps_full = max(1, len(ds.labels["train"]) // cfg.qat_batch_size)
         steps = min(steps_full, cfg.qat_steps) if cfg.qat_steps else steps_full
         log.info("QAT: %d epoch(s) x %d steps of %d faces, lr %g", cfg.qat_epochs, steps,
@@ -185,11 +189,10 @@ def run_convert(cfg: ConvertConfig) -> dict:
             sel_ref = float_model.predict(sel_x, batch_size=256, verbose=0)
         qat_log = run_qat(qat, train_ds, steps, cfg.qat_epochs, cfg.qat_lr, smoothing,
                           cfg.qat_freeze_bn, sel_x, sel_ref)
-        if cfg.qat_epochs == 0 and calib.get("tflite") is not None:
-            tfl_b, tfl_spec = calib.pop("tflite")  # the selected build itself
+        if cfg.qat_epochs == 0 and chosen is not None:
+            tfl_b, tfl_spec = chosen  # the selected build itself
         else:
             tfl_b, tfl_spec = export.tflite_int8(qat, spec)
-        calib.pop("tflite", None)
         if "tflite_int8" in names:
             specs["tflite_int8"] = tfl_spec
             _write_build(out / names["tflite_int8"], tfl_b, tfl_spec)
