@@ -39,12 +39,16 @@ class CropRule:
         shift_y: move the centre down by this fraction of the side (Haar boxes sit high).
         source_size: the crop is resized to ``source_size`` x ``source_size`` grey (INTER_AREA)
             first, the resolution of the training faces, then to the model input.
+        align: when the detector gives eye keypoints, rotate the crop about its centre so the
+            eyes are level (FER-2013 faces are upright); the shift then follows the face's
+            own "down". Detectors without keypoints (Haar) crop axis-aligned.
     """
 
     square: bool = True
     scale: float = 1.0
     shift_y: float = 0.0
     source_size: int = SOURCE_SIZE
+    align: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,12 @@ class ModelSpec:
             builds the quantisation scale and zero point are read from the model itself.
         norm_scale, norm_offset: ``x = pixel * norm_scale + norm_offset`` maps grey pixels in
             [0, 255] (float32, after resizing) to the model's float input range ([-1, 1]).
-        crop: the face-crop rule.
+        crop: the face-crop rule for ``detector``.
+        detector: the face detector ``crop`` was made for ("haar" for builds made before
+            fer-edge recorded it).
+        face_crops: crop rules per detector name ("haar", "blazeface-full", ...), each
+            calibrated on FER-2013 so a detector's box becomes a FER-2013-framed face.
+            Empty in builds made before that calibration existed; see :meth:`crop_for`.
         tta_flip: average the probabilities of the face and its mirror image.
         arch: architecture name.
         extra: free-form provenance (version, run name, float accuracy, ...).
@@ -72,6 +81,8 @@ class ModelSpec:
     norm_scale: float = 1.0 / 127.5
     norm_offset: float = -1.0
     crop: CropRule = field(default_factory=CropRule)
+    detector: str = "haar"
+    face_crops: dict[str, CropRule] = field(default_factory=dict)
     tta_flip: bool = False
     arch: str = "inception_v3"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +91,15 @@ class ModelSpec:
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+    def crop_for(self, detector: str) -> CropRule | None:
+        """The crop rule recorded for ``detector`` (a name such as "blazeface-full"), or None.
+
+        ``face_crops`` first, then ``crop`` when ``detector`` is the spec's ``detector``.
+        """
+        if detector in self.face_crops:
+            return self.face_crops[detector]
+        return self.crop if detector == self.detector else None
 
     def replace(self, **changes: Any) -> ModelSpec:
         return dataclasses.replace(self, **changes)
@@ -106,6 +126,8 @@ class ModelSpec:
             d = dict(d)
             d["labels"] = tuple(d["labels"])
             d["crop"] = CropRule(**d.get("crop", {}))
+            d["face_crops"] = {str(k): CropRule(**v)
+                               for k, v in (d.get("face_crops") or {}).items()}
             known = {f.name for f in dataclasses.fields(cls)}
             spec = cls(**{k: v for k, v in d.items() if k in known})
         except (KeyError, TypeError, ValueError) as exc:
@@ -140,5 +162,6 @@ class ModelSpec:
             raise SpecError(f"{where}: bad input geometry {self.input_size}x{self.channels}")
         if self.input_dtype not in ("float32", "int8", "uint8"):
             raise SpecError(f"{where}: bad input_dtype {self.input_dtype!r}")
-        if self.crop.source_size < 8 or self.crop.scale <= 0:
-            raise SpecError(f"{where}: bad crop rule {self.crop}")
+        for name, rule in {self.detector: self.crop, **self.face_crops}.items():
+            if rule.source_size < 8 or rule.scale <= 0:
+                raise SpecError(f"{where}: bad crop rule for {name}: {rule}")
