@@ -82,18 +82,28 @@ class ImageSource:
 
 
 class _LatestFrame:
-    """Background reader keeping only the newest frame of a live source."""
+    """Background reader keeping only the newest frame of a live source.
+
+    ``read()`` returns a frame, or None when the source has ended; an exception it raises
+    (a camera unplugged or failing) stops the reader and is kept in ``error``.
+    """
 
     def __init__(self, read):
         self._read, self._lock = read, threading.Lock()
         self._frame, self._t, self._seq, self._taken = None, 0.0, 0, 0
-        self.dropped, self.stopped = 0, False
+        self.dropped, self.stopped, self.error = 0, False, None
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
     def _loop(self):
         while not self.stopped:
-            frame = self._read()
+            try:
+                frame = self._read()
+            except Exception as exc:  # reported by the consumer, not lost
+                if not self.stopped:
+                    self.error = f"{type(exc).__name__}: {exc}"
+                self.stopped = True
+                break
             if frame is None:
                 self.stopped = True
                 break
@@ -113,6 +123,12 @@ class _LatestFrame:
                 return None
             time.sleep(0.001)
         return None
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Ask the reader to stop and wait (up to ``timeout`` s) for its current read."""
+        self.stopped = True
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
 
 class CameraSource:
@@ -143,17 +159,27 @@ class CameraSource:
         while True:
             got = self._grab.latest()
             if got is None:
+                if self._grab.error:
+                    raise SourceError(f"{self.name} stopped delivering frames "
+                                      f"({self._grab.error}); check its cable and power")
                 return
             t0 = got[1] if t0 is None else t0
             yield got[0], got[1] - t0
 
     def close(self) -> None:
-        self._grab.stopped = True
+        self._grab.stop()
         self.cap.release()
 
 
 class PiCameraSource(CameraSource):
-    """Raspberry Pi camera module through picamera2 (V4L2 capture does not work with it)."""
+    """Raspberry Pi camera module through picamera2 (V4L2 capture does not work with it).
+
+    Frames are requested as picamera2's ``"RGB888"``, which despite its name (libcamera/DRM
+    naming) is ordered [B, G, R] in memory: the BGR frames OpenCV and the rest of the demo
+    expect. (``"BGR888"`` would give R and B swapped.)
+    """
+
+    FORMAT = "RGB888"
 
     def __init__(self, size: tuple[int, int]):
         try:
@@ -161,16 +187,40 @@ class PiCameraSource(CameraSource):
         except ImportError:
             raise SourceError("--picamera needs picamera2: sudo apt install python3-picamera2 "
                               "(and create the venv with --system-site-packages)") from None
-        self.cam = Picamera2()
-        self.cam.configure(self.cam.create_video_configuration(
-            main={"size": size, "format": "BGR888"}))
-        self.cam.start()
+        self.cam = None
+        try:
+            self.cam = Picamera2()
+            self.cam.configure(self.cam.create_video_configuration(
+                main={"size": tuple(size), "format": self.FORMAT}))
+            self.cam.start()
+        except Exception as exc:  # picamera2 raises IndexError, RuntimeError, ...
+            self._release()
+            raise SourceError(f"the Pi camera cannot be started ({type(exc).__name__}: {exc}); "
+                              "check the ribbon cable, that `rpicam-hello --list-cameras` "
+                              "lists it and that no other program uses it") from None
         self.live, self.fps, self.name = True, 0.0, "picamera2"
-        self._grab = _LatestFrame(lambda: self.cam.capture_array())
+        self._grab = _LatestFrame(self._read)
+
+    def _read(self) -> np.ndarray:
+        frame = self.cam.capture_array("main")
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise SourceError(f"picamera2 returned a {frame.dtype} array of shape "
+                              f"{frame.shape}, not (H, W, 3) uint8 {self.FORMAT}")
+        return frame
+
+    def _release(self) -> None:
+        if self.cam is None:
+            return
+        for step in ("stop", "close"):  # close() frees the camera for the next program
+            try:
+                getattr(self.cam, step)()
+            except Exception:  # best effort while shutting down
+                pass
+        self.cam = None
 
     def close(self) -> None:
-        self._grab.stopped = True
-        self.cam.stop()
+        self._grab.stop()
+        self._release()
 
 
 def open_source(cfg) -> VideoSource | ImageSource | CameraSource:
