@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import sys
 from importlib import metadata
@@ -65,7 +66,8 @@ def test_faces(data: str, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "machine": platform.machine()}
+    out = {"python": platform.python_version(), "machine": platform.machine(),
+           "qemu_cpu": os.environ.get("QEMU_CPU", "")}
     for dist in ("numpy", "ai-edge-litert", "onnxruntime", "opencv-python-headless"):
         try:
             out[dist] = metadata.version(dist)
@@ -97,31 +99,32 @@ def _load(path: str) -> tuple[dict, dict[str, np.ndarray]]:
 
 def compare(args: argparse.Namespace) -> int:
     fa, pa = _load(args.native)
-    fb, pb = _load(args.emulated)
     _, y = test_faces(args.data, fa["n"])
-    if fa["n"] != fb["n"] or set(pa) != set(pb):
-        raise ConfigError(f"{args.native} and {args.emulated} cover different builds or faces")
-    ma, mb = fa["platform"], fb["platform"]
+    ma = fa["platform"]
     rows = []
-    for name in sorted(pa):
-        if fa["sha256"][name] != fb["sha256"][name]:
-            raise ConfigError(f"{name}: the two runs used different files (sha256 differs)")
-        a, b = pa[name], pb[name]
-        ka, kb = a.argmax(1), b.argmax(1)
-        rows.append({
-            "build": name, "sha256": fa["sha256"][name][:12], "n": len(y),
-            "agree": int((ka == kb).sum()), "agreement": round(float(np.mean(ka == kb)), 4),
-            "acc_native": round(float(np.mean(ka == y)), 4),
-            "acc_emulated": round(float(np.mean(kb == y)), 4),
-            "max_abs_dp": round(float(np.abs(a - b).max()), 5),
-            "mean_abs_dp": round(float(np.abs(a - b).mean()), 6),
-            "native": _describe(ma), "emulated": _describe(mb) + " under qemu-user",
-            "threads": fa["threads"],
-        })
-        r = rows[-1]
-        log.info("%s: agreement %d/%d, accuracy %s %.4f / %s %.4f, max|dp| %.4f", name,
-                 r["agree"], len(y), ma["machine"], r["acc_native"], mb["machine"],
-                 r["acc_emulated"], r["max_abs_dp"])
+    for other in args.emulated:
+        fb, pb = _load(other)
+        mb = fb["platform"]
+        if fa["n"] != fb["n"] or set(pa) != set(pb):
+            raise ConfigError(f"{args.native} and {other} cover different builds or faces")
+        for name in sorted(pa):
+            if fa["sha256"][name] != fb["sha256"][name]:
+                raise ConfigError(f"{name}: the two runs used different files (sha256 differs)")
+            a, b = pa[name], pb[name]
+            ka, kb = a.argmax(1), b.argmax(1)
+            r = {"build": name, "sha256": fa["sha256"][name][:12],
+                 "emulated_cpu": mb.get("qemu_cpu") or mb["machine"], "n": len(y),
+                 "agree": int((ka == kb).sum()), "agreement": round(float(np.mean(ka == kb)), 4),
+                 "acc_native": round(float(np.mean(ka == y)), 4),
+                 "acc_emulated": round(float(np.mean(kb == y)), 4),
+                 "max_abs_dp": round(float(np.abs(a - b).max()), 5),
+                 "mean_abs_dp": round(float(np.abs(a - b).mean()), 6),
+                 "native": _describe(ma), "emulated": _describe(mb) + " under qemu-user",
+                 "threads": fa["threads"] or "all"}
+            rows.append(r)
+            log.info("%s on %s: agreement %d/%d, accuracy %s %.4f / emulated %.4f, max|dp| "
+                     "%.4f", name, r["emulated_cpu"], r["agree"], len(y), ma["machine"],
+                     r["acc_native"], r["acc_emulated"], r["max_abs_dp"])
     atomic_write_csv(args.csv, rows)
     print(Path(args.csv).read_text(), end="")
     return 0
@@ -151,7 +154,8 @@ def demo_logs(args: argparse.Namespace) -> int:
 
 
 def _describe(p: dict) -> str:
-    return (f"{p['machine']} py{p['python']} numpy {p['numpy']} ai-edge-litert "
+    cpu = f" {p['qemu_cpu']}" if p.get("qemu_cpu") else ""
+    return (f"{p['machine']}{cpu} py{p['python']} numpy {p['numpy']} ai-edge-litert "
             f"{p['ai-edge-litert']} onnxruntime {p['onnxruntime']}")
 
 
@@ -167,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help=".npz to write")
     c = sub.add_parser("compare", help="CSV: agreement, accuracy on both, max |dp| per build")
     c.add_argument("native", help="npz of `predict` on the reference machine")
-    c.add_argument("emulated", help="npz of `predict` on the other machine")
+    c.add_argument("emulated", nargs="+", help="npz of `predict` on the other machine(s)")
     c.add_argument("--data", required=True, help="the same data as for predict (labels)")
     c.add_argument("--csv", required=True, help="CSV to write")
     d = sub.add_parser("demo", help="CSV: two demo --log files of the same clip compared")

@@ -13,9 +13,18 @@
 #   benchmarks/arm64/run.sh --data /path/to/fer2013.npz [--builds EXPORT_DIR_OR_FILE] [--n 300]
 #       [--stages rootfs,install,tests,demo,agree] [--tests "PYTEST ARGS"]
 #       [--rootfs DIR] [--work DIR] [--python NATIVE_PYTHON] [--tests-timeout MIN]
+#       [--cpus cortex-a72,cortex-a76]
 # Defaults: the packaged model, n 300, all stages, the whole light suite (-m "not tf"), rootfs
 # ~/.cache/fer-edge/arm64-bookworm (or $FER_ARM64_ROOTFS), work dir ~/.cache/fer-edge/arm64-work,
 # native python = python3 (needs the light tier; the checkout is put first on PYTHONPATH).
+# --cpus: the CPUs qemu emulates (QEMU_CPU): cortex-a72 = Raspberry Pi 4, cortex-a76 = Pi 5.
+# The tests and the demo run on the first, the agreement check on each (their int8 kernels
+# differ: the A76 has the dot-product instructions, the A72 not); qemu's default "max" CPU is
+# no Pi (it advertises SVE, SME, ...).
+# Pitfalls met on the way (qemu-user 7.2): without /proc in the chroot onnxruntime crashes on
+# import; with the x86 host's /sys bound in, cpuinfo (inside XNNPACK and onnxruntime) parses
+# the host's CPU topology and LiteRT/onnxruntime crash (SIGSEGV). So /proc and /dev are
+# mounted, /sys is not (both runtimes then print that CPU detection failed and use defaults).
 # Idempotent: the rootfs and the venv inside it are built once and reused; the checkout is
 # copied in afresh on every run. Typical total on a 2-core x86 host: see benchmarks/README.md.
 set -euo pipefail
@@ -25,6 +34,7 @@ HERE="$REPO/benchmarks/arm64"
 ROOTFS="${FER_ARM64_ROOTFS:-$HOME/.cache/fer-edge/arm64-bookworm}"
 WORK="$HOME/.cache/fer-edge/arm64-work"
 DATA="" BUILDS="" N=300 STAGES="rootfs,install,tests,demo,agree" TESTS="" TESTS_TIMEOUT=30
+CPUS="cortex-a72,cortex-a76"
 PY="${PYTHON:-python3}"
 RESULTS="$REPO/benchmarks/results"
 
@@ -40,7 +50,8 @@ while [ $# -gt 0 ]; do
     --rootfs) ROOTFS="$2"; shift 2 ;;
     --work) WORK="$2"; shift 2 ;;
     --python) PY="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    --cpus) CPUS="$2"; shift 2 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -56,6 +67,7 @@ if has agree; then
   [ -z "$BUILDS" ] || [ -e "$BUILDS" ] || die "--builds $BUILDS: no such file or folder"
   [ -z "$BUILDS" ] || BUILDS="$(realpath "$BUILDS")"
 fi
+QCPU="${CPUS%%,*}"
 "$PY" -c "import numpy, cv2" 2>/dev/null || die "--python $PY lacks the light tier (numpy, cv2)"
 mkdir -p "$WORK" "$RESULTS"
 T0=$(date +%s)
@@ -74,6 +86,7 @@ cleanup() {
   for (( i=${#MOUNTED[@]}-1; i>=0; i-- )); do umount -R "${MOUNTED[$i]}" 2>/dev/null || umount -l "${MOUNTED[$i]}" || true; done
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 bind() {  # bind SRC DEST [ro]
   mkdir -p "$2"
   mountpoint -q "$2" && umount -R "$2"
@@ -83,7 +96,6 @@ bind() {  # bind SRC DEST [ro]
 }
 mountpoint -q "$ROOTFS/proc" || { mount -t proc proc "$ROOTFS/proc"; MOUNTED+=("$ROOTFS/proc"); }
 bind /dev "$ROOTFS/dev"
-bind /sys "$ROOTFS/sys"
 if [ -n "$DATA" ]; then bind "$(dirname "$DATA")" "$ROOTFS/mnt/fer-data" ro; fi
 IN_DATA="/mnt/fer-data/$(basename "${DATA:-none}")"
 BUILDS_DIR="$(dirname "${BUILDS:-/nonexistent/x}")"
@@ -91,9 +103,9 @@ if [ -n "$BUILDS" ]; then bind "$BUILDS_DIR" "$ROOTFS/mnt/fer-builds" ro; fi
 IN_BUILDS="${BUILDS:+/mnt/fer-builds/$(basename "$BUILDS")}"
 bind "$WORK" "$ROOTFS/mnt/fer-work"
 inpi() {  # run a command as the Pi user would, in the clone, inside the arm64 rootfs
-  chroot "$ROOTFS" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 FER_EDGE_DATA="$IN_DATA" \
-    /bin/bash -c "cd $SRC && $1"
+  QEMU_CPU="$QCPU" chroot "$ROOTFS" /usr/bin/env -i QEMU_CPU="$QCPU" HOME=/root \
+    PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    FER_EDGE_DATA="$IN_DATA" /bin/bash -c "cd $SRC && $1"
 }
 
 # --- install: the checkout, then demo/README.md's Raspberry Pi commands --------------------
@@ -117,7 +129,7 @@ fi
 
 # --- the light test suite under emulation ---------------------------------------------------
 if has tests; then
-  stamp "pytest -m 'not tf' ${TESTS} under emulation (timeout ${TESTS_TIMEOUT} min)"
+  stamp "pytest -m 'not tf' ${TESTS} under emulation, $QCPU (timeout ${TESTS_TIMEOUT} min)"
   set +e
   inpi "timeout ${TESTS_TIMEOUT}m .venv/bin/python -m pytest -m 'not tf' -q -p no:cacheprovider \
         --durations=5 $TESTS" 2>&1 | tee "$WORK/pytest_aarch64.log" | tail -n 25
@@ -128,7 +140,7 @@ fi
 
 # --- the demo on the sample clip, with --log, in arm64 and natively ------------------------
 if has demo; then
-  stamp "fer-edge demo --video sample --headless --log (arm64)"
+  stamp "fer-edge demo --video sample --headless --log (arm64, $QCPU)"
   inpi ".venv/bin/fer-edge demo --video sample --headless --log /mnt/fer-work/demo_aarch64.csv" \
     2>&1 | tail -n 3
   stamp "the same natively"
@@ -140,13 +152,17 @@ fi
 
 # --- every build on N PrivateTest faces, arm64 vs native ------------------------------------
 if has agree; then
-  stamp "predict: $N PrivateTest faces, ${BUILDS:-the packaged model} (arm64)"
-  inpi ".venv/bin/python benchmarks/arm64/agree.py predict --data '$IN_DATA' --n $N \
-        ${IN_BUILDS:+--builds '$IN_BUILDS'} --out /mnt/fer-work/probs_aarch64.npz"
+  npzs=()
+  for QCPU in ${CPUS//,/ }; do
+    stamp "predict: $N PrivateTest faces, ${BUILDS:-the packaged model} (arm64, $QCPU)"
+    inpi ".venv/bin/python benchmarks/arm64/agree.py predict --data '$IN_DATA' --n $N \
+          ${IN_BUILDS:+--builds '$IN_BUILDS'} --out /mnt/fer-work/probs_$QCPU.npz"
+    npzs+=("$WORK/probs_$QCPU.npz")
+  done
   stamp "predict natively"
   PYTHONPATH="$REPO" "$PY" "$HERE/agree.py" predict --data "$DATA" --n "$N" \
     ${BUILDS:+--builds "$BUILDS"} --out "$WORK/probs_native.npz"
-  PYTHONPATH="$REPO" "$PY" "$HERE/agree.py" compare "$WORK/probs_native.npz" \
-    "$WORK/probs_aarch64.npz" --data "$DATA" --csv "$RESULTS/arm64_agreement.csv"
+  PYTHONPATH="$REPO" "$PY" "$HERE/agree.py" compare "$WORK/probs_native.npz" "${npzs[@]}" \
+    --data "$DATA" --csv "$RESULTS/arm64_agreement.csv"
 fi
 stamp "done (wall time is emulation time, not Raspberry Pi speed)"

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from fer_edge.config import opt
 from fer_edge.errors import ConfigError
 
+FLIP_TTA = ("model", "on", "off")
+
 
 @dataclass(frozen=True)
 class DemoConfig:
@@ -25,6 +27,8 @@ class DemoConfig:
     log: str = opt("", "write one row per face per frame here (.csv or .jsonl)")
     max_frames: int = opt(0, "stop after N frames (0 = until the source ends / q / Ctrl-C)")
     threads: int = opt(0, "classifier threads (0 = all cores)")
+    flip_tta: str = opt("model", "classify face + mirror image (2 passes per face): model (as "
+                        "the model's spec says), on, off", choices=FLIP_TTA)
     detector: str = opt("haar", "face detector: haar, or a path to a YuNet .onnx")
     detect_width: int = opt(320, "detect on the frame shrunk to this width (0 = full size)")
     detect_every: int = opt(3, "run the detector every Nth frame; tracks carry boxes between")
@@ -43,5 +47,7 @@ class DemoConfig:
             raise ConfigError("--ema must be in (0, 1]")
         if self.detect_every < 1 or self.classify_every < 1 or self.max_faces < 1:
             raise ConfigError("--detect-every, --classify-every and --max-faces must be >= 1")
+        if self.flip_tta not in FLIP_TTA:
+            raise ConfigError(f"--flip-tta {self.flip_tta!r}: use {', '.join(FLIP_TTA)}")
         if self.log and not self.log.endswith((".csv", ".jsonl")):
             raise ConfigError(f"--log {self.log}: use a .csv or .jsonl file name")

@@ -59,7 +59,8 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
     Args:
         cfg: the demo config (source, model, speed options, outputs).
         predictor: anything with ``.spec`` and ``.predict(faces (N,h,w) uint8 grey) ->
-            (N, C) probs``; default ``load_predictor(cfg.model or None)``.
+            (N, C) probs`` (called with ``tta_flip=`` only when ``cfg.flip_tta`` is on/off);
+            default ``load_predictor(cfg.model or None)``.
         detector: anything with ``.detect(frame_bgr) -> [(x, y, w, h)]``; default from
             ``cfg.detector``.
 
@@ -85,6 +86,7 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
     if not cfg.headless and not window:
         log.info("this OpenCV has no GUI (headless build): running without a window; "
                  "use --save/--log for output, or pip install 'opencv-python<5'")
+    tta = {"on": True, "off": False}.get(cfg.flip_tta)  # None: the model's spec decides
     tracker = Tracker(ema=cfg.ema, hysteresis=cfg.hysteresis,
                       max_misses=max(2, 2 * cfg.detect_every))
     face_log = FaceLog(cfg.log, spec.labels) if cfg.log else None
@@ -108,7 +110,9 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
                 t for t in tracks if t.probs is None]
             if todo:
                 t1 = time.perf_counter()
-                probs = predictor.predict(frame_faces(frame, [t.box for t in todo], spec))
+                crops = frame_faces(frame, [t.box for t in todo], spec)
+                probs = (predictor.predict(crops) if tta is None
+                         else predictor.predict(crops, tta_flip=tta))
                 for t, p in zip(todo, probs):
                     tracker.observe(t, p)
                 stats.classify_ms.append((time.perf_counter() - t1) * 1e3)
