@@ -1,17 +1,26 @@
-"""End-to-end demo speed on a fixed 640x480 video: FPS, per-stage ms, peak memory.
+"""End-to-end demo speed: FPS, per-stage ms, peak memory, frames with a face, for named
+pipeline configurations on named clips, each run in a fresh process.
 
-Runs ``fer_edge.demo.loop.run_demo`` (the real demo loop, headless, no window) on the packaged
-sample clip (60 frames, 640x480, one face), replayed ``--repeat`` times, at each thread count,
-each in a fresh subprocess so peak memory and TensorFlow-free imports are per run. Appends rows
-to ``benchmarks/results/demo_fps.csv``.
+Runs ``fer_edge.demo.loop.run_demo`` (the real demo loop, headless, no window), replaying a
+clip ``--repeat`` times (the first replay warms up and is not counted), at each thread count,
+each configuration x clip x threads in its own subprocess so peak memory and TensorFlow-free
+imports are per run. Configurations (``--configs``):
 
-    python benchmarks/demo_fps.py --model fer_edge/assets/fer_default_int8.tflite
+- ``today``: the demo's defaults before BlazeFace (Haar on a 320-px copy, min face 64 px,
+  detect every 3rd frame, classify every 2nd, no keep-alive, no alignment);
+- ``default``: the demo's current defaults (``DemoConfig()``);
+- ``short``: the current defaults with ``--detector blazeface-short``.
+
+Clips (``--clips``): ``sample`` (the packaged 640x480 clip, one face) and ``hamilton``
+(``../shared/data/real/short_hamilton_clip.mp4``, 640x360, 275 frames; skipped when absent).
+Writes ``benchmarks/results/demo_fps.csv``.
+
+    python benchmarks/demo_fps.py --threads 1,2
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
 import os
@@ -21,74 +30,100 @@ import sys
 from pathlib import Path
 
 from fer_edge.bench.machine import cpu_name
+from fer_edge.io import atomic_write_csv
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 RESULTS = HERE / "results" / "demo_fps.csv"
+REAL = ROOT.parent / "shared" / "data" / "real"
+CLIPS = {"sample": "sample", "hamilton": str(REAL / "short_hamilton_clip.mp4")}
+CONFIGS = {
+    "today": {"detector": "haar", "detect_every": 3, "classify_every": 2, "keep_alive": 0,
+              "align": False, "detect_width": 320},
+    "default": {},
+    "short": {"detector": "blazeface-short"},
+}
 
 CHILD = r"""
-import json, sys, os
+import csv, json, sys, tempfile, os
+import cv2
+cv2.setNumThreads({threads})
 from fer_edge.demo.config import DemoConfig
 from fer_edge.demo.loop import run_demo
 from fer_edge.runtime import load_predictor
-from fer_edge.demo.sources import SAMPLE_CLIP
-import cv2
-cv2.setNumThreads({threads})
 pred = load_predictor({model!r}, num_threads={threads})
-total = None
-for _ in range({repeat}):
-    s = run_demo(DemoConfig(video=str(SAMPLE_CLIP), headless=True, detect_every={detect_every},
-                            detect_width={detect_width}, classify_every={classify_every}),
-                 predictor=pred)
-    total = s if total is None else total
-    if total is not s:
-        for k in ("detect_ms", "classify_ms", "draw_ms", "frame_ms"):
-            getattr(total, k).extend(getattr(s, k))
-        total.frames += s.frames
-        total.seconds += s.seconds
+total, faces = None, None
+for rep in range({repeat} + 1):
+    log = os.path.join(tempfile.mkdtemp(), "log.csv") if rep == 1 else ""
+    s = run_demo(DemoConfig(video={clip!r}, headless=True, threads={threads}, log=log,
+                            **{overrides!r}), predictor=pred)
+    if log:
+        with open(log, newline="") as f:
+            faces = len({{r["frame"] for r in csv.DictReader(f)}})
+    if rep == 0:
+        continue  # warm-up
+    if total is None:
+        total = s
+        continue
+    for k in ("detect_ms", "classify_ms", "draw_ms", "frame_ms"):
+        getattr(total, k).extend(getattr(s, k))
+    total.frames += s.frames
+    total.seconds += s.seconds
+    total.peak_rss_mb = max(total.peak_rss_mb, s.peak_rss_mb)
 out = total.summary()
+out["frames_with_face"] = faces
+out["clip_frames"] = s.frames
 out["tensorflow_imported"] = any(m.split(".")[0] == "tensorflow" for m in sys.modules)
 print("RESULT " + json.dumps(out))
 """
 
 
+def run_one(model: str, clip: str, overrides: dict, threads: int, repeat: int) -> dict:
+    code = CHILD.format(threads=threads, model=model, repeat=repeat, clip=clip,
+                        overrides=overrides)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+    if r.returncode or not line:
+        sys.exit(f"benchmark child failed:\n{r.stderr[-2000:]}")
+    return json.loads(line[0][7:])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True, help=".tflite/.onnx build")
-    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    ap.add_argument("--repeat", type=int, default=5, help="replays of the 60-frame clip")
-    ap.add_argument("--detect-every", type=int, default=3)
-    ap.add_argument("--classify-every", type=int, default=1)
-    ap.add_argument("--detect-width", type=int, default=320)
+    ap.add_argument("--model", default="", help=".tflite/.onnx build (default: packaged)")
+    ap.add_argument("--threads", default="1", help="comma-separated thread counts")
+    ap.add_argument("--repeat", type=int, default=3, help="counted replays of each clip")
+    ap.add_argument("--configs", default="today,default", help=",".join(CONFIGS))
+    ap.add_argument("--clips", default="sample,hamilton", help=",".join(CLIPS))
     args = ap.parse_args()
+    from fer_edge.runtime import default_model_path
+
+    model = str(Path(args.model).resolve()) if args.model else str(default_model_path())
     rows = []
-    for n in [int(t) for t in args.threads.split(",")]:
-        code = CHILD.format(threads=n, model=str(Path(args.model).resolve()),
-                            repeat=args.repeat, detect_every=args.detect_every,
-                            classify_every=args.classify_every,
-                            detect_width=args.detect_width)
-        env = dict(os.environ, OMP_NUM_THREADS=str(n))
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-        line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
-        if r.returncode or not line:
-            sys.exit(f"benchmark child failed:\n{r.stderr[-2000:]}")
-        res = json.loads(line[0][7:])
-        print(f"{n} thread(s): {res['fps']:.1f} FPS; median ms detect {res['detect_ms']}, "
-              f"classify {res['classify_ms']}, draw {res['draw_ms']}, frame {res['frame_ms']}; "
-              f"peak {res['peak_rss_mb']} MB; TensorFlow imported: {res['tensorflow_imported']}")
-        rows.append({"date": dt.datetime.now().isoformat(timespec="seconds"),
-                     "cpu": cpu_name(), "cores": os.cpu_count(),
-                     "python": platform.python_version(),
-                     "model": Path(args.model).name, "threads": n,
-                     "detect_every": args.detect_every, "detect_width": args.detect_width,
-                     "classify_every": args.classify_every,
-                     **res})
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    new = not RESULTS.is_file()
-    with RESULTS.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            w.writeheader()
-        w.writerows(rows)
+    for clip in args.clips.split(","):
+        if clip != "sample" and not Path(CLIPS[clip]).is_file():
+            print(f"skipping {clip}: {CLIPS[clip]} not found")
+            continue
+        for n in [int(t) for t in args.threads.split(",")]:
+            for name in args.configs.split(","):
+                res = run_one(model, CLIPS[clip], CONFIGS[name], n, args.repeat)
+                print(f"{clip} {name} {n} thread(s): {res['fps']:.1f} FPS; face on "
+                      f"{res['frames_with_face']}/{res['clip_frames']} frames; median ms detect "
+                      f"{res['detect_ms']}, classify {res['classify_ms']}, frame "
+                      f"{res['frame_ms']}; peak {res['peak_rss_mb']} MB; TensorFlow imported: "
+                      f"{res['tensorflow_imported']}")
+                rows.append({"date": dt.datetime.now().isoformat(timespec="seconds"),
+                             "cpu": cpu_name(), "cores": os.cpu_count(),
+                             "python": platform.python_version(), "model": Path(model).name,
+                             "clip": clip, "config": name, "threads": n,
+                             "settings": json.dumps(CONFIGS[name]).replace(",", ";"),
+                             **{k: res[k] for k in ("frames", "seconds", "fps",
+                                                    "frames_with_face", "clip_frames",
+                                                    "peak_rss_mb", "detect_ms", "classify_ms",
+                                                    "frame_ms", "tensorflow_imported")}})
+    atomic_write_csv(RESULTS, rows)
+    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

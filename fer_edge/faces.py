@@ -1,26 +1,77 @@
-"""Face detectors. Light tier (OpenCV only).
+"""Face detection, alignment and framing: frame in, faces and model-ready crops out. Light tier.
 
-- ``haar`` (default): the frontal-face Haar cascade that ships inside opencv-python 4.x
-  (OpenCV 5 wheels dropped it; fer-edge pins OpenCV < 5).
-- a path to a YuNet ``.onnx`` (``cv2.FaceDetectorYN``; the model is not shipped: the user
-  passes the file, e.g. face_detection_yunet_2023mar.onnx from the OpenCV model zoo).
+Detectors (``build_detector(name)``; ``--detector`` in the demo):
 
-Both detect on a grey/colour frame downscaled to ``detect_width`` pixels (Haar on a full
-640x480 frame costs ~50-80 ms on a laptop core; at 320 px about a quarter of that) and return
-boxes in the original frame's pixels.
+- ``blazeface-full`` (what ``auto`` means): MediaPipe's BlazeFace full-range model (192x192
+  input, faces up to ~5 m), run by LiteRT; the SSD decoding (anchors, score sigmoid, box and
+  6 keypoints, letterbox, weighted non-maximum suppression) is :class:`BlazeFaceDetector`.
+- ``blazeface-short``: the short-range model (128x128, faces within ~2 m), faster.
+- ``haar``: OpenCV's frontal-face Haar cascade on a downscaled grey frame (fer-edge's
+  detector before BlazeFace; no keypoints).
+- a path to a YuNet ``.onnx`` (``cv2.FaceDetectorYN``; not shipped).
+
+Every detector has ``detect_faces(frame) -> [Detection]`` (box, score, keypoints in frame
+pixels; the first two keypoints are the eyes where the detector has them) and
+``detect(frame) -> [(x, y, w, h)]``. :class:`FaceFinder` runs detect -> align -> crop with the
+crop rule the model's spec records for that detector: the one function ``analyze()``, the
+demo and the benchmarks call.
+
+The two BlazeFace files are MediaPipe's (Apache-2.0), vendored unmodified; see
+``assets/blazeface_PROVENANCE.md``.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from fer_edge.errors import ModelFileError, SourceError
-from fer_edge.preprocess import to_gray
+from fer_edge.errors import BackendUnavailableError, ConfigError, ModelFileError, SourceError
+from fer_edge.preprocess import frame_faces, to_gray
+from fer_edge.spec import CropRule, ModelSpec
+
+log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
+ASSETS = Path(__file__).resolve().parent / "assets"
+#: crop rules and box spread calibrated on FER-2013 by ``benchmarks/calibrate_crops.py``
+CALIBRATION_FILE = ASSETS / "face_crops.json"
+#: the default detector (``--detector auto``): the best one measured in benchmarks/README.md
+AUTO = "blazeface-full"
+DETECTORS = ("auto", "blazeface-full", "blazeface-short", "haar")
+#: default minimum face score of BlazeFace (MediaPipe's own threshold for these models)
+DEFAULT_SCORE = 0.5
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face found in a frame.
+
+    Attributes:
+        box: (x, y, w, h) float, frame pixels.
+        score: detector confidence in [0, 1] (1.0 for Haar, which has none).
+        keypoints: (K, 2) float32 (x, y) frame pixels, or None. BlazeFace: K = 6: the
+            subject's right eye (image left on a frontal face), left eye, nose tip, mouth
+            centre, right ear tragion, left ear tragion. YuNet: K = 5 (eyes, nose, mouth
+            corners).
+    """
+
+    box: tuple[float, float, float, float]
+    score: float = 1.0
+    keypoints: np.ndarray | None = None
+
+    @property
+    def eyes(self) -> np.ndarray | None:
+        """(2, 2) float32: right eye then left eye (frame pixels), or None."""
+        return None if self.keypoints is None else self.keypoints[:2]
+
+    def int_box(self) -> Box:
+        return tuple(int(round(v)) for v in self.box)
 
 
 def _scale_for(frame: np.ndarray, detect_width: int) -> float:
@@ -28,7 +79,214 @@ def _scale_for(frame: np.ndarray, detect_width: int) -> float:
     return 1.0 if detect_width <= 0 or w <= detect_width else detect_width / w
 
 
-class HaarFaceDetector:
+class _Boxes:
+    """``detect()`` from ``detect_faces()``: the old box-only interface."""
+
+    name = "detector"
+
+    def detect_faces(self, frame: np.ndarray) -> list[Detection]:
+        raise NotImplementedError
+
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        """Faces of a frame as [(x, y, w, h), ...] ints in frame pixels, largest first.
+
+        Args:
+            frame: (H, W, 3) uint8 BGR or (H, W) uint8 grey.
+        """
+        return [d.int_box() for d in self.detect_faces(frame)]
+
+
+# --- BlazeFace ----------------------------------------------------------------------------
+
+#: MediaPipe's SsdAnchorsCalculator options (face_detection_{short,full}_range.pbtxt) that
+#: matter for these models: input side, strides, interpolated scale aspect ratio (an extra
+#: anchor per layer when > 0). fixed_anchor_size is true for both, so an anchor is a centre.
+BLAZEFACE = {
+    "blazeface-short": ("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 1.0),
+    "blazeface-full": ("face_detection_full_range.tflite", 192, (4,), 0.0),
+}
+
+
+def ssd_anchors(input_size: int, strides: tuple[int, ...], interpolated: float) -> np.ndarray:
+    """Anchor centres in MediaPipe's order.
+
+    Consecutive layers with the same stride share one feature map; each layer adds one anchor
+    per cell for its aspect ratio (1.0) and one more when ``interpolated`` > 0.
+
+    Returns:
+        (A, 2) float32 (x, y) centres in [0, 1] of the square input.
+    """
+    out = []
+    i = 0
+    while i < len(strides):
+        stride, per_cell = strides[i], 0
+        while i < len(strides) and strides[i] == stride:
+            per_cell += 1 + (interpolated > 0)
+            i += 1
+        fm = math.ceil(input_size / stride)
+        ys, xs = np.meshgrid((np.arange(fm) + 0.5) / fm, (np.arange(fm) + 0.5) / fm,
+                             indexing="ij")
+        cells = np.stack([xs.ravel(), ys.ravel()], 1)
+        out.append(np.repeat(cells, per_cell, axis=0))
+    return np.concatenate(out).astype(np.float32)
+
+
+def _iou_xyxy(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    x0 = np.maximum(box[0], boxes[:, 0])
+    y0 = np.maximum(box[1], boxes[:, 1])
+    x1 = np.minimum(box[2], boxes[:, 2])
+    y1 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
+                 iou_threshold: float = 0.3) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """MediaPipe's weighted non-maximum suppression: each kept face is the score-weighted
+    mean of the candidates overlapping the best one by more than ``iou_threshold``.
+
+    Args:
+        boxes: (N, 4) float (x0, y0, x1, y1).
+        keypoints: (N, K, 2) float.
+        scores: (N,) float in [0, 1].
+
+    Returns:
+        [(box (4,), keypoints (K, 2), score), ...] best first, one per face.
+    """
+    order = np.argsort(-scores)
+    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    alive = np.ones(len(scores), bool)
+    out = []
+    for i in range(len(scores)):
+        if not alive[i]:
+            continue
+        group = alive & (_iou_xyxy(boxes[i], boxes) > iou_threshold)
+        group[i] = True
+        w = scores[group][:, None]
+        out.append(((boxes[group] * w).sum(0) / w.sum(),
+                    (keypoints[group] * w[:, :, None]).sum(0) / w.sum(), float(scores[i])))
+        alive &= ~group
+    return out
+
+
+class BlazeFaceDetector(_Boxes):
+    """MediaPipe BlazeFace (short or full range) on LiteRT, decoded in numpy.
+
+    The frame is letterboxed (aspect kept, zero padding) to the square input, converted
+    BGR -> RGB and scaled to [-1, 1]; boxes and keypoints come back in frame pixels.
+
+    Args:
+        name: "blazeface-full" or "blazeface-short".
+        score_threshold: minimum face score, in (0, 1).
+        min_size: drop faces narrower than this many frame pixels (0 = keep all).
+        iou_threshold: overlap at which candidates merge into one face (weighted NMS).
+        num_threads: LiteRT threads.
+        model_path: the .tflite file; default the vendored one.
+    """
+
+    def __init__(self, name: str = "blazeface-full", score_threshold: float = DEFAULT_SCORE,
+                 min_size: int = 0, iou_threshold: float = 0.3, num_threads: int = 1,
+                 model_path: str | Path | None = None):
+        if name not in BLAZEFACE:
+            raise ConfigError(f"unknown BlazeFace model {name!r}: use "
+                              f"{' or '.join(BLAZEFACE)}")
+        _check_threshold(score_threshold)
+        file, size, strides, interp = BLAZEFACE[name]
+        path = Path(model_path) if model_path else ASSETS / file
+        if not path.is_file():
+            raise ModelFileError(f"{path}: BlazeFace model missing; reinstall fer-edge (or "
+                                 f"restore it with demo/vendor_blazeface.py)")
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise BackendUnavailableError("BlazeFace needs LiteRT: pip install ai-edge-litert "
+                                          "(or use --detector haar)") from None
+        try:
+            self._interp = Interpreter(model_path=str(path), num_threads=max(1, num_threads))
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"{path}: not a loadable TFLite model "
+                                 f"({str(exc).splitlines()[0][:100]}); restore it with "
+                                 "demo/vendor_blazeface.py") from None
+        inp = self._interp.get_input_details()[0]
+        outs = {int(d["shape"][-1]): d for d in self._interp.get_output_details()}
+        self.anchors = ssd_anchors(size, strides, interp)
+        a = len(self.anchors)
+        if (tuple(inp["shape"]) != (1, size, size, 3) or set(outs) != {16, 1}
+                or any(int(d["shape"][1]) != a for d in outs.values())):
+            raise ModelFileError(f"{path}: not the {name} model (input {tuple(inp['shape'])}, "
+                                 f"outputs {[tuple(d['shape']) for d in outs.values()]}, "
+                                 f"expected {a} anchors)")
+        self.name, self.size = name, size
+        self._in, self._reg, self._cls = inp["index"], outs[16]["index"], outs[1]["index"]
+        self.score_threshold, self.min_size = score_threshold, min_size
+        self.iou_threshold = iou_threshold
+
+    def _letterbox(self, frame: np.ndarray) -> tuple[np.ndarray, float, int, int]:
+        h, w = frame.shape[:2]
+        s = self.size / max(h, w)
+        nw, nh = max(1, round(w * s)), max(1, round(h * s))
+        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(frame, (nw, nh), interpolation=interp)
+        px, py = (self.size - nw) // 2, (self.size - nh) // 2
+        canvas = np.zeros((self.size, self.size, 3), np.uint8)
+        canvas[py:py + nh, px:px + nw] = small
+        return canvas, s, px, py
+
+    def raw(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, int, int]:
+        """Run the model on a frame: (A, 16) float32 regressors, (A,) raw scores, and the
+        letterbox (scale, pad x, pad y)."""
+        bgr = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        if bgr.shape[2] == 4:
+            bgr = cv2.cvtColor(bgr, cv2.COLOR_BGRA2BGR)
+        canvas, s, px, py = self._letterbox(bgr)
+        x = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB).astype(np.float32) * (2 / 255.0) - 1.0
+        self._interp.set_tensor(self._in, x[None])
+        self._interp.invoke()
+        reg = self._interp.get_tensor(self._reg)[0]
+        cls = self._interp.get_tensor(self._cls)[0, :, 0]
+        return reg, cls, s, px, py
+
+    def detect_faces(self, frame: np.ndarray) -> list[Detection]:
+        """Faces of a frame, best score first.
+
+        Args:
+            frame: (H, W, 3) uint8 BGR (or (H, W) grey, (H, W, 4) BGRA).
+
+        Returns:
+            [:class:`Detection`] with 6 keypoints each, in frame pixels.
+        """
+        _check_frame(frame)
+        reg, cls, s, px, py = self.raw(frame)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(cls, -80, 80)))
+        keep = np.flatnonzero(scores >= self.score_threshold)
+        if not len(keep):
+            return []
+        r = reg[keep].reshape(-1, 8, 2) / self.size          # input-normalised units
+        anc = self.anchors[keep]
+        centre = r[:, 0] + anc
+        half = r[:, 1] / 2
+        boxes = np.concatenate([centre - half, centre + half], 1)
+        kps = r[:, 2:] + anc[:, None, :]
+        valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        found = weighted_nms(boxes[valid], kps[valid], scores[keep][valid], self.iou_threshold)
+        out = []
+        off = np.array([px, py], np.float32)
+        for b, k, sc in found:
+            b = (b.reshape(2, 2) * self.size - off) / s
+            k = ((k * self.size - off) / s).astype(np.float32)
+            w, h = b[1] - b[0]
+            if w < max(1, self.min_size):
+                continue
+            out.append(Detection((float(b[0, 0]), float(b[0, 1]), float(w), float(h)), sc, k))
+        return out
+
+
+# --- OpenCV detectors -----------------------------------------------------------------------
+
+class HaarFaceDetector(_Boxes):
     """OpenCV's Haar cascade on a downscaled grey frame (no histogram equalisation: on
     frames with large flat areas it washed faces out).
 
@@ -40,6 +298,8 @@ class HaarFaceDetector:
         min_size: smallest face, pixels of the *original* frame.
         cascade: path of a cascade XML; default the one bundled with OpenCV.
     """
+
+    name = "haar"
 
     def __init__(self, detect_width: int = 320, scale_factor: float = 1.2,
                  min_neighbors: int = 6, min_size: int = 64, cascade: str | None = None):
@@ -56,43 +316,45 @@ class HaarFaceDetector:
         self.detect_width, self.scale_factor = detect_width, scale_factor
         self.min_neighbors, self.min_size = min_neighbors, min_size
 
-    def detect(self, frame: np.ndarray) -> list[Box]:
-        """Faces of a frame.
+    def detect_faces(self, frame: np.ndarray) -> list[Detection]:
+        """Faces of a frame, largest first, no keypoints (score 1.0).
 
         Args:
             frame: (H, W, 3) uint8 BGR or (H, W) uint8 grey.
-
-        Returns:
-            [(x, y, w, h), ...] ints in frame pixels, largest first.
         """
+        _check_frame(frame)
         gray = to_gray(frame)
         s = _scale_for(gray, self.detect_width)
         small = cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else gray
         m = max(12, int(self.min_size * s))
         found = self._clf.detectMultiScale(small, scaleFactor=self.scale_factor,
                                            minNeighbors=self.min_neighbors, minSize=(m, m))
-        boxes = [tuple(int(round(v / s)) for v in b) for b in np.asarray(found).reshape(-1, 4)]
-        return sorted(boxes, key=lambda b: -b[2] * b[3])
+        boxes = [tuple(float(v) / s for v in b) for b in np.asarray(found).reshape(-1, 4)]
+        return [Detection(b) for b in sorted(boxes, key=lambda b: -b[2] * b[3])]
 
 
-class YuNetFaceDetector:
-    """YuNet through ``cv2.FaceDetectorYN`` from a local ``.onnx`` file."""
+class YuNetFaceDetector(_Boxes):
+    """YuNet through ``cv2.FaceDetectorYN`` from a local ``.onnx`` file (5 keypoints)."""
+
+    name = "yunet"
 
     def __init__(self, onnx_path: str | Path, detect_width: int = 320,
-                 score_threshold: float = 0.7):
+                 score_threshold: float = 0.7, min_size: int = 0):
         p = Path(onnx_path)
         if not p.is_file():
             raise ModelFileError(f"{p}: YuNet model not found (pass the path of "
-                                 "face_detection_yunet_*.onnx, or use --detector haar)")
+                                 "face_detection_yunet_*.onnx, or use --detector auto)")
+        _check_threshold(score_threshold)
         try:
             self._det = cv2.FaceDetectorYN.create(str(p), "", (320, 240), score_threshold)
         except cv2.error as exc:
             raise ModelFileError(f"{p}: not a YuNet model OpenCV can load "
                                  f"({str(exc).strip().splitlines()[-1][:100]})") from None
-        self.detect_width = detect_width
+        self.detect_width, self.min_size = detect_width, min_size
 
-    def detect(self, frame: np.ndarray) -> list[Box]:
-        """Same contract as :meth:`HaarFaceDetector.detect` (BGR or grey frame)."""
+    def detect_faces(self, frame: np.ndarray) -> list[Detection]:
+        """Same contract as :meth:`BlazeFaceDetector.detect_faces` (BGR or grey frame)."""
+        _check_frame(frame)
         bgr = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         s = _scale_for(bgr, self.detect_width)
         small = cv2.resize(bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else bgr
@@ -100,15 +362,228 @@ class YuNetFaceDetector:
         _, faces = self._det.detect(small)
         if faces is None:
             return []
-        boxes = [tuple(int(round(v / s)) for v in f[:4]) for f in faces]
-        return sorted(boxes, key=lambda b: -b[2] * b[3])
+        out = [Detection(tuple(float(v) / s for v in f[:4]), float(f[14]),
+                         (f[4:14].reshape(5, 2) / s).astype(np.float32)) for f in faces]
+        out = [d for d in out if d.box[2] >= self.min_size]
+        return sorted(out, key=lambda d: -d.box[2] * d.box[3])
 
 
-def build_detector(name_or_path: str = "haar", **kwargs) -> HaarFaceDetector | YuNetFaceDetector:
-    """``"haar"`` or a path to a YuNet ``.onnx``."""
-    if name_or_path in ("haar", "", None):
-        return HaarFaceDetector(**kwargs)
-    if str(name_or_path).lower().endswith(".onnx"):
-        return YuNetFaceDetector(name_or_path, **{k: v for k, v in kwargs.items()
-                                                  if k == "detect_width"})
-    raise SourceError(f"unknown face detector {name_or_path!r}: use haar or a YuNet .onnx path")
+# --- building one ---------------------------------------------------------------------------
+
+def _check_threshold(t: float) -> None:
+    if not 0 < t < 1:
+        raise ConfigError(f"face score threshold {t} is outside (0, 1); use e.g. 0.5")
+
+
+def _check_frame(frame: np.ndarray) -> None:
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim not in (2, 3) \
+            or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)) or min(frame.shape[:2]) < 1:
+        raise SourceError(f"a frame must be an (H, W, 3) uint8 BGR or (H, W) uint8 array, got "
+                          f"{getattr(frame, 'shape', type(frame))} "
+                          f"{getattr(frame, 'dtype', '')}")
+
+
+def detector_name(name_or_path: str | None) -> str:
+    """The canonical name of a ``--detector`` value: "auto"/""/None -> :data:`AUTO`; a
+    ``.onnx`` path -> "yunet"."""
+    n = str(name_or_path or "auto").strip()
+    if n.lower() == "auto":
+        return AUTO
+    if n.lower().endswith(".onnx"):
+        return "yunet"
+    return n.lower()
+
+
+def build_detector(name_or_path: str | None = "auto", score_threshold: float | None = None,
+                   min_size: int | None = None, detect_width: int = 320,
+                   num_threads: int = 1) -> _Boxes:
+    """A face detector by name.
+
+    Args:
+        name_or_path: "auto" (= :data:`AUTO`), "blazeface-full", "blazeface-short", "haar",
+            or a path to a YuNet ``.onnx``.
+        score_threshold: minimum face score in (0, 1); default the detector's own (BlazeFace
+            0.5, YuNet 0.7). Haar has no score and ignores it.
+        min_size: smallest face width in frame pixels; default BlazeFace/YuNet 0 (all), Haar
+            64 (its historical demo default).
+        detect_width: Haar/YuNet work on the frame shrunk to this width (0 = full size);
+            BlazeFace always letterboxes to its own input.
+        num_threads: LiteRT threads for BlazeFace.
+
+    Raises:
+        ConfigError: unknown name, threshold outside (0, 1), negative min size.
+        ModelFileError: a missing or corrupt model file.
+    """
+    name = detector_name(name_or_path)
+    if score_threshold is not None:
+        _check_threshold(score_threshold)
+    if min_size is not None and min_size < 0:
+        raise ConfigError(f"minimum face size {min_size} is negative; use 0 (all) or pixels")
+    if name in BLAZEFACE:
+        return BlazeFaceDetector(name, DEFAULT_SCORE if score_threshold is None
+                                 else score_threshold,
+                                 min_size or 0, num_threads=num_threads)
+    if name == "haar":
+        return HaarFaceDetector(detect_width=detect_width,
+                                min_size=64 if min_size is None else min_size)
+    if name == "yunet":
+        return YuNetFaceDetector(name_or_path, detect_width=detect_width,
+                                 score_threshold=0.7 if score_threshold is None
+                                 else score_threshold, min_size=min_size or 0)
+    raise ConfigError(f"unknown face detector {name_or_path!r}: use "
+                      f"{', '.join(DETECTORS)} or a path to a YuNet .onnx")
+
+
+# --- calibration: crop rules and box spread --------------------------------------------------
+
+@dataclass(frozen=True)
+class BoxSpread:
+    """How a detector's box sits on a FER-2013-framed face, measured on pasted training faces
+    (``benchmarks/calibrate_crops.py``), in units of the true face side.
+
+    Use it to jitter training crops the way a detector will (crop-jitter augmentation).
+
+    Attributes:
+        detector: detector name.
+        n: faces measured.
+        dx, dy: (median, std) of (box centre - face centre) / face side, x right, y down.
+        size: (median, std) of box side (max(w, h)) / face side.
+        angle_deg: (median, std) of the eye-line angle error in degrees (0, 0 without eyes).
+    """
+
+    detector: str
+    n: int
+    dx: tuple[float, float]
+    dy: tuple[float, float]
+    size: tuple[float, float]
+    angle_deg: tuple[float, float] = (0.0, 0.0)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw ``n`` jitters (dx, dy, size, angle_deg) as an (n, 4) float32 array, Gaussian
+        around the medians with the measured std (what a detector box does to a face)."""
+        mu = np.array([self.dx[0], self.dy[0], self.size[0], self.angle_deg[0]])
+        sd = np.array([self.dx[1], self.dy[1], self.size[1], self.angle_deg[1]])
+        return (mu + sd * rng.standard_normal((n, 4))).astype(np.float32)
+
+
+def _calibration() -> dict:
+    if not CALIBRATION_FILE.is_file():
+        return {}
+    return json.loads(CALIBRATION_FILE.read_text())
+
+
+def calibrated_crops() -> dict[str, CropRule]:
+    """Crop rule per detector name, calibrated on FER-2013 (empty if never calibrated)."""
+    return {k: CropRule(**v["crop"]) for k, v in _calibration().get("detectors", {}).items()}
+
+
+def box_spread(detector: str = "auto") -> BoxSpread:
+    """The measured box spread of a detector ("auto", "blazeface-full", ...; see
+    :class:`BoxSpread`).
+
+    Raises:
+        ConfigError: no calibration for that detector.
+    """
+    name = detector_name(detector)
+    d = _calibration().get("detectors", {}).get(name)
+    if d is None:
+        raise ConfigError(f"no box spread measured for detector {name!r}; run "
+                          "benchmarks/calibrate_crops.py")
+    s = d["spread"]
+    return BoxSpread(name, int(s["n"]), tuple(s["dx"]), tuple(s["dy"]), tuple(s["size"]),
+                     tuple(s.get("angle_deg", (0.0, 0.0))))
+
+
+def with_calibrated_crops(spec: ModelSpec) -> ModelSpec:
+    """A spec with a crop rule for every calibrated detector it does not record itself.
+
+    Builds made before fer-edge recorded per-detector crop rules (``face_crops`` empty, such as
+    the packaged default model until it is re-specced with ``convert/respec.py``) get this
+    fer-edge's calibration; ``extra["face_crops_from"]`` says so.
+    """
+    cal = calibrated_crops()
+    missing = {k: v for k, v in cal.items() if k not in spec.face_crops}
+    if not missing:
+        return spec
+    extra = dict(spec.extra)
+    extra.setdefault("face_crops_from", "fer-edge calibration (benchmarks/calibrate_crops.py)")
+    return spec.replace(face_crops={**missing, **spec.face_crops}, extra=extra)
+
+
+# --- the product function: detect -> align -> crop -------------------------------------------
+
+@dataclass(frozen=True)
+class Face:
+    """A detected face and its model-ready crop.
+
+    Attributes:
+        box: (x, y, w, h) int detector box, frame pixels.
+        score: detector confidence.
+        keypoints: (K, 2) float32 frame pixels, or None (see :class:`Detection`).
+        crop: (s, s) uint8 grey face at the spec's source size (48x48), aligned and framed
+            like a FER-2013 face; feed it to ``Predictor.predict``.
+    """
+
+    box: Box
+    score: float
+    keypoints: np.ndarray | None
+    crop: np.ndarray
+
+
+class FaceFinder:
+    """detect -> align -> crop, with the crop rule the model spec records for the detector.
+
+    Args:
+        spec: the model's :class:`~fer_edge.spec.ModelSpec` (its ``face_crops``).
+        detector: a detector name/path for :func:`build_detector`, or a detector object
+            (``detect_faces`` or plain ``detect``); default "auto".
+        max_faces: keep at most this many faces (largest first); 0 = all.
+        align: rotate faces so the eyes are level (when the rule asks for it and the
+            detector has eyes); False gives axis-aligned crops with the same framing.
+        **detector_options: passed to :func:`build_detector` (score_threshold, min_size, ...).
+    """
+
+    def __init__(self, spec: ModelSpec, detector=None, max_faces: int = 0,
+                 align: bool = True, **detector_options):
+        if detector is None or isinstance(detector, (str, Path)):
+            detector = build_detector(str(detector or "auto"), **detector_options)
+        self.detector = detector
+        self.spec, self.max_faces = spec, max_faces
+        name = getattr(detector, "name", "custom")
+        rule = spec.crop_for(name) or with_calibrated_crops(spec).crop_for(name)
+        if rule is None:
+            log.info("no crop rule recorded for detector %r; using the spec's default", name)
+            rule = spec.crop
+        if not align and rule.align:
+            rule = CropRule(rule.square, rule.scale, rule.shift_y, rule.source_size, False)
+        self.rule = rule
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        """Detections of a frame, largest first, at most ``max_faces``."""
+        if hasattr(self.detector, "detect_faces"):
+            dets = list(self.detector.detect_faces(frame))
+        else:
+            dets = [Detection(tuple(float(v) for v in b)) for b in self.detector.detect(frame)]
+        dets.sort(key=lambda d: -d.box[2] * d.box[3])
+        return dets[:self.max_faces] if self.max_faces else dets
+
+    def crops(self, frame: np.ndarray, boxes, eyes=None) -> np.ndarray:
+        """Model-ready crops for given boxes (and per-box (2, 2) eyes or None).
+
+        Returns:
+            (N, s, s) uint8 grey.
+        """
+        return frame_faces(frame, boxes, self.spec, self.rule, eyes)
+
+    def __call__(self, frame: np.ndarray) -> list[Face]:
+        """Find, align and crop every face of a frame.
+
+        Args:
+            frame: (H, W, 3) uint8 BGR or (H, W) uint8 grey.
+
+        Returns:
+            [:class:`Face`] largest first.
+        """
+        dets = self.detect(frame)
+        crops = self.crops(frame, [d.int_box() for d in dets], [d.eyes for d in dets])
+        return [Face(d.int_box(), d.score, d.keypoints, c) for d, c in zip(dets, crops)]

@@ -5,7 +5,8 @@ tf.data graph with the same spec constants), calibration, evaluation and the dem
 
 Pipeline, driven by the :class:`~fer_edge.spec.ModelSpec`:
 
-1. ``crop_face``: detector box -> square grey crop (crop rule), padded by edge replication.
+1. ``crop_face``: detector box -> square grey crop (crop rule), padded by edge replication;
+   with ``rule.align`` and the detector's eye keypoints, rotated so the eyes are level.
 2. ``to_source``: crop -> ``source_size`` x ``source_size`` uint8 grey (INTER_AREA), the
    resolution of FER-2013 faces. A 48x48 dataset face passes through unchanged.
 3. ``resize_faces``: -> ``input_size`` x ``input_size`` float32 grey in [0, 255] (INTER_LINEAR
@@ -61,17 +62,37 @@ def crop_box(box_xywh: Sequence[float], rule: CropRule) -> tuple[int, int, int, 
             max(1, int(round(h))))
 
 
-def crop_face(gray: np.ndarray, box_xywh: Sequence[float], rule: CropRule) -> np.ndarray:
+def eye_angle(eyes: np.ndarray | Sequence[Sequence[float]]) -> float:
+    """In-plane angle of the line from the first eye keypoint to the second.
+
+    Args:
+        eyes: (2, 2) float (x, y) frame pixels: the subject's right eye (on the image's left
+            for a frontal face) then the left eye, as BlazeFace and YuNet order them.
+
+    Returns:
+        Degrees, positive when the face is turned clockwise on screen (its left eye lower).
+    """
+    e = np.asarray(eyes, np.float64)
+    return float(np.degrees(np.arctan2(e[1, 1] - e[0, 1], e[1, 0] - e[0, 0])))
+
+
+def crop_face(gray: np.ndarray, box_xywh: Sequence[float], rule: CropRule,
+              eyes: np.ndarray | None = None) -> np.ndarray:
     """Cut the face crop out of a grey frame; parts outside the frame replicate the edge.
 
     Args:
         gray: (H, W) uint8 grey frame.
         box_xywh: detector box (x, y, w, h) in frame pixels.
         rule: crop rule from the spec.
+        eyes: optional (2, 2) eye keypoints (see :func:`eye_angle`). Used only when
+            ``rule.align``: the square crop is rotated about the box centre so the eyes are
+            level, and ``shift_y`` moves the centre along the face's own vertical.
 
     Returns:
-        (h, w) uint8 grey crop.
+        (h, w) uint8 grey crop (square when aligned).
     """
+    if rule.align and eyes is not None:
+        return _aligned_crop(gray, box_xywh, rule, eye_angle(eyes))
     x, y, w, h = crop_box(box_xywh, rule)
     H, W = gray.shape[:2]
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
@@ -82,6 +103,21 @@ def crop_face(gray: np.ndarray, box_xywh: Sequence[float], rule: CropRule) -> np
     if any(pads):
         crop = cv2.copyMakeBorder(crop, *pads, borderType=cv2.BORDER_REPLICATE)
     return crop
+
+
+def _aligned_crop(gray: np.ndarray, box_xywh: Sequence[float], rule: CropRule,
+                  angle_deg: float) -> np.ndarray:
+    x, y, w, h = (float(v) for v in box_xywh)
+    side = max(w, h) * rule.scale
+    t = np.radians(angle_deg)
+    # the face's "down" in frame coordinates (y grows downwards)
+    cx = x + w / 2.0 - np.sin(t) * rule.shift_y * side
+    cy = y + h / 2.0 + np.cos(t) * rule.shift_y * side
+    n = max(1, int(round(side)))
+    m = cv2.getRotationMatrix2D((cx, cy), angle_deg, 1.0)
+    m[:, 2] += (n / 2.0 - cx, n / 2.0 - cy)
+    return cv2.warpAffine(gray, m, (n, n), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def to_source(face_gray: np.ndarray, size: int) -> np.ndarray:
@@ -149,19 +185,26 @@ def to_model_input(faces_gray: np.ndarray, spec: ModelSpec) -> np.ndarray:
 
 
 def frame_faces(frame: np.ndarray, boxes_xywh: Sequence[Sequence[float]],
-                spec: ModelSpec) -> np.ndarray:
+                spec: ModelSpec, rule: CropRule | None = None,
+                eyes: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
     """Crop every detected face of a frame to source resolution.
 
     Args:
         frame: (H, W, 3) uint8 BGR or (H, W) uint8 grey frame.
         boxes_xywh: detector boxes (x, y, w, h) in frame pixels.
-        spec: the model spec (crop rule).
+        spec: the model spec.
+        rule: the crop rule for the detector that made the boxes (``spec.crop_for(name)``);
+            default ``spec.crop``.
+        eyes: per box, (2, 2) eye keypoints or None (see :func:`crop_face`).
 
     Returns:
         (N, s, s) uint8 grey faces, ready for :func:`to_model_input`.
     """
     gray = to_gray(frame)
-    s = spec.crop.source_size
+    rule = rule or spec.crop
+    s = rule.source_size
     if not len(boxes_xywh):
         return np.zeros((0, s, s), np.uint8)
-    return np.stack([to_source(crop_face(gray, b, spec.crop), s) for b in boxes_xywh])
+    eyes = list(eyes) if eyes is not None else [None] * len(boxes_xywh)
+    return np.stack([to_source(crop_face(gray, b, rule, e), s)
+                     for b, e in zip(boxes_xywh, eyes)])

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fer_edge.config import opt
 from fer_edge.errors import ConfigError
+from fer_edge.faces import DEFAULT_SCORE, DETECTORS
 
 FLIP_TTA = ("model", "on", "off")
 
@@ -29,10 +30,22 @@ class DemoConfig:
     threads: int = opt(0, "classifier threads (0 = all cores)")
     flip_tta: str = opt("model", "classify face + mirror image (2 passes per face): model (as "
                         "the model's spec says), on, off", choices=FLIP_TTA)
-    detector: str = opt("haar", "face detector: haar, or a path to a YuNet .onnx")
-    detect_width: int = opt(320, "detect on the frame shrunk to this width (0 = full size)")
-    detect_every: int = opt(3, "run the detector every Nth frame; tracks carry boxes between")
-    classify_every: int = opt(2, "classify every Nth frame; smoothed labels carry between")
+    detector: str = opt("auto", "face detector: auto (= blazeface-full), blazeface-full, "
+                        "blazeface-short (faster, faces within ~2 m), haar, or a path to a "
+                        "YuNet .onnx")
+    face_threshold: float = opt(DEFAULT_SCORE, "minimum face score, in (0, 1) (BlazeFace, "
+                                "YuNet; Haar has none)")
+    min_face: int = opt(-1, "ignore faces narrower than this many frame pixels; -1 = the "
+                        "detector's default (Haar 64, others 0)")
+    align: bool = opt(True, "rotate each face so the eyes are level before classifying "
+                      "(detectors with eye keypoints)")
+    detect_width: int = opt(320, "Haar/YuNet: detect on the frame shrunk to this width (0 = "
+                            "full size); BlazeFace letterboxes to its own input")
+    detect_every: int = opt(2, "run the detector every Nth frame; tracks carry boxes between")
+    keep_alive: int = opt(2, "detection rounds a face stays shown (at its last box) after the "
+                          "detector last found it")
+    classify_every: int = opt(4, "classify each face every Nth frame (staggered across faces); "
+                              "smoothed labels carry between")
     max_faces: int = opt(4, "classify at most this many (largest) faces")
     ema: float = opt(0.35, "weight of the newest probabilities in the moving average (1 = off)")
     hysteresis: float = opt(0.08, "a new label must beat the shown one by this probability")
@@ -49,5 +62,15 @@ class DemoConfig:
             raise ConfigError("--detect-every, --classify-every and --max-faces must be >= 1")
         if self.flip_tta not in FLIP_TTA:
             raise ConfigError(f"--flip-tta {self.flip_tta!r}: use {', '.join(FLIP_TTA)}")
+        if not 0 < self.face_threshold < 1:
+            raise ConfigError(f"--face-threshold {self.face_threshold} is outside (0, 1); "
+                              "use e.g. 0.5")
+        if self.min_face < -1 or self.keep_alive < 0:
+            raise ConfigError("--min-face must be >= 0 (or -1 for the detector's default) and "
+                              "--keep-alive >= 0")
+        d = self.detector.strip().lower()
+        if d not in DETECTORS and not d.endswith(".onnx"):
+            raise ConfigError(f"--detector {self.detector!r} is unknown: use "
+                              f"{', '.join(DETECTORS)} or a path to a YuNet .onnx")
         if self.log and not self.log.endswith((".csv", ".jsonl")):
             raise ConfigError(f"--log {self.log}: use a .csv or .jsonl file name")

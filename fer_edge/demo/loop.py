@@ -19,7 +19,6 @@ from fer_edge.demo.overlay import draw, has_gui
 from fer_edge.demo.sources import open_source
 from fer_edge.demo.tracking import Tracker
 from fer_edge.errors import SourceError
-from fer_edge.preprocess import frame_faces
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +60,9 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
         predictor: anything with ``.spec`` and ``.predict(faces (N,h,w) uint8 grey) ->
             (N, C) probs`` (called with ``tta_flip=`` only when ``cfg.flip_tta`` is on/off);
             default ``load_predictor(cfg.model or None)``.
-        detector: anything with ``.detect(frame_bgr) -> [(x, y, w, h)]``; default from
-            ``cfg.detector``.
+        detector: a detector object (``detect_faces(frame)`` as in :mod:`fer_edge.faces`, or
+            ``detect(frame_bgr) -> [(x, y, w, h)]``); default from ``cfg.detector``,
+            ``cfg.face_threshold``, ``cfg.min_face``.
 
     Returns:
         :class:`DemoStats` (frames, FPS, per-stage ms, dropped frames, peak memory).
@@ -74,10 +74,13 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
             from fer_edge.runtime import load_predictor
 
             predictor = load_predictor(cfg.model or None, cfg.threads or None)
-        if detector is None:
-            from fer_edge.faces import build_detector
+        from fer_edge.faces import FaceFinder, build_detector
 
-            detector = build_detector(cfg.detector, detect_width=cfg.detect_width)
+        if detector is None:
+            detector = build_detector(cfg.detector, score_threshold=cfg.face_threshold,
+                                      min_size=None if cfg.min_face < 0 else cfg.min_face,
+                                      detect_width=cfg.detect_width)
+        finder = FaceFinder(predictor.spec, detector, max_faces=cfg.max_faces, align=cfg.align)
     except BaseException:
         source.close()
         raise
@@ -88,29 +91,32 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
                  "use --save/--log for output, or pip install 'opencv-python<5'")
     tta = {"on": True, "off": False}.get(cfg.flip_tta)  # None: the model's spec decides
     tracker = Tracker(ema=cfg.ema, hysteresis=cfg.hysteresis,
-                      max_misses=max(2, 2 * cfg.detect_every))
+                      max_misses=max(2, 2 * cfg.detect_every), keep_alive=cfg.keep_alive)
     face_log = FaceLog(cfg.log, spec.labels) if cfg.log else None
     writer = None
     stats = DemoStats()
     stop = _CtrlC()
     t_start = time.perf_counter()
-    last = t_start
+    rate = LoopRate()
     try:
         for i, (frame, ts) in enumerate(source):
             if stop.requested:
                 stats.interrupted = True
                 break
             t0 = time.perf_counter()
+            fps = rate.tick(t0)
             if i % cfg.detect_every == 0:
-                boxes = detector.detect(frame)[:cfg.max_faces]
-                tracker.update(boxes)
+                dets = finder.detect(frame)
+                tracker.update([d.int_box() for d in dets], [d.eyes for d in dets])
                 stats.detect_ms.append((time.perf_counter() - t0) * 1e3)
             tracks = tracker.visible()
-            todo = tracks if i % cfg.classify_every == 0 else [
-                t for t in tracks if t.probs is None]
+            # each face every classify_every-th frame, staggered by track id so several faces
+            # do not all land on the same frame; a new face at once
+            todo = [t for t in tracks if t.probs is None
+                    or (i + t.id) % cfg.classify_every == 0]
             if todo:
                 t1 = time.perf_counter()
-                crops = frame_faces(frame, [t.box for t in todo], spec)
+                crops = finder.crops(frame, [t.box for t in todo], [t.eyes for t in todo])
                 probs = (predictor.predict(crops) if tta is None
                          else predictor.predict(crops, tta_flip=tta))
                 for t, p in zip(todo, probs):
@@ -122,8 +128,8 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
                 t2 = time.perf_counter()
                 hud = ""
                 if cfg.show_fps:
-                    fps = 1.0 / max(t0 - last, 1e-6)
-                    hud = (f"{fps:4.0f} fps  detect {_last(stats.detect_ms):.1f} ms  classify "
+                    shown = "  --" if fps is None else f"{fps:4.1f}"
+                    hud = (f"{shown} fps  detect {_last(stats.detect_ms):.1f} ms  classify "
                            f"{_last(stats.classify_ms):.1f} ms  draw {_last(stats.draw_ms):.1f} ms")
                 draw(frame, tracks, spec.labels, hud)
                 if cfg.save:
@@ -134,7 +140,6 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
                     if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                         break
                 stats.draw_ms.append((time.perf_counter() - t2) * 1e3)
-            last = t0
             stats.frames += 1
             stats.frame_ms.append((time.perf_counter() - t0) * 1e3)
             if cfg.max_frames and stats.frames >= cfg.max_frames:
@@ -155,6 +160,26 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
             cv2.destroyAllWindows()
         stats.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return stats
+
+
+class LoopRate:
+    """The loop's real frame rate for the overlay: frames per second over the intervals between
+    the starts of consecutive frames (source read, detection, classification, drawing and
+    display all included), as a moving average over the last ``window`` intervals.
+
+    ``tick`` returns None on the first frame, when no interval exists yet (the old readout
+    divided by the time since the loop started and showed ~150,000 fps there).
+    """
+
+    def __init__(self, window: int = 30):
+        self.window, self._times = window, []
+
+    def tick(self, now: float) -> float | None:
+        self._times = (self._times + [now])[-(self.window + 1):]
+        if len(self._times) < 2:
+            return None
+        span = self._times[-1] - self._times[0]
+        return (len(self._times) - 1) / span if span > 0 else None
 
 
 class _CtrlC:

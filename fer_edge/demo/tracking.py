@@ -30,6 +30,7 @@ class Track:
         raw: (C,) float32 newest unsmoothed probabilities.
         label: index of the shown (hysteresis-filtered) label, -1 before classification.
         misses: consecutive detection rounds without a match.
+        eyes: (2, 2) float32 eye keypoints of the latest match (frame pixels), or None.
     """
 
     id: int
@@ -40,6 +41,7 @@ class Track:
     misses: int = 0
     age: int = 0
     history: list = field(default_factory=list)
+    eyes: np.ndarray | None = None
 
 
 class Tracker:
@@ -51,17 +53,25 @@ class Tracker:
         ema: weight of the newest probabilities (1 = no smoothing).
         hysteresis: the shown label changes only when another class's smoothed probability
             beats it by this margin.
+        keep_alive: detection rounds a track stays *visible* (shown, classified, logged at its
+            last box) after its last match; 0 = only tracks matched in the latest round.
     """
 
     def __init__(self, iou_threshold: float = 0.3, max_misses: int = 3, ema: float = 0.35,
-                 hysteresis: float = 0.08):
-        self.iou_threshold, self.max_misses = iou_threshold, max_misses
-        self.ema, self.hysteresis = ema, hysteresis
+                 hysteresis: float = 0.08, keep_alive: int = 0):
+        self.iou_threshold, self.max_misses = iou_threshold, max(max_misses, keep_alive)
+        self.ema, self.hysteresis, self.keep_alive = ema, hysteresis, keep_alive
         self.tracks: list[Track] = []
         self._next = 1
 
-    def update(self, boxes: list[Box]) -> list[Track]:
-        """Match a detection round; returns the live tracks (matched or recently seen)."""
+    def update(self, boxes: list[Box], eyes: list | None = None) -> list[Track]:
+        """Match a detection round; returns the visible tracks.
+
+        Args:
+            boxes: [(x, y, w, h)] frame pixels.
+            eyes: per box, (2, 2) eye keypoints or None (default: none).
+        """
+        eyes = list(eyes) if eyes is not None else [None] * len(boxes)
         pairs = sorted(((iou(t.box, b), i, j) for i, t in enumerate(self.tracks)
                         for j, b in enumerate(boxes)), reverse=True)
         used_t, used_b = set(), set()
@@ -71,21 +81,22 @@ class Tracker:
             used_t.add(i)
             used_b.add(j)
             self.tracks[i].box, self.tracks[i].misses = tuple(boxes[j]), 0
+            self.tracks[i].eyes = eyes[j]
         for i, t in enumerate(self.tracks):
             if i not in used_t:
                 t.misses += 1
         self.tracks = [t for t in self.tracks if t.misses <= self.max_misses]
         for j, b in enumerate(boxes):
             if j not in used_b:
-                self.tracks.append(Track(self._next, tuple(b)))
+                self.tracks.append(Track(self._next, tuple(b), eyes=eyes[j]))
                 self._next += 1
         for t in self.tracks:
             t.age += 1
         return self.visible()
 
     def visible(self) -> list[Track]:
-        """Tracks matched in the latest detection round."""
-        return [t for t in self.tracks if t.misses == 0]
+        """Tracks matched within the last ``keep_alive`` + 1 detection rounds."""
+        return [t for t in self.tracks if t.misses <= self.keep_alive]
 
     def observe(self, track: Track, probs: np.ndarray) -> None:
         """Fold new (C,) probabilities into a track (EMA) and update its shown label."""

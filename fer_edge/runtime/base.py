@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,10 @@ from typing import Any
 import numpy as np
 
 from fer_edge.errors import SpecError
-from fer_edge.preprocess import frame_faces, to_model_input
+from fer_edge.preprocess import to_model_input
 from fer_edge.spec import ModelSpec
+
+log = logging.getLogger(__name__)
 
 
 class Predictor:
@@ -26,10 +29,16 @@ class Predictor:
     backend = "base"
 
     def __init__(self, path: Path, spec: ModelSpec, num_threads: int | None):
+        from fer_edge.faces import with_calibrated_crops
+
         self.path = Path(path)
-        self.spec = spec
+        self.spec = with_calibrated_crops(spec)
+        if self.spec is not spec:
+            log.debug("%s records no crop rule for %s; using fer-edge's FER-2013 calibration",
+                      self.path.name, ", ".join(sorted(set(self.spec.face_crops)
+                                                        - set(spec.face_crops))))
         self.num_threads = num_threads or os.cpu_count() or 1
-        self._detector = None
+        self._finders: dict = {}
 
     # --- to implement per runtime -------------------------------------------------------
     def _run(self, x: np.ndarray) -> np.ndarray:
@@ -92,32 +101,42 @@ class Predictor:
             probs = (probs + self.predict_inputs(x[:, :, ::-1, :].copy())) / 2.0
         return probs
 
-    def analyze(self, frame: np.ndarray, detector: Any = None) -> list[dict[str, Any]]:
-        """Detect and classify every face of a frame.
+    def finder(self, detector: Any = "auto"):
+        """The :class:`~fer_edge.faces.FaceFinder` (detect -> align -> crop) for a detector
+        name ("auto", "blazeface-full", "blazeface-short", "haar", a YuNet .onnx path) or
+        object, with this model's crop rule for it; cached per name."""
+        from fer_edge.faces import FaceFinder
+
+        if not isinstance(detector, str):
+            return FaceFinder(self.spec, detector)
+        if detector not in self._finders:
+            self._finders[detector] = FaceFinder(self.spec, detector)
+        return self._finders[detector]
+
+    def analyze(self, frame: np.ndarray, detector: Any = "auto") -> list[dict[str, Any]]:
+        """Detect, align and classify every face of a frame.
 
         Args:
             frame: (H, W, 3) uint8 **BGR** frame (OpenCV order) or (H, W) uint8 grey.
-            detector: anything with ``detect(frame) -> [(x, y, w, h), ...]``; default the
-                Haar cascade shipped with OpenCV.
+            detector: a detector name ("auto" = BlazeFace full range, "blazeface-short",
+                "haar", a YuNet .onnx path) or an object with ``detect_faces(frame)`` or
+                ``detect(frame) -> [(x, y, w, h), ...]``.
 
         Returns:
-            One dict per face: ``box`` (x, y, w, h) ints, ``probs`` {label: float},
-            ``label`` (top class) and ``score`` (its probability).
+            One dict per face, largest first: ``box`` (x, y, w, h) ints, ``keypoints``
+            (K, 2) float list or None, ``probs`` {label: float}, ``label`` (top class) and
+            ``score`` (its probability).
         """
-        if detector is None:
-            if self._detector is None:
-                from fer_edge.faces import build_detector
-
-                self._detector = build_detector("haar")
-            detector = self._detector
-        boxes = [tuple(int(v) for v in b) for b in detector.detect(frame)]
-        if not boxes:
+        faces = self.finder(detector if detector is not None else "auto")(frame)
+        if not faces:
             return []
-        probs = self.predict(frame_faces(frame, boxes, self.spec))
+        probs = self.predict(np.stack([f.crop for f in faces]))
         out = []
-        for box, p in zip(boxes, probs):
+        for f, p in zip(faces, probs):
             k = int(p.argmax())
-            out.append({"box": box, "probs": dict(zip(self.spec.labels, map(float, p))),
+            out.append({"box": f.box, "keypoints": None if f.keypoints is None
+                        else f.keypoints.tolist(),
+                        "probs": dict(zip(self.spec.labels, map(float, p))),
                         "label": self.spec.labels[k], "score": float(p[k])})
         return out
 

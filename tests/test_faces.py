@@ -1,0 +1,271 @@
+"""Face detection, alignment and framing on real pixels: the photos in ../shared/data/real/ and
+FER-2013 faces pasted into frames at known boxes (tests skip when the data is absent)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import cv2
+import numpy as np
+import pytest
+from conftest import FER_NPZ, ROOT  # noqa: E402
+
+from fer_edge.cli import main
+from fer_edge.data.paste import pasted_frames
+from fer_edge.demo.loop import LoopRate
+from fer_edge.demo.tracking import Tracker, iou
+from fer_edge.errors import ConfigError, ModelFileError
+from fer_edge.faces import (
+    ASSETS,
+    BlazeFaceDetector,
+    FaceFinder,
+    box_spread,
+    build_detector,
+    calibrated_crops,
+    ssd_anchors,
+    weighted_nms,
+)
+from fer_edge.preprocess import crop_box, eye_angle, frame_faces
+from fer_edge.spec import ModelSpec
+
+REAL = ROOT.parent / "shared" / "data" / "real"
+PORTRAITS = ["alex-lacamoire.png", "biden.jpg", "lin-manuel-miranda.png", "obama.jpg",
+             "obama2.jpg", "obama-240p.jpg", "obama-720p.jpg", "obama_small.jpg"]
+
+
+def _real(name: str) -> np.ndarray:
+    p = REAL / name
+    if not p.is_file():
+        pytest.skip(f"real photos not found at {REAL}")
+    return cv2.imread(str(p))
+
+
+@pytest.fixture(scope="module")
+def full():
+    return build_detector("blazeface-full")
+
+
+@pytest.fixture(scope="module")
+def test_faces():
+    if not FER_NPZ.is_file():
+        pytest.skip(f"real FER-2013 not found at {FER_NPZ}")
+    d = np.load(FER_NPZ)
+    test = np.flatnonzero(d["usage"] == 2)[:400]
+    return d["images"][test], d["labels"][test]
+
+
+def test_vendored_models_match_provenance():
+    note = (ASSETS / "blazeface_PROVENANCE.md").read_text()
+    rows = re.findall(r"\| `(face_detection_\w+\.tflite)` \| `[^`]+` \| (\d+) \| `([0-9a-f]{64})`",
+                      note)
+    assert len(rows) == 2
+    for name, size, digest in rows:
+        data = (ASSETS / name).read_bytes()
+        assert len(data) == int(size) and hashlib.sha256(data).hexdigest() == digest
+    assert "Apache License" in (ASSETS / "blazeface_LICENSE.txt").read_text()[:200]
+
+
+def test_anchor_layout_matches_the_models_outputs():
+    assert len(ssd_anchors(128, (8, 16, 16, 16), 1.0)) == 896
+    assert len(ssd_anchors(192, (4,), 0.0)) == 2304
+    a = ssd_anchors(128, (8, 16, 16, 16), 1.0)
+    assert np.allclose(a[0], [0.5 / 16, 0.5 / 16]) and np.allclose(a[1], a[0])
+    for name in ("blazeface-full", "blazeface-short"):  # the constructor checks real shapes
+        assert len(BlazeFaceDetector(name).anchors) in (896, 2304)
+
+
+def test_nms_keeps_one_box_per_face():
+    rng = np.random.default_rng(0)
+    boxes, kps, scores = [], [], []
+    for cx in (0.2, 0.7):
+        for _ in range(6):
+            c = cx + rng.normal(0, 0.01, 2)
+            boxes.append([*(c - 0.1), *(c + 0.1)])
+            kps.append(np.tile(c, (6, 1)))
+            scores.append(rng.uniform(0.5, 1))
+    out = weighted_nms(np.array(boxes), np.array(kps), np.array(scores))
+    assert len(out) == 2
+    assert sorted(round(float(b[0] + b[2]) / 2, 1) for b, _, _ in out) == [0.2, 0.7]
+
+
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_portrait_one_face_eyes_in_place(full, name):
+    img = _real(name)
+    faces = full.detect_faces(img)
+    assert len(faces) == 1, [f.box for f in faces]
+    f = faces[0]
+    x, y, w, h = f.box
+    assert f.score > 0.7 and w > 40
+    (rx, ry), (lx, ly) = f.eyes
+    assert x < rx < x + w / 2 < lx < x + w  # subject's right eye on the image's left
+    assert y < ry < y + h / 2 and y < ly < y + h / 2
+    assert abs(eye_angle(f.eyes)) < 15
+
+
+def test_two_people(full):
+    assert len(full.detect_faces(_real("obama_and_biden.jpg"))) == 2
+
+
+def test_pasted_faces_recall_iou_and_eyes(full, test_faces):
+    faces, _ = test_faces
+    found, ious, eye_err, eyes_ok = 0, [], [], 0
+    frames = list(pasted_frames(faces[:80], seed=1, sides=(80, 240), max_angle=30))
+    for p in frames:
+        dets = full.detect_faces(p.frame)
+        best = max(dets, key=lambda d: iou(d.box, p.box), default=None)
+        if best is None or iou(best.box, p.box) < 0.3:
+            continue
+        found += 1
+        ious.append(iou(best.box, p.box))
+        eye_err.append(abs(eye_angle(best.eyes) - p.angle))
+        # the eyes lie in the face's upper half, either side of its centre line
+        cx, cy = p.centre
+        t = np.radians(p.angle)
+        rel = (best.eyes - [cx, cy]) @ np.array([[np.cos(t), -np.sin(t)],
+                                                 [np.sin(t), np.cos(t)]])
+        eyes_ok += bool(rel[0, 0] < 0 < rel[1, 0] and (rel[:, 1] < 0.15 * p.box[2]).all())
+    print(found / len(frames), np.median(ious), np.median(eye_err), eyes_ok / found)
+    assert eyes_ok >= 0.85 * found
+    assert found / len(frames) >= 0.55
+    assert np.median(ious) >= 0.6
+    assert np.median(eye_err) <= 10
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def test_alignment_rotates_a_tilted_face_upright(full, test_faces):
+    faces, _ = test_faces
+    spec = ModelSpec()
+    finder = FaceFinder(spec, full)
+    gains, angles = [], []
+    for p in pasted_frames(faces[:60], seed=2, sides=(120, 240), max_angle=0):
+        frame = p.frame.copy()
+        upright = cv2.resize(faces[p.index], (48, 48))
+        # rotate the whole frame by 25 degrees about the face: a tilted head
+        m = cv2.getRotationMatrix2D(p.centre, -25, 1.0)
+        tilted = cv2.warpAffine(frame, m, frame.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+        found = finder(tilted)
+        if not found:
+            continue
+        f = found[0]
+        angles.append(eye_angle(f.keypoints[:2]))
+        flat = FaceFinder(spec, full, align=False).crops(tilted, [f.box], [f.keypoints[:2]])[0]
+        gains.append(_corr(f.crop, upright) - _corr(flat, upright))
+    assert len(gains) >= 25 and abs(np.median(angles) - 25) < 8
+    assert np.median(gains) > 0.1  # the aligned crop matches the upright face much better
+
+
+def test_crop_follows_the_spec_rule_and_reframes_the_face(full, test_faces):
+    faces, _ = test_faces
+    rule = calibrated_crops()["blazeface-full"]
+    assert rule.align and rule.scale > 1  # BlazeFace boxes are tighter than FER-2013 faces
+    spec = ModelSpec(face_crops={"blazeface-full": rule})
+    finder = FaceFinder(spec, full)
+    assert finder.rule == rule
+    raw_iou, crop_iou = [], []
+    for p in pasted_frames(faces[:40], seed=3, sides=(100, 240), max_angle=0):
+        found = finder(p.frame)
+        if not found:
+            continue
+        f = found[0]
+        same = frame_faces(p.frame, [f.box], spec, rule, [f.keypoints[:2]])[0]
+        assert np.array_equal(f.crop, same) and f.crop.shape == (48, 48)
+        raw_iou.append(max(f.box[2:]) / p.box[2])
+        crop_iou.append(crop_box(f.box, rule)[2] / p.box[2])
+    # the rule turns the detector box (~0.85 of the face) into the FER-2013 framing (~1.0)
+    assert len(crop_iou) >= 15 and np.median(raw_iou) < 0.92
+    assert abs(np.median(crop_iou) - 1) < 0.1
+
+
+def test_box_spread_api():
+    s = box_spread("auto")
+    assert s.detector == "blazeface-full" and s.n > 100 and s.size[0] > 0
+    j = s.sample(np.random.default_rng(0), 1000)
+    assert j.shape == (1000, 4) and abs(np.median(j[:, 2]) - s.size[0]) < 0.05
+    with pytest.raises(ConfigError):
+        box_spread("nope")
+
+
+def test_packaged_model_gets_calibrated_crops_explicitly():
+    from fer_edge.runtime import load_predictor
+
+    p = load_predictor()
+    if p.spec.extra.get("face_crops_from") is None:  # re-specced build records its own
+        assert p.spec.face_crops
+        return
+    assert set(p.spec.face_crops) >= {"blazeface-full", "blazeface-short", "haar"}
+    assert p.spec.crop_for("blazeface-full") == calibrated_crops()["blazeface-full"]
+    out = p.analyze(_real("obama.jpg"))
+    assert len(out) == 1 and out[0]["label"] in p.spec.labels and out[0]["keypoints"]
+
+
+def test_respec_records_the_rules(tmp_path):
+    import importlib.util
+
+    from fer_edge.runtime import default_model_path, load_predictor
+
+    spec_ = importlib.util.spec_from_file_location("respec", ROOT / "convert" / "respec.py")
+    mod = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(mod)
+    src = default_model_path()
+    out = tmp_path / "m.tflite"
+    data = src.read_bytes()
+    out.write_bytes(mod.strip_spec(data) + b"")
+    assert mod.strip_spec(out.read_bytes()) == out.read_bytes()
+    from fer_edge.runtime.spec_io import embed_in_tflite, read_tflite_spec
+
+    new = mod.respec(read_tflite_spec(data, "x"))
+    out.write_bytes(embed_in_tflite(mod.strip_spec(data), new))
+    p = load_predictor(out)
+    assert p.spec.detector == "blazeface-full" and "face_crops_from" not in p.spec.extra
+    assert p.spec.face_crops == calibrated_crops()
+
+
+@pytest.mark.parametrize("kwargs, err", [
+    ({"name_or_path": "nope"}, ConfigError),
+    ({"score_threshold": 0.0}, ConfigError),
+    ({"score_threshold": 1.5}, ConfigError),
+    ({"min_size": -3}, ConfigError),
+    ({"name_or_path": "/nonexistent/yunet.onnx"}, ModelFileError),
+])
+def test_bad_detector_options(kwargs, err):
+    with pytest.raises(err):
+        build_detector(**kwargs)
+
+
+def test_corrupt_blazeface_file(tmp_path):
+    bad = tmp_path / "x.tflite"
+    bad.write_bytes(b"garbage" * 10)
+    with pytest.raises(ModelFileError):
+        BlazeFaceDetector("blazeface-full", model_path=bad)
+    with pytest.raises(ModelFileError):  # a real model, but not this one
+        BlazeFaceDetector("blazeface-full", model_path=ASSETS / "face_detection_short_range.tflite")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--detector", "nope"], "--detector 'nope' is unknown"),
+    (["--face-threshold", "1.5"], "--face-threshold 1.5 is outside (0, 1)"),
+    (["--min-face", "-5"], "--min-face must be >= 0"),
+    (["--detector", "/nonexistent/y.onnx"], "YuNet model not found"),
+])
+def test_demo_detector_bad_input(args, needle, capsys):
+    assert main(["demo", "--video", "sample", "--headless", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+
+
+def test_loop_rate_starts_unknown_then_reads_the_real_rate():
+    r = LoopRate()
+    assert r.tick(10.0) is None
+    for k in range(1, 31):
+        fps = r.tick(10.0 + k / 25)
+    assert abs(fps - 25) < 1e-6
+
+
+def test_keep_alive_shows_a_briefly_missed_face():
+    t = Tracker(keep_alive=1, max_misses=3)
+    t.update([(10, 10, 50, 50)])
+    assert len(t.update([])) == 1 and len(t.update([])) == 0
