@@ -74,7 +74,7 @@ def main() -> None:
         calibrate_ranges(qat, float_model, None, b, ranges=ranges)
         data, s8 = export.tflite_int8(qat, spec)
         tmp.write_bytes(data)
-        spec.replace(input_dtype="int8").write(tmp.with_name(tmp.name + ".spec.json"))
+        s8.write(tmp.with_name(tmp.name + ".spec.json"))
         pred = LiteRTPredictor(tmp, num_threads=os.cpu_count())
         for split, (x, y) in splits.items():
             p = np.concatenate([pred.predict(x[i:i + 256]) for i in range(0, len(x), 256)])

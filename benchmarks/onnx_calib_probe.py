@@ -64,8 +64,7 @@ quantize_static(str(src), str(dst), R(), quant_format=QuantFormat.QDQ,
                 calibrate_method=getattr(CalibrationMethod, method), extra_options=opts,
                 nodes_to_exclude=[t for t in os.environ.get('EXCLUDE', '').split(',') if t])
 proto = onnx.load(str(dst))
-s2 = spec.replace(input_dtype="float32")
-_set_meta(proto, s2)
+s2 = _set_meta(proto, spec.replace(input_dtype="float32"))
 onnx.save(proto, str(dst))
 s2.write(Path(str(dst) + ".spec.json"))
 print("wrote", dst)

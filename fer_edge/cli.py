@@ -14,7 +14,7 @@ import logging
 import sys
 
 from fer_edge import __version__
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import HEAVY_PACKAGES, FerEdgeError
 
 #: subcommand -> light module with add_parser()/run()
 COMMANDS = {
@@ -26,8 +26,15 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line, exit 2 (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fer-edge",
         description="Facial-emotion recognition from training to the edge: train an "
                     "InceptionV3 on FER-2013, convert it to int8 TFLite/ONNX with a per-class "
@@ -92,6 +99,37 @@ def main(argv: list[str] | None = None) -> int:
         hint = "; continue with --resume" if args.command == "train" else ""
         print(f"fer-edge {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        if verbose or root not in HEAVY_PACKAGES:
+            raise
+        print(f"fer-edge {args.command}: error: this needs {root}, which is not installed "
+              f"(light install): pip install -e '{HEAVY_PACKAGES[root]}'", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if verbose:
+            raise
+        print(f"fer-edge {args.command}: error: {os_error_text(exc)}", file=sys.stderr)
+        return 2
+
+
+def os_error_text(exc: OSError) -> str:
+    """One line for a file-system error: the path, the problem and what to do."""
+    import errno
+
+    where = exc.filename or ""
+    if exc.filename2:
+        where = f"{where} -> {exc.filename2}"
+    fix = {errno.ENOSPC: "free some disk space or write elsewhere",
+           errno.EDQUOT: "free some disk space or write elsewhere",
+           errno.EACCES: "choose a folder you can write to (or fix its permissions)",
+           errno.EPERM: "choose a folder you can write to (or fix its permissions)",
+           errno.EROFS: "the file system is read-only; write elsewhere",
+           errno.ENOTDIR: "a parent of this path is a file, not a folder; choose another path",
+           errno.EISDIR: "this is a folder; give a file name",
+           errno.ENOENT: "check the path"}.get(exc.errno, "check the path and try again")
+    problem = exc.strerror or str(exc)
+    return f"{where}: {problem}; {fix}" if where else f"{problem}; {fix}"
 
 
 if __name__ == "__main__":

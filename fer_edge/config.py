@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +24,18 @@ from fer_edge.errors import ConfigError
 
 
 def opt(default: Any, help: str, choices: tuple | None = None, positional: bool = False,
-        cli: bool = True) -> Any:
-    """A config field with CLI help."""
-    meta = {"help": help, "choices": choices, "positional": positional, "cli": cli}
+        cli: bool = True, *, ge: float | None = None, gt: float | None = None,
+        le: float | None = None, lt: float | None = None) -> Any:
+    """A config field with CLI help and its allowed values.
+
+    :func:`check_config` checks every field wherever a config is built (flags, TOML, a resumed
+    run's saved config): its type; for numbers, finite and within ``ge``/``gt`` (lower) and
+    ``le``/``lt`` (upper), and ``>= 0`` when no bound is given (``>= default`` for a negative
+    default such as -1 = auto; ``ge=-math.inf`` allows any sign); ``choices`` for values from
+    TOML too.
+    """
+    meta = {"help": help, "choices": choices, "positional": positional, "cli": cli,
+            "ge": ge, "gt": gt, "le": le, "lt": lt}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -80,46 +91,187 @@ def _metavar(tp: Any) -> str:
 
 
 def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
-    """Build the stage config: dataclass defaults < TOML file < explicit flags < ``fixed``."""
+    """Build the stage config: dataclass defaults < TOML file < explicit flags < ``fixed``.
+
+    Every value is checked (:func:`check_config`); a bad one raises
+    :class:`~fer_edge.errors.ConfigError` naming the flag or TOML key and what to give.
+    """
+    values, origin = given_values(cls, args)
+    values.update(fixed)
+    return make_config(cls, values, origin)
+
+
+def given_values(cls: type, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    """The values the user gave (TOML file, then explicit flags over it) and where each came
+    from (``--batch-size`` or ``recipe.toml: batch_size =``), without the defaults."""
     values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
     if getattr(args, "config_file", None):
-        values.update(read_toml(args.config_file, cls))
+        for k, v in read_toml(args.config_file, cls).items():
+            values[k], origin[k] = v, f"{args.config_file}: {k} ="
     for f in dataclasses.fields(cls):
         v = getattr(args, f.name, None)
         if v is not None:
-            values[f.name] = v
-    values.update(fixed)
+            values[f.name], origin[f.name] = v, flag_name(f.name)
+    return values, origin
+
+
+def make_config(cls: type, values: dict[str, Any], origin: dict[str, str] | None = None) -> Any:
+    """``cls(**values)`` with every field checked (:func:`check_config`); ``origin`` names
+    where each value came from, for the error message."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}")
     try:
-        return cls(**values)
+        cfg = cls(**values)
     except TypeError as exc:
         raise ConfigError(f"{cls.__name__}: {exc}") from None
+    check_config(cfg, origin or {})
+    return cfg
+
+
+def flag_name(name: str) -> str:
+    """``batch_size`` -> ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+_TYPE_WORDS = {int: "a whole number", float: "a number", str: "text (a quoted string in TOML)",
+               bool: "true or false"}
+
+
+def _field_type(tp: Any) -> type:
+    return bool if tp is bool else _base_type(tp)
+
+
+def _type_ok(v: Any, tp: type) -> bool:
+    if tp is bool:
+        return isinstance(v, bool)
+    if tp is int:
+        return isinstance(v, int) and not isinstance(v, bool)
+    if tp is float:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if tp is str:
+        return isinstance(v, str)
+    return True
+
+
+def _bounds(meta: dict, default: Any = 0) -> tuple[list[tuple[str, float]], str]:
+    pairs = [(k, meta[k]) for k in ("ge", "gt", "le", "lt") if meta.get(k) is not None]
+    if not pairs:  # no bound given: >= 0, or >= the default when that is negative (-1 = auto)
+        low = default if isinstance(default, (int, float)) and default < 0 else 0
+        pairs = [("ge", low)]
+    sym = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    text = " and ".join(f"{sym[k]} {b:g}" for k, b in pairs if math.isfinite(b))
+    return pairs, text
+
+
+def check_config(cfg: Any, origin: dict[str, str] | None = None) -> None:
+    """Check every field of a stage config: type, finite numbers in range, choices.
+
+    Raises:
+        ConfigError: one line naming the flag (or TOML key), the value and what to give.
+    """
+    origin = origin or {}
+    hints = typing.get_type_hints(type(cfg))
+    ops = {"ge": lambda v, b: v >= b, "gt": lambda v, b: v > b,
+           "le": lambda v, b: v <= b, "lt": lambda v, b: v < b}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        where = origin.get(f.name, flag_name(f.name))
+        what = f.metadata.get("help", "")
+        hint = f" ({what})" if what else ""
+        tp = _field_type(hints[f.name])
+        if not _type_ok(v, tp):
+            raise ConfigError(f"{where} {v!r}: must be {_TYPE_WORDS[tp]}{hint}")
+        choices = f.metadata.get("choices")
+        if choices and v not in choices:
+            raise ConfigError(f"{where} {v!r}: choose one of {', '.join(map(str, choices))}")
+        if tp in (int, float):
+            pairs, text = _bounds(f.metadata, f.default)
+            if not math.isfinite(v) or not all(ops[k](v, b) for k, b in pairs):
+                raise ConfigError(f"{where} {v!r}: out of range; use a number {text}{hint}")
+
+
+def number(kind: type = int, ge: float | None = 0, le: float | None = None,
+           gt: float | None = None) -> Any:
+    """An argparse ``type=`` for a finite number within bounds (for flags that are not config
+    fields), so a bad value is argparse's one-line error naming the flag and the range."""
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {_TYPE_WORDS[kind]}") from None
+        ok = math.isfinite(v) and (ge is None or v >= ge) and (le is None or v <= le) and (
+            gt is None or v > gt)
+        if not ok:
+            rng = " and ".join(s for s in (f">= {ge:g}" if ge is not None else "",
+                                           f"> {gt:g}" if gt is not None else "",
+                                           f"<= {le:g}" if le is not None else "") if s)
+            raise argparse.ArgumentTypeError(f"{text} is out of range; use a number {rng}")
+        return v
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+#: most CPU threads any stage accepts (more than this is a typo; the runtimes crash on it)
+MAX_THREADS = 256
+
+#: TOML tables a recipe may hold: one per stage (each stage reads its own, skips the others)
+SECTIONS = ("train", "convert", "demo", "evaluate", "benchmark")
 
 
 def read_toml(path: str | Path, cls: type) -> dict[str, Any]:
-    """Read a recipe TOML (flat keys, or under a ``[train]``/``[convert]``/... table)."""
+    """Read a recipe TOML for the stage config ``cls``.
+
+    Keys sit at the top level or under the stage's table (``[train]``, ``[convert]``, ...);
+    other stages' tables are skipped. A table no stage knows (a misspelt ``[trian]``), a key
+    the stage does not have, or a value of the wrong type is a :class:`ConfigError`.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the recipe as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     section = getattr(cls, "SECTION", None)
-    if section and isinstance(data.get(section), dict):
+    tables = [k for k, v in data.items() if isinstance(v, dict)]
+    for t in tables:
+        if t not in SECTIONS:
+            close = difflib.get_close_matches(t, SECTIONS, n=1)
+            raise ConfigError(f"{path}: unknown section [{t}]; " + (
+                f"did you mean [{close[0]}]?" if close else
+                "use " + ", ".join(f"[{s}]" for s in SECTIONS)))
+    flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    if section in data:
+        if flat:
+            raise ConfigError(f"{path}: {', '.join(sorted(flat))} outside any section; move "
+                              f"it under [{section}]")
         data = data[section]
+    elif tables:
+        raise ConfigError(f"{path}: no [{section}] section (it has "
+                          f"{', '.join(f'[{t}]' for t in tables)}); is it another command's "
+                          "recipe?")
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(k for k in data if k not in names and not isinstance(data[k], dict))
+    unknown = sorted(k for k in data if k not in names)
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} for {cls.__name__}")
+        tips = [f"{k} -> {c[0]}?" for k in unknown
+                if (c := difflib.get_close_matches(k, list(names), n=1))]
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} for [{section}]" +
+                          (f" (did you mean {', '.join(tips)})" if tips else ""))
     hints = typing.get_type_hints(cls)
     out = {}
     for k, v in data.items():
-        if k not in names:
-            continue
-        tp = _base_type(hints[k])
-        if hints[k] is bool and not isinstance(v, bool):
-            raise ConfigError(f"{path}: {k} must be true or false")
-        out[k] = tp(v) if hints[k] is not bool and tp in (int, float, str) else v
+        tp = _field_type(hints[k])
+        if not _type_ok(v, tp):
+            raise ConfigError(f"{path}: {k} = {v!r} must be {_TYPE_WORDS[tp]}")
+        out[k] = float(v) if tp is float else v
     return out
 
 
@@ -133,7 +285,7 @@ class TrainConfig:
 
     SECTION = "train"
 
-    data: str = opt("", "FER-2013 as fer2013.csv, a .npz (shared/data layout), the Kaggle "
+    data: str = opt("", "FER-2013 as fer2013.csv, a .npz (images, labels, usage), the Kaggle "
                     "train/+test/ folder, or a folder of <class>/ folders")
     name: str = opt("", "run name (folder under --runs-dir); default <arch>_<input-size>, "
                     "numbered when taken")
@@ -143,50 +295,54 @@ class TrainConfig:
     weights: str = opt("imagenet", "backbone init: imagenet (downloaded by Keras), none "
                        "(from scratch), or PATH to a local InceptionV3 notop .h5")
     input_size: int = opt(75, "model input side in pixels (InceptionV3 minimum 75)")
-    batch_size: int = opt(64, "batch size (global, across GPUs)")
+    batch_size: int = opt(64, "batch size (global, across GPUs)", ge=1)
     head_epochs: int = opt(5, "stage 1 (transfer learning): epochs with the base frozen; "
                            "skipped with --weights none")
-    head_lr: float = opt(1e-3, "stage 1 learning rate")
+    head_lr: float = opt(1e-3, "stage 1 learning rate", gt=0)
     finetune_epochs: int = opt(20, "stage 2 (fine-tuning) epochs")
-    finetune_lr: float = opt(1e-4, "stage 2 peak learning rate (cosine decay)")
+    finetune_lr: float = opt(1e-4, "stage 2 peak learning rate (cosine decay)", gt=0)
     unfreeze_blocks: int = opt(2, "stage 2: unfreeze the top N of the 11 Inception blocks "
-                               "(mixed0..mixed10); -1 = all layers")
+                               "(mixed0..mixed10); -1 = all layers", ge=-1)
     freeze_bn: str = opt("auto", "keep BatchNorm in inference mode while fine-tuning: auto = "
                          "yes for pretrained weights, no from scratch", ("auto", "yes", "no"))
     warmup_epochs: int = opt(1, "linear learning-rate warm-up epochs at the start of each stage")
     patience: int = opt(8, "early stopping: epochs without val accuracy gain")
     weight_decay: float = opt(1e-4, "AdamW weight decay")
     clip_norm: float = opt(0.0, "clip the global gradient norm to this (0 = off)")
-    dropout: float = opt(0.5, "dropout before the softmax head")
+    dropout: float = opt(0.5, "dropout before the softmax head", ge=0, lt=1)
     bn_momentum: float = opt(0.0, "BatchNorm moving-average momentum; 0 = the architecture's "
                              "default (0.99 for InceptionV3). 0.9 tracks a network trained from "
-                             "scratch closely enough for early validation to mean something")
+                             "scratch closely enough for early validation to mean something",
+                             ge=0, lt=1)
     imbalance: str = opt("none", "class-imbalance handling", ("none", "inverse", "sqrt_inverse",
                                                               "effective", "oversample"))
-    effective_beta: float = opt(0.999, "beta of the effective-number class weights")
+    effective_beta: float = opt(0.999, "beta of the effective-number class weights", gt=0, lt=1)
     loss: str = opt("ce", "loss: cross-entropy or focal", ("ce", "focal"))
-    label_smoothing: float = opt(0.1, "label smoothing of the cross-entropy/focal loss")
+    label_smoothing: float = opt(0.1, "label smoothing of the cross-entropy/focal loss",
+                                 ge=0, lt=1)
     focal_gamma: float = opt(2.0, "focal loss gamma")
     augment: bool = opt(True, "augment train faces (flip, rotation, shift, zoom, "
                         "brightness, contrast)")
-    rotation_deg: float = opt(10.0, "max random rotation, degrees")
-    shift: float = opt(0.1, "max random shift, fraction of the side")
-    zoom: float = opt(0.1, "max random zoom, fraction")
-    brightness: float = opt(0.2, "max random brightness change, fraction of 255")
-    contrast: float = opt(0.2, "max random contrast change, fraction")
+    rotation_deg: float = opt(10.0, "max random rotation, degrees", ge=0, le=180)
+    shift: float = opt(0.1, "max random shift, fraction of the side", ge=0, lt=1)
+    zoom: float = opt(0.1, "max random zoom, fraction", ge=0, lt=1)
+    brightness: float = opt(0.2, "max random brightness change, fraction of 255", ge=0, le=1)
+    contrast: float = opt(0.2, "max random contrast change, fraction", ge=0, le=1)
     tta_flip: bool = opt(True, "evaluate (and run the demo) on face + mirror, probabilities "
                          "averaged; stored in the model spec")
-    val_fraction: float = opt(0.1, "val carved from train when the data has no PublicTest")
+    val_fraction: float = opt(0.1, "val carved from train when the data has no PublicTest",
+                              gt=0, lt=1)
     skip_bad: bool = opt(False, "drop and count bad rows/images instead of failing")
     limit: int = opt(0, "use at most N faces per split (smoke runs); 0 = all")
     seed: int = opt(0, "random seed (data order, augmentation, init)")
-    threads: int = opt(0, "CPU threads for TensorFlow ops; 0 = all cores")
+    threads: int = opt(0, "CPU threads for TensorFlow ops; 0 = all cores", ge=0, le=MAX_THREADS)
     mixed_precision: str = opt("auto", "float16 compute on GPU", ("auto", "yes", "no"))
     xla: bool = opt(False, "compile the train step with XLA (jit_compile)")
     multi_gpu: bool = opt(True, "MirroredStrategy across all GPUs of this host when >1")
     tensorboard: bool = opt(True, "write TensorBoard logs to <run>/tensorboard")
 
     def validate(self) -> None:
+        check_config(self)
         if not self.data:
             raise ConfigError("no data: pass --data PATH (fer2013.csv, fer2013.npz or the "
                               "Kaggle train/+test/ folder)")
@@ -198,3 +354,21 @@ class TrainConfig:
             raise ConfigError("batch size must be >= 1 and epochs >= 0")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.dropout < 1:
             raise ConfigError("label smoothing and dropout must be in [0, 1)")
+        check_run_name(self.name)
+
+
+#: settings that make a run what it is: ``--resume`` refuses to change them (the checkpoint,
+#: the spec and the test report all belong to them). Fields other stages add (e.g. labels)
+#: are covered by name as soon as TrainConfig has them.
+RUN_IDENTITY = ("data", "arch", "input_size", "labels", "weights", "init", "tta_flip")
+
+
+def check_run_name(name: str) -> None:
+    """A run name is one plain folder name under ``--runs-dir``, never a path out of it."""
+    if not name:
+        return
+    bad = (name in (".", "..") or "/" in name or "\\" in name or name.startswith(".")
+           or name != name.strip() or "\0" in name)
+    if bad:
+        raise ConfigError(f"--name {name!r}: use a plain folder name (letters, digits, - _), "
+                          "no path; the run goes under --runs-dir (set that for another place)")

@@ -26,11 +26,39 @@ class ModelFileError(FerEdgeError):
 
 
 class BackendUnavailableError(FerEdgeError):
-    """The runtime for a model format is not installed."""
+    """The runtime for a model format, or the training stack, is not installed."""
+
+
+#: heavy-tier packages -> what to install when one is missing
+HEAVY_PACKAGES = {"tensorflow": ".[train]", "tf_keras": ".[train]",
+                  "tensorflow_model_optimization": ".[train]", "tf2onnx": ".[train]",
+                  "onnx": ".[train]", "matplotlib": "matplotlib"}
+
+
+def require_training_stack(command: str) -> None:
+    """Raise :class:`BackendUnavailableError` unless TensorFlow and tf_keras can be imported
+    (``fer-edge train``/``convert`` on a light install)."""
+    import importlib.util
+
+    missing = [m for m in ("tensorflow", "tf_keras")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BackendUnavailableError(
+            f"`fer-edge {command}` needs the training stack ({', '.join(missing)} not "
+            "installed; this is the light install): pip install -e '.[train]' (or "
+            "pip install 'fer-edge[train]')")
 
 
 class ConfigError(FerEdgeError):
     """A configuration value is invalid."""
+
+
+class InputError(FerEdgeError, ValueError):
+    """An array passed to the Python API has the wrong shape, dtype or value range."""
+
+
+class OutputError(FerEdgeError):
+    """An output file or folder exists (and ``--force`` was not given) or cannot be written."""
 
 
 class SourceError(FerEdgeError):

@@ -12,42 +12,16 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fer_edge.gate import Gate, holm  # noqa: F401 (re-exported)
 from fer_edge.metrics import classification_report, mcnemar, plot_confusion, save_png
 from fer_edge.runtime import Predictor
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Gate:
-    """Thresholds a build must meet against the reference."""
-
-    max_drop_pp: float = 1.0  # overall accuracy drop, percentage points
-    max_class_p: float = 0.05  # a class significantly worse (McNemar p below this) fails
-    min_agreement: float = 0.0  # argmax agreement with the reference (0 = off)
-    #: per-class p values corrected for testing every class at once ("holm") or raw ("none")
-    class_correction: str = "holm"
-
-
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p values (same order as given).
-
-    Seven per-class tests at 0.05 each would flag some class of an identical-quality build
-    about 30 % of the time; Holm's step-down keeps that family-wise rate at 0.05.
-    """
-    m = len(pvalues)
-    order = sorted(range(m), key=lambda i: pvalues[i])
-    adj, running = [0.0] * m, 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * pvalues[i]))
-        adj[i] = running
-    return adj
 
 
 def predict_all(pred: Predictor, faces: np.ndarray, batch: int = 64,
@@ -232,12 +206,19 @@ def plot_bars(result: dict[str, Any], path: str) -> None:
 
 def write_report(out_dir: Path, result: dict[str, Any], facts: dict[str, dict], title: str
                  ) -> None:
-    """report.json, report.md, per-class bar chart and one confusion PNG per build."""
+    """report.json, report.md and, where matplotlib is installed (the train extra; not part of
+    the light install), a per-class bar chart and one confusion PNG per build."""
+    import importlib.util
+
     from fer_edge.io import atomic_write_text
 
     atomic_write_text(out_dir / "report.json", json.dumps(
         {"parity": result, "builds": facts}, indent=2) + "\n")
     atomic_write_text(out_dir / "report.md", render_md(result, facts, title))
+    if importlib.util.find_spec("matplotlib") is None:
+        log.info("PNG plots skipped: matplotlib is not installed (pip install matplotlib); "
+                 "report.md and report.json hold every figure")
+        return
     plot_bars(result, str(out_dir / "per_class.png"))
     for name, e in result["builds"].items():
         plot_confusion(e["report"]["confusion"], result["labels"],

@@ -6,9 +6,13 @@ import argparse
 import logging
 from pathlib import Path
 
+from fer_edge.config import MAX_THREADS, number
 from fer_edge.errors import AccuracyGateError, ConfigError
+from fer_edge.gate import CLASS_CORRECTIONS, Gate
 
 log = logging.getLogger(__name__)
+
+_GATE = Gate()  # the gate's defaults: one definition, shared with `fer-edge convert`
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -22,29 +26,47 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "val", "test"),
                    help="split to evaluate (default: test = PrivateTest)")
     p.add_argument("--reference", help="a build to compare against (e.g. the fp32 TFLite)")
-    p.add_argument("--limit", type=int, default=0, help="at most N faces (0 = all)")
-    p.add_argument("--threads", type=int, default=None, help="runtime threads (default all)")
-    p.add_argument("--max-drop-pp", type=float, default=1.0, help="gate: overall drop, pp")
-    p.add_argument("--max-class-p", type=float, default=0.05,
-                   help="gate: McNemar p below which a worse class fails")
-    p.add_argument("--class-correction", default="holm", choices=("holm", "none"),
+    p.add_argument("--limit", type=number(int), default=0, help="at most N faces (0 = all)")
+    p.add_argument("--threads", type=number(int, ge=1, le=MAX_THREADS), default=None,
+                   help="runtime threads (default all cores)")
+    p.add_argument("--max-drop-pp", type=number(float, le=100), default=_GATE.max_drop_pp,
+                   help=f"gate: overall drop, pp (default {_GATE.max_drop_pp})")
+    p.add_argument("--max-class-p", type=number(float, ge=None, gt=0, le=1),
+                   default=_GATE.max_class_p,
+                   help=f"gate: McNemar p below which a worse class fails (default "
+                        f"{_GATE.max_class_p})")
+    p.add_argument("--min-agreement", type=number(float, le=1), default=_GATE.min_agreement,
+                   help=f"gate: min argmax agreement with --reference, 0 = off (default "
+                        f"{_GATE.min_agreement})")
+    p.add_argument("--class-correction", default=_GATE.class_correction,
+                   choices=CLASS_CORRECTIONS,
                    help="gate: correct per-class p values for testing every class (holm)")
-    p.add_argument("--latency-runs", type=int, default=50, help="timed batch-1 runs per build")
-    p.add_argument("--out", help="folder for report.md/.json and PNGs (default: print only)")
+    p.add_argument("--latency-runs", type=number(int, ge=1), default=50,
+                   help="timed batch-1 runs per build")
+    p.add_argument("--out", help="folder for report.md/.json (and PNG plots where matplotlib "
+                   "is installed); default: print only")
+    p.add_argument("--force", action="store_true", help="replace a report already in --out")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from fer_edge.data import load_dataset
-    from fer_edge.evaluate import Gate, build_facts, compare, predict_all, render_md, write_report
+    from fer_edge.evaluate import build_facts, compare, predict_all, render_md, write_report
+    from fer_edge.io import check_output_dir
     from fer_edge.preprocess import to_model_input
     from fer_edge.runtime import load_predictor
 
+    if args.out:  # before the (long) evaluation, so nothing is lost at the end
+        out = check_output_dir(args.out, "--out")
+        taken = [f for f in ("report.json", "report.md") if (out / f).exists()]
+        if taken and not args.force:
+            raise ConfigError(f"--out {out}: holds a report ({taken[0]}); pass --force to "
+                              "replace it, or choose another folder")
+    preds = {Path(b).name: load_predictor(b, args.threads) for b in args.builds}
     ds = load_dataset(args.data)
     x, y = ds.images[args.split], ds.labels[args.split]
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
-    preds = {Path(b).name: load_predictor(b, args.threads) for b in args.builds}
     labels = next(iter(preds.values())).spec.labels
     for name, p in preds.items():
         if p.spec.labels != labels:
@@ -58,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
     probs = {n: predict_all(p, x) for n, p in preds.items()}
     facts = {n: build_facts(Path(b), preds[n], to_model_input(x[:1], preds[n].spec),
                             args.latency_runs) for n, b in zip(preds, args.builds)}
+    gate = Gate(args.max_drop_pp, args.max_class_p, args.min_agreement, args.class_correction)
     result = compare(labels, y, probs, ref, Path(args.reference).name if ref is not None else "",
-                     Gate(args.max_drop_pp, args.max_class_p,
-                          class_correction=args.class_correction))
+                     gate)
     title = f"Evaluation on {Path(args.data).name}, {args.split} split"
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)

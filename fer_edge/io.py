@@ -11,18 +11,37 @@ import os
 import tempfile
 from pathlib import Path
 
+from fer_edge.errors import OutputError
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
+
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: 0666 minus the umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename).
+
+    The file gets the usual permissions (0666 minus the umask, e.g. 0644), not the 0600 of a
+    temporary file. With ``overwrite=False`` an existing ``path`` is never replaced, even by a
+    concurrent writer (hard link instead of rename): :class:`FileExistsError`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), file_mode())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            os.unlink(tmp)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -33,7 +52,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_csv(path: str | Path, rows: list[dict]) -> None:
+def atomic_write_csv(path: str | Path, rows: list[dict], overwrite: bool = True) -> None:
     """Write ``rows`` (dicts) as a CSV with a header, atomically; the columns are every key,
     in first-seen order."""
     import csv
@@ -44,7 +63,58 @@ def atomic_write_csv(path: str | Path, rows: list[dict]) -> None:
     w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()
     w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"), overwrite=overwrite)
+
+
+def check_output_file(path: str | Path, flag: str, force: bool = False) -> Path:
+    """Check, before any work starts, that ``path`` can be written as a new file.
+
+    Args:
+        path: the output file (e.g. ``--log faces.csv``).
+        flag: the option that named it, for the message.
+        force: an existing file may be replaced.
+
+    Raises:
+        OutputError: it exists (without ``force``), is a folder, its parent is a file, or the
+            folder cannot be written.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"{flag} {p}: is a folder; give a file name")
+    if p.exists() and not force:
+        raise OutputError(f"{flag} {p}: exists; pass --force to replace it, or choose another "
+                          "name")
+    _check_folder(p.parent, flag, p)
+    return p
+
+
+def check_output_dir(path: str | Path, flag: str) -> Path:
+    """Check, before any work starts, that ``path`` is (or can be made) a writable folder.
+
+    Raises:
+        OutputError: it is a file, a parent is a file, or it cannot be written.
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"{flag} {p}: is a file, not a folder; choose a folder")
+    _check_folder(p, flag, p)
+    return p
+
+
+def _check_folder(folder: Path, flag: str, shown: Path) -> None:
+    folder = Path(os.path.abspath(folder))
+    probe = folder
+    while not probe.exists():  # the nearest existing ancestor decides
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"{flag} {shown}: {probe} is a file, not a folder; choose another "
+                          "path")
+    try:  # os.access says yes to root everywhere; a real file says it for sure
+        with tempfile.TemporaryFile(dir=probe, prefix=".fer-edge-probe."):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{flag} {shown}: cannot write in {probe} ({exc.strerror}); "
+                          "choose a folder you can write to") from None
 
 
 def temp_path_for(path: str | Path) -> Path:

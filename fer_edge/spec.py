@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,11 @@ class ModelSpec:
         tta_flip: average the probabilities of the face and its mirror image.
         arch: architecture name.
         extra: free-form provenance (version, run name, float accuracy, ...).
+        sha256: binds the spec to its weights: sha256 of the model file without its spec
+            entry, then of this spec's canonical JSON without this field
+            (:func:`fer_edge.runtime.spec_io.binding`); set by ``fer-edge convert``, checked on
+            load, so a spec moved to other weights or edited (e.g. labels swapped) is refused.
+            Empty in specs made before it existed (and in a run's own ``spec.json``).
     """
 
     labels: tuple[str, ...] = FER2013_LABELS
@@ -87,6 +93,7 @@ class ModelSpec:
     arch: str = "inception_v3"
     extra: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
+    sha256: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -123,7 +130,13 @@ class ModelSpec:
                 "re-export the model with this version of fer-edge"
             )
         try:
+            raw = json.loads(json.dumps(d))  # a deep copy, JSON types only
             d = dict(d)
+            if not isinstance(d["labels"], list) or not all(isinstance(x, str)
+                                                            for x in d["labels"]):
+                raise ValueError("labels must be a list of names")
+            if not isinstance(d.get("crop", {}), dict):
+                raise ValueError("crop must be an object")
             d["labels"] = tuple(d["labels"])
             d["crop"] = CropRule(**d.get("crop", {}))
             d["face_crops"] = {str(k): CropRule(**v)
@@ -131,9 +144,21 @@ class ModelSpec:
             known = {f.name for f in dataclasses.fields(cls)}
             spec = cls(**{k: v for k, v in d.items() if k in known})
         except (KeyError, TypeError, ValueError) as exc:
-            raise SpecError(f"{where}: malformed model spec ({exc})") from None
+            raise SpecError(f"{where}: malformed model spec ({exc}); re-export the model "
+                            "with `fer-edge convert`") from None
         spec.validate(where)
+        # the spec exactly as stored (fields a newer fer-edge added included): what the
+        # weights binding covers
+        object.__setattr__(spec, "_stored", {k: v for k, v in raw.items() if k != "sha256"})
         return spec
+
+    def stored_dict(self) -> dict[str, Any]:
+        """The spec as it was read (every stored field, this version's or not), or as it
+        would be written; without ``sha256``."""
+        stored = getattr(self, "_stored", None)
+        if stored is None:
+            stored = {k: v for k, v in self.to_dict().items() if k != "sha256"}
+        return stored
 
     @classmethod
     def from_json(cls, text: str | bytes, where: str = "spec") -> ModelSpec:
@@ -156,6 +181,27 @@ class ModelSpec:
         atomic_write_text(path, self.to_json() + "\n")
 
     def validate(self, where: str = "spec") -> None:
+        """Types and ranges of every field. Raises SpecError naming the field."""
+        def num(v, kind=(int, float)):
+            return isinstance(v, kind) and not isinstance(v, bool) and math.isfinite(v)
+
+        checks = [("input_size", num(self.input_size, int)), ("channels", num(self.channels, int)),
+                  ("norm_scale", num(self.norm_scale) and self.norm_scale != 0),
+                  ("norm_offset", num(self.norm_offset)),
+                  ("tta_flip", isinstance(self.tta_flip, bool)),
+                  ("input_dtype", isinstance(self.input_dtype, str)),
+                  ("arch", isinstance(self.arch, str)), ("extra", isinstance(self.extra, dict)),
+                  ("sha256", isinstance(self.sha256, str)),
+                  ("crop.square", isinstance(self.crop.square, bool)),
+                  ("crop.scale", num(self.crop.scale)), ("crop.shift_y", num(self.crop.shift_y)),
+                  ("crop.source_size", num(self.crop.source_size, int))]
+        for name, ok in checks:
+            if not ok:
+                value = getattr(self.crop, name[5:]) if name.startswith("crop.") else getattr(
+                    self, name)
+                raise SpecError(f"{where}: spec field {name} = {value!r} is not a valid "
+                                "value; re-export the model with `fer-edge convert` (or fix "
+                                "the field)")
         if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
             raise SpecError(f"{where}: labels must be >= 2 distinct names, got {list(self.labels)}")
         if self.input_size < 8 or self.channels not in (1, 3):

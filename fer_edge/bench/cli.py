@@ -2,34 +2,57 @@
 
 Per build and thread count: size, sha256, classifier latency (batch 1, one forward pass,
 median and p90), end-to-end demo FPS and per-stage ms on a fixed 640x480 video (default: the
-packaged sample clip), and, with ``--data``, accuracy and macro-F1 on a split. One CSV per run
-in ``--out``, named ``<date>_<host>_<git sha>.csv``, with the machine described in its columns.
+packaged sample clip), and, with ``--data``, accuracy and macro-F1 on a split. Each build and
+thread count is measured in a fresh process (``fer_edge.bench.one``), so its peak memory is its
+own. One CSV per run in ``--out``, named ``<date>_<host>_<git sha>.csv`` (``_2``, ``_3``, ...
+when that name is taken: a CSV is never replaced), with the machine described in its columns.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import os
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
+    from fer_edge.config import number
+
     p = sub.add_parser("benchmark", help="size, latency, accuracy and FPS of builds",
                        description=__doc__.splitlines()[0])
     p.add_argument("builds", nargs="+", help=".tflite/.onnx files or folders holding them")
     p.add_argument("--data", help="dataset for accuracy (fer2013.csv/.npz/folders)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--limit", type=int, default=0, help="at most N faces for accuracy")
+    p.add_argument("--limit", type=number(int), default=0,
+                   help="at most N faces for accuracy (0 = all)")
     p.add_argument("--threads", default="1,all", help="thread counts, e.g. 1,2 or 1,all")
-    p.add_argument("--runs", type=int, default=100, help="timed batch-1 runs")
+    p.add_argument("--runs", type=number(int, ge=1), default=100, help="timed batch-1 runs")
     p.add_argument("--video", default="sample", help="video for end-to-end FPS ('' = skip)")
     p.add_argument("--out", default="benchmarks/results", help="folder for the CSV")
     return p
+
+
+def thread_counts(text: str) -> list[int]:
+    """``"1,all"`` -> [1, cores]; each count 1..MAX_THREADS, else a ConfigError."""
+    from fer_edge.config import MAX_THREADS
+    from fer_edge.errors import ConfigError
+
+    counts = set()
+    for t in (v.strip() for v in text.split(",")):
+        n = (os.cpu_count() or 1) if t == "all" else (int(t) if t.isdigit() else -1)
+        if not 1 <= n <= MAX_THREADS:
+            raise ConfigError(f"--threads {text!r}: give thread counts 1..{MAX_THREADS} or all, "
+                              "separated by commas, e.g. 1,2 or 1,all")
+        counts.add(n)
+    return sorted(counts)
 
 
 def _git_sha() -> str:
@@ -61,17 +84,15 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from fer_edge.bench.machine import machine_facts
-    from fer_edge.demo.config import DemoConfig
-    from fer_edge.demo.loop import run_demo
-    from fer_edge.evaluate import latency_ms, predict_all, sha256
-    from fer_edge.io import atomic_write_csv
+    from fer_edge.evaluate import predict_all, sha256
+    from fer_edge.io import check_output_dir
     from fer_edge.metrics import classification_report
-    from fer_edge.preprocess import to_model_input
     from fer_edge.runtime import load_predictor
 
+    counts = thread_counts(args.threads)
+    out = check_output_dir(args.out, "--out")  # before measuring, not after
     builds = _expand(args.builds)
-    counts = sorted({os.cpu_count() or 1 if t == "all" else int(t)
-                     for t in args.threads.split(",")})
+    preds = {b: load_predictor(b) for b in builds}  # every build loads, before the long part
     data = None
     if args.data:
         from fer_edge.data import load_dataset
@@ -81,33 +102,60 @@ def run(args: argparse.Namespace) -> int:
         data = (x[:args.limit], y[:args.limit]) if args.limit else (x, y)
     facts = machine_facts()
     rows = []
-    for b in builds:
-        acc = {}
-        if data is not None:
-            pred = load_predictor(b)
-            rep = classification_report(data[1], predict_all(pred, data[0]).argmax(1),
-                                        pred.spec.labels)
-            acc = {"accuracy": round(rep["accuracy"], 4), "macro_f1": round(rep["macro_f1"], 4)}
-        for n in counts:
-            pred = load_predictor(b, num_threads=n)
-            face = data[0][:1] if data is not None else np.zeros((1, 48, 48), np.uint8)
-            x1 = to_model_input(face, pred.spec)
-            lat = latency_ms(pred, x1, args.runs)
-            row = {"date": dt.date.today().isoformat(), "build": b.name,
-                   "sha256": sha256(b)[:12], "mb": round(b.stat().st_size / 1e6, 2),
-                   "threads": n, "latency_ms_median": round(lat["median"], 3),
-                   "latency_ms_p90": round(lat["p90"], 3), **acc}
-            if args.video:
-                s = run_demo(DemoConfig(video=args.video, headless=True), predictor=pred).summary()
-                row.update({"e2e_fps": s["fps"], "detect_ms": s["detect_ms"],
-                            "classify_ms": s["classify_ms"], "peak_rss_mb": s["peak_rss_mb"]})
-            row.update(facts)
-            rows.append(row)
-            log.info("%s, %d thread(s): %.2f ms median%s", b.name, n, lat["median"],
-                     f", {row['e2e_fps']} FPS end to end" if args.video else "")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{dt.date.today().isoformat()}_{facts['host'] or 'host'}_{_git_sha()}.csv"
-    atomic_write_csv(path, rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        face = ""
+        if data is not None and len(data[0]):
+            face = str(Path(tmp) / "face.npy")
+            np.save(face, data[0][:1])
+        for b in builds:
+            acc = {}
+            if data is not None:
+                pred = preds[b]
+                rep = classification_report(data[1], predict_all(pred, data[0]).argmax(1),
+                                            pred.spec.labels)
+                acc = {"accuracy": round(rep["accuracy"], 4),
+                       "macro_f1": round(rep["macro_f1"], 4)}
+            for n in counts:
+                row = {"date": dt.date.today().isoformat(), "build": b.name,
+                       "sha256": sha256(b)[:12], "mb": round(b.stat().st_size / 1e6, 2),
+                       "threads": n, **_measure_fresh(b, n, args.runs, args.video, face), **acc}
+                row.update(facts)
+                rows.append(row)
+                log.info("%s, %d thread(s): %.2f ms median%s, peak %.0f MB", b.name, n,
+                         row["latency_ms_median"],
+                         f", {row['e2e_fps']} FPS end to end" if args.video else "",
+                         row["peak_rss_mb"])
+    path = write_unique_csv(out, f"{dt.date.today().isoformat()}_{facts['host'] or 'host'}_"
+                                 f"{_git_sha()}", rows)
     print(f"wrote {path}")
     return 0
+
+
+def _measure_fresh(build: Path, threads: int, runs: int, video: str, face: str) -> dict:
+    """:func:`fer_edge.bench.one.measure` in a new Python process (its own peak memory)."""
+    from fer_edge.errors import FerEdgeError
+
+    if video and video != "sample":
+        video = str(Path(video).resolve())
+    cmd = [sys.executable, "-m", "fer_edge.bench.one", str(build.resolve()), "--threads",
+           str(threads), "--runs", str(runs), "--video", video, "--face", face]
+    r = subprocess.run(cmd, capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[2])
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise FerEdgeError(f"measuring {build.name} at {threads} thread(s) failed: {last}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def write_unique_csv(folder: Path, stem: str, rows: list[dict]) -> Path:
+    """Write ``<stem>.csv`` in ``folder``, or ``<stem>_2.csv``, ... if taken (never replaces)."""
+    from fer_edge.io import atomic_write_csv
+
+    for k in range(1, 1000):
+        path = folder / (f"{stem}.csv" if k == 1 else f"{stem}_{k}.csv")
+        try:
+            atomic_write_csv(path, rows, overwrite=False)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{folder}: 999 results named {stem}_*.csv already")

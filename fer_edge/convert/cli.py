@@ -6,6 +6,7 @@ import argparse
 
 from fer_edge.config import add_config_parser, config_from_args
 from fer_edge.convert.config import ConvertConfig
+from fer_edge.errors import require_training_stack
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -18,6 +19,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(ConvertConfig, args)
+    require_training_stack("convert")
     from fer_edge.convert.pipeline import run_convert
 
     run_convert(cfg)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fer_edge.config import opt
+from fer_edge.config import check_config, opt
 from fer_edge.errors import ConfigError
+from fer_edge.gate import CLASS_CORRECTIONS, Gate
+
+_GATE = Gate()
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,8 @@ class ConvertConfig:
     force: bool = opt(False, "overwrite existing builds")
     qat_epochs: int = opt(1, "quantization-aware fine-tuning epochs on the train split")
     qat_steps: int = opt(0, "cap on QAT steps per epoch; 0 = full epochs")
-    qat_lr: float = opt(1e-5, "QAT learning rate (Adam)")
-    qat_batch_size: int = opt(32, "QAT batch size")
+    qat_lr: float = opt(1e-5, "QAT learning rate (Adam)", gt=0)
+    qat_batch_size: int = opt(32, "QAT batch size", ge=1)
     qat_freeze_bn: bool = opt(True, "keep BatchNorm statistics frozen during QAT")
     qat_target: str = opt("float", "what QAT learns: the float model's probabilities (float: "
                           "distillation, keeps per-class parity) or the training labels "
@@ -43,29 +46,34 @@ class ConvertConfig:
                               "with int8 (ort-s8s8) or uint8 (ort-u8s8) activations",
                               ("qat", "ort-s8s8", "ort-u8s8"))
     calib_faces: int = opt(300, "training faces that calibrate the int8 ranges (QAT graph; "
-                           "int8 ONNX with --onnx-int8-from ort-*)")
+                           "int8 ONNX with --onnx-int8-from ort-*)", ge=1)
     calib_batch_size: int = opt(4, "faces per batch when setting the QAT ranges (each range "
                                 "is the mean of per-batch min/max: smaller batches, tighter "
                                 "ranges; on a FER-2013 model 4 agreed best with float on "
-                                "validation, 1 and 16 worst: benchmarks/calib_study.py)")
+                                "validation, 1 and 16 worst: benchmarks/calib_study.py)", ge=1)
     calib_select: str = opt("", "calibration batch sizes to try, e.g. 2,4,8: each one's int8 "
                             "TFLite is run on the validation split and the one agreeing best "
                             "with float is kept (about 1.5 min each for InceptionV3 on 2 "
                             "cores); empty = just --calib-batch-size")
-    opset: int = opt(17, "ONNX opset (13-18 work with tf2onnx 1.17)")
+    opset: int = opt(17, "ONNX opset (13-18 work with tf2onnx 1.17 and onnxruntime)", ge=13,
+                     le=18)
     split: str = opt("test", "split for the parity check (test = PrivateTest)",
                      ("train", "val", "test"))
     limit: int = opt(0, "evaluate at most N faces (0 = all)")
-    max_drop_pp: float = opt(1.0, "gate: max overall accuracy drop vs float, percentage points")
-    max_class_p: float = opt(0.05, "gate: a class whose accuracy drops with McNemar p below this "
-                             "fails")
-    class_correction: str = opt("holm", "gate: correct the per-class p values for testing 7 "
-                                "classes at once (holm) or not (none)", ("holm", "none"))
-    min_agreement: float = opt(0.9, "gate: min argmax agreement with float (0 = off)")
-    latency_runs: int = opt(100, "timed batch-1 runs per build and thread count")
+    max_drop_pp: float = opt(_GATE.max_drop_pp, "gate: max overall accuracy drop vs float, "
+                             "percentage points", ge=0, le=100)
+    max_class_p: float = opt(_GATE.max_class_p, "gate: a class whose accuracy drops with "
+                             "McNemar p below this fails", gt=0, le=1)
+    class_correction: str = opt(_GATE.class_correction, "gate: correct the per-class p values "
+                                "for testing 7 classes at once (holm) or not (none)",
+                                CLASS_CORRECTIONS)
+    min_agreement: float = opt(_GATE.min_agreement, "gate: min argmax agreement with float "
+                               "(0 = off)", ge=0, le=1)
+    latency_runs: int = opt(100, "timed batch-1 runs per build and thread count", ge=1)
     seed: int = opt(0, "random seed")
 
     def validate(self) -> None:
+        check_config(self)
         if not self.source:
             raise ConfigError("pass the run folder (or float .h5) to convert, e.g. "
                               "`fer-edge convert runs/train/cpu75 --int8`")
@@ -74,6 +82,11 @@ class ConvertConfig:
             raise ConfigError("QAT epochs/steps must be >= 0, calib-faces and "
                               "calib-batch-size >= 1")
         self.calib_batch_sizes()
+
+    def gate(self) -> Gate:
+        """The parity gate these settings describe."""
+        return Gate(self.max_drop_pp, self.max_class_p, self.min_agreement,
+                    self.class_correction)
 
     def calib_batch_sizes(self) -> list[int]:
         """The calibration batch sizes to try (``--calib-select``), or [--calib-batch-size]."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_edge.convert.onnx_fold import fold_batchnorms
-from fer_edge.runtime.spec_io import ONNX_KEY, embed_in_tflite
+from fer_edge.runtime.spec_io import embed_bound_tflite, embed_in_onnx
 from fer_edge.spec import ModelSpec
 from fer_edge.train._keras import keras, tf
 
@@ -24,15 +24,14 @@ log = logging.getLogger(__name__)
 def tflite_float(model: keras.Model, spec: ModelSpec) -> tuple[bytes, ModelSpec]:
     """float32 TFLite of the float Keras model."""
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    spec = spec.replace(input_dtype="float32")
-    return embed_in_tflite(conv.convert(), spec), spec
+    return embed_bound_tflite(conv.convert(), spec.replace(input_dtype="float32"))
 
 
 def tflite_int8(qat_model: keras.Model, spec: ModelSpec) -> tuple[bytes, ModelSpec]:
     """Full-integer TFLite from the QAT model, int8 input and output.
 
     No representative dataset and no ``supported_ops``: with a QAT model either one gives a
-    model that converts but is garbage (shared/notes/toolchain.md §5). The input scale and zero
+    model that converts but is garbage (convert/README.md). The input scale and zero
     point come from the QAT input quantizer (about 1/127.5 and 0 for the [-1, 1] input); the
     runtime reads them from the file.
     """
@@ -40,8 +39,7 @@ def tflite_int8(qat_model: keras.Model, spec: ModelSpec) -> tuple[bytes, ModelSp
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    spec = spec.replace(input_dtype="int8")
-    return embed_in_tflite(conv.convert(), spec), spec
+    return embed_bound_tflite(conv.convert(), spec.replace(input_dtype="int8"))
 
 
 def onnx_float(model: keras.Model, spec: ModelSpec, opset: int) -> tuple[bytes, ModelSpec]:
@@ -52,8 +50,7 @@ def onnx_float(model: keras.Model, spec: ModelSpec, opset: int) -> tuple[bytes, 
                          name="image"),)
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=sig, opset=opset)
     fold_batchnorms(proto)
-    spec = spec.replace(input_dtype="float32")
-    _set_meta(proto, spec)
+    spec = _set_meta(proto, spec.replace(input_dtype="float32"))
     return proto.SerializeToString(), spec
 
 
@@ -108,8 +105,7 @@ def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int,
     proto = onnx.shape_inference.infer_shapes(proto)
     onnx.checker.check_model(proto)
     log.info("int8 ONNX from the int8 TFLite: %d activation quantisers as uint8", n_u8)
-    spec = spec.replace(input_dtype="float32")
-    _set_meta(proto, spec)
+    spec = _set_meta(proto, spec.replace(input_dtype="float32"))
     return proto.SerializeToString(), spec
 
 
@@ -220,16 +216,11 @@ def onnx_int8(float_onnx: bytes, spec: ModelSpec, calib_x: np.ndarray,
                         extra_options={"CalibMovingAverage": True,
                                        "CalibMovingAverageConstant": 0.01})
         proto = onnx.load(str(dst))
-    spec = spec.replace(input_dtype="float32")
-    _set_meta(proto, spec)
+    spec = _set_meta(proto, spec.replace(input_dtype="float32"))
     return proto.SerializeToString(), spec
 
 
-def _set_meta(proto, spec: ModelSpec) -> None:
-    for p in list(proto.metadata_props):
-        if p.key == ONNX_KEY:
-            proto.metadata_props.remove(p)
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = ONNX_KEY, spec.to_json()
-
-
+def _set_meta(proto, spec: ModelSpec) -> ModelSpec:
+    """Embed ``spec`` bound to the model (:func:`~fer_edge.runtime.spec_io.embed_in_onnx`);
+    returns the bound spec (write it as the sidecar)."""
+    return embed_in_onnx(proto, spec)

@@ -18,9 +18,15 @@ import numpy as np
 
 from fer_edge.convert.config import ConvertConfig
 from fer_edge.data import load_dataset
-from fer_edge.errors import AccuracyGateError, ConfigError, ModelFileError
-from fer_edge.evaluate import Gate, build_facts, compare, predict_all, write_report
-from fer_edge.io import atomic_write_bytes
+from fer_edge.errors import (
+    AccuracyGateError,
+    ConfigError,
+    FerEdgeError,
+    ModelFileError,
+    SpecError,
+)
+from fer_edge.evaluate import build_facts, compare, predict_all, write_report
+from fer_edge.io import atomic_write_bytes, check_output_dir, temp_path_for
 from fer_edge.preprocess import to_model_input
 from fer_edge.runtime import load_predictor
 from fer_edge.runtime.spec_io import sidecar_path
@@ -51,9 +57,37 @@ def build_names(spec: ModelSpec) -> dict[str, str]:
 
 
 def _write_build(path: Path, data: bytes, spec: ModelSpec) -> None:
-    atomic_write_bytes(path, data)
+    """Write a build and its sidecar spec; the build is loaded through the light runtime under
+    a temporary name first, so a build the runtime cannot load never takes the final name."""
+    tmp = temp_path_for(path)
+    try:
+        tmp.write_bytes(data)
+        try:
+            load_predictor(tmp, 1)
+        except FerEdgeError as exc:
+            raise ModelFileError(f"{path.name}: the build does not load in the runtime, so it "
+                                 f"was not written ({exc})" + (
+                                     "; try the default --opset 17" if path.suffix == ".onnx"
+                                     else "")) from None
+        atomic_write_bytes(path, data)
+    finally:
+        tmp.unlink(missing_ok=True)
     spec.write(sidecar_path(path))
     log.info("wrote %s (%.1f MB)", path, len(data) / 1e6)
+
+
+def check_model_matches_spec(model, spec: ModelSpec, model_path: Path, spec_path: Path) -> None:
+    """The float model's input and output must be what its spec says, before any build."""
+    want_in = (spec.input_size, spec.input_size, spec.channels)
+    got_in = tuple(model.input_shape[1:])
+    got_out = model.output_shape[-1]
+    if got_in != want_in:
+        raise SpecError(f"{spec_path}: says input {want_in[0]}x{want_in[1]}x{want_in[2]} but "
+                        f"{model_path.name} takes {'x'.join(map(str, got_in))}; the spec "
+                        "belongs to another model (restore the run's own spec.json)")
+    if got_out != spec.num_classes:
+        raise SpecError(f"{spec_path}: lists {spec.num_classes} labels but {model_path.name} "
+                        f"has {got_out} outputs; restore the run's own spec.json")
 
 
 def _calibration_faces(ds, spec: ModelSpec, n: int, seed: int) -> np.ndarray:
@@ -121,6 +155,7 @@ def run_convert(cfg: ConvertConfig) -> dict:
     names = {k: n for k, n in build_names(spec).items() if wanted[k]}
     if not names:
         raise ConfigError("every build is switched off; nothing to do")
+    check_output_dir(out, "--out")
     existing = [n for n in names.values() if (out / n).exists()]
     if existing and not cfg.force:
         raise ConfigError(f"{out / existing[0]} exists; pass --force to replace the builds or "
@@ -136,6 +171,7 @@ def run_convert(cfg: ConvertConfig) -> dict:
         float_model = keras.models.load_model(str(model_path), compile=False)
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"{model_path}: cannot load the float model ({exc})") from None
+    check_model_matches_spec(float_model, spec, model_path, spec_path)
     from fer_edge.convert import export
 
     out.mkdir(parents=True, exist_ok=True)
@@ -219,7 +255,7 @@ def run_convert(cfg: ConvertConfig) -> dict:
             if k in names and not (k == "onnx_int8" and ort_int8):
                 facts[names[k]]["qat"] = qat_log
                 facts[names[k]]["calibration"] = calib
-    gate = Gate(cfg.max_drop_pp, cfg.max_class_p, cfg.min_agreement, cfg.class_correction)
+    gate = cfg.gate()
     result = compare(spec.labels, y, probs, reference, "float (Keras)", gate)
     result["split"], result["data"] = cfg.split, Path(data).name
     write_report(out, result, facts, f"Parity: {model_path.parent.name}, {cfg.split} split")

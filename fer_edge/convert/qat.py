@@ -1,9 +1,9 @@
 """Quantization-aware training with tensorflow-model-optimization. Heavy tier.
 
-Recipe from shared/notes/toolchain.md §4: the model has no Rescaling layer (normalisation stays
-in the spec), every layer is annotated with tfmot's default 8-bit scheme, and MaxPooling2D gets
-an output-only quantizer, without which the convolutions that read its output stay float in
-the TFLite build.
+Recipe (measured; the reasons are in convert/README.md): the model has no Rescaling layer
+(normalisation stays in the spec), every layer is annotated with tfmot's default 8-bit
+scheme, and MaxPooling2D gets an output-only quantizer, without which the convolutions that
+read its output stay float in the TFLite build.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Layouts (picked from the path):
 
 - ``fer2013.csv`` (Kaggle): columns ``emotion,pixels,Usage``; 2304 space-separated grey values
   per row; ``Usage`` is Training / PublicTest / PrivateTest.
-- ``.npz`` with the layout of ``shared/data/fer2013.npz``: ``images`` (N, 48, 48) uint8,
+- ``.npz``: ``images`` (N, 48, 48) uint8,
   ``labels`` (N,) uint8, ``usage`` (N,) uint8 (0 Training, 1 PublicTest, 2 PrivateTest).
 - Kaggle folders: ``<root>/train/<class>/*.jpg`` and ``<root>/test/<class>/*.jpg``; test files
   named ``PublicTest_*`` / ``PrivateTest_*`` are split accordingly, otherwise all of test is the
@@ -118,64 +118,87 @@ def _bad(where: str, problem: str, skip_bad: bool) -> None:
 def _read_csv(path: Path, skip_bad: bool) -> Dataset:
     imgs: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     labs: dict[str, list[int]] = {s: [] for s in SPLITS}
-    skipped = 0
     try:
-        f = path.open(newline="", encoding="utf-8")
+        with path.open("rb") as raw:
+            head = raw.read(4)
     except OSError as exc:
         raise DataError(f"{path}: cannot open ({exc.strerror})") from None
-    with f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(f"{path}: the file is empty")
-        cols = [h.strip().lower() for h in header]
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise DataError(f"{path}: the file is UTF-16 text; save it as UTF-8 CSV (e.g. "
+                        "iconv -f UTF-16 -t UTF-8), as Kaggle ships fer2013.csv")
+    try:
+        f = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open ({exc.strerror})") from None
+    try:
+        with f:
+            ds = _read_csv_rows(path, f, imgs, labs, skip_bad)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start} of a block cannot be "
+                        "decoded); save it as UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable CSV ({exc}); is it fer2013.csv?") from None
+    return ds
+
+
+def _read_csv_rows(path: Path, f, imgs: dict, labs: dict, skip_bad: bool) -> Dataset:
+    skipped = 0
+    reader = csv.reader(f)
+    header = next(reader, None)
+    if header is None:
+        raise DataError(f"{path}: the file is empty")
+    cols = [h.strip().lower() for h in header]
+    try:
+        i_emo, i_pix = cols.index("emotion"), cols.index("pixels")
+    except ValueError:
+        raise DataError(f"{path}: header must have 'emotion' and 'pixels' columns "
+                        f"(Kaggle fer2013.csv), got {header}") from None
+    i_use = cols.index("usage") if "usage" in cols else None
+    for lineno, row in enumerate(reader, start=2):
+        where = f"{path.name} line {lineno}"
+        if not row:
+            continue
+        if len(row) < len(cols):
+            _bad(where, f"expected {len(cols)} fields, got {len(row)}", skip_bad)
+            skipped += 1
+            continue
         try:
-            i_emo, i_pix = cols.index("emotion"), cols.index("pixels")
+            label = int(row[i_emo])
         except ValueError:
-            raise DataError(f"{path}: header must have 'emotion' and 'pixels' columns "
-                            f"(Kaggle fer2013.csv), got {header}") from None
-        i_use = cols.index("usage") if "usage" in cols else None
-        for lineno, row in enumerate(reader, start=2):
-            where = f"{path.name} line {lineno}"
-            if not row:
-                continue
-            if len(row) < len(cols):
-                _bad(where, f"expected {len(cols)} fields, got {len(row)}", skip_bad)
-                skipped += 1
-                continue
-            try:
-                label = int(row[i_emo])
-            except ValueError:
-                _bad(where, f"emotion {row[i_emo]!r} is not an integer", skip_bad)
-                skipped += 1
-                continue
-            if not 0 <= label < len(FER2013_LABELS):
-                _bad(where, f"emotion {label} is outside 0..6", skip_bad)
-                skipped += 1
-                continue
-            try:
-                px = np.array(row[i_pix].split(), dtype=np.int32)
-            except ValueError:
-                _bad(where, "pixels contain a non-integer value", skip_bad)
-                skipped += 1
-                continue
-            if px.size != _N_PIXELS or px.min(initial=0) < 0 or px.max(initial=0) > 255:
-                problem = (f"{px.size} pixel values, expected {_N_PIXELS} (48x48)"
-                           if px.size != _N_PIXELS else "pixel values outside 0..255")
-                _bad(where, problem, skip_bad)
-                skipped += 1
-                continue
-            usage = row[i_use].strip() if i_use is not None else "Training"
-            split = _USAGE.get(usage)
-            if split is None:
-                _bad(where, f"Usage {usage!r} is not Training/PublicTest/PrivateTest", skip_bad)
-                skipped += 1
-                continue
-            imgs[split].append(px.astype(np.uint8).reshape(SOURCE_SIZE, SOURCE_SIZE))
-            labs[split].append(label)
+            _bad(where, f"emotion {row[i_emo]!r} is not an integer", skip_bad)
+            skipped += 1
+            continue
+        if not 0 <= label < len(FER2013_LABELS):
+            _bad(where, f"emotion {label} is outside 0..6", skip_bad)
+            skipped += 1
+            continue
+        try:
+            px = np.array(row[i_pix].split(), dtype=np.int32)
+        except ValueError:
+            _bad(where, "pixels contain a non-integer value", skip_bad)
+            skipped += 1
+            continue
+        if px.size != _N_PIXELS or px.min(initial=0) < 0 or px.max(initial=0) > 255:
+            problem = (f"{px.size} pixel values, expected {_N_PIXELS} (48x48)"
+                       if px.size != _N_PIXELS else "pixel values outside 0..255")
+            _bad(where, problem, skip_bad)
+            skipped += 1
+            continue
+        usage = row[i_use].strip() if i_use is not None else "Training"
+        split = _USAGE.get(usage)
+        if split is None:
+            _bad(where, f"Usage {usage!r} is not Training/PublicTest/PrivateTest", skip_bad)
+            skipped += 1
+            continue
+        imgs[split].append(px.astype(np.uint8).reshape(SOURCE_SIZE, SOURCE_SIZE))
+        labs[split].append(label)
     ds = _pack(imgs, labs, str(path), skipped)
-    if i_use is None:
-        ds.notes.append("no Usage column: every row is train; val/test carved")
+    if i_use is None:  # one pool, like a folder of class folders: test carved, then val
+        x, y = ds.images["train"], ds.labels["train"]
+        rest, test = stratified_split(y, 0.1, 1)
+        ds.images = {"train": x[rest], "test": x[test]}
+        ds.labels = {"train": y[rest], "test": y[test]}
+        ds.notes.append("no Usage column: test (10%) carved, stratified")
     return ds
 
 
@@ -185,14 +208,21 @@ def _read_npz(path: Path) -> Dataset:
         images, labels, usage = d["images"], d["labels"], d["usage"]
     except KeyError as exc:
         raise DataError(f"{path}: missing array {exc} (need images, labels, usage)") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable .npz ({exc})") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npz ({exc or 'empty file'}); it needs "
+                        "arrays images (N, 48, 48) uint8, labels (N,), usage (N,)") from None
     if images.ndim != 3 or images.shape[1:] != (SOURCE_SIZE, SOURCE_SIZE):
         raise DataError(f"{path}: images has shape {images.shape}, expected (N, 48, 48)")
     if not (len(images) == len(labels) == len(usage)):
         raise DataError(f"{path}: images/labels/usage lengths differ")
-    if labels.size and int(labels.max()) >= len(FER2013_LABELS):
+    if labels.ndim != 1 or usage.ndim != 1 or labels.dtype.kind not in "iu" or (
+            usage.dtype.kind not in "iu"):
+        raise DataError(f"{path}: labels and usage must be 1-D integer arrays")
+    if labels.size and (int(labels.max()) >= len(FER2013_LABELS) or int(labels.min()) < 0):
         raise DataError(f"{path}: a label is outside 0..6")
+    if usage.size and (int(usage.min()) < 0 or int(usage.max()) > 2):
+        raise DataError(f"{path}: a usage code is outside 0..2 (0 Training, 1 PublicTest, "
+                        "2 PrivateTest)")
     out_i, out_l = {}, {}
     for code, split in enumerate(SPLITS):
         m = usage == code

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from fer_edge.config import opt
+from fer_edge.config import MAX_THREADS, check_config, opt
 from fer_edge.errors import ConfigError
 from fer_edge.faces import DEFAULT_SCORE, DETECTORS
 
@@ -18,7 +19,8 @@ class DemoConfig:
     SECTION = "demo"
 
     model: str = opt("", ".tflite/.onnx build; default the packaged model")
-    camera: int = opt(-1, "camera index (OpenCV capture; picamera2 on a Pi with --picamera)")
+    camera: int = opt(-1, "camera index (OpenCV capture; picamera2 on a Pi with --picamera)",
+                      ge=-1)
     picamera: bool = opt(False, "use the Raspberry Pi camera module through picamera2")
     video: str = opt("", "video file, or 'sample' for the packaged sample clip")
     image: str = opt("", "an image file or a folder of images")
@@ -26,8 +28,9 @@ class DemoConfig:
     headless: bool = opt(False, "no window (automatic when OpenCV has no GUI)")
     save: str = opt("", "write the annotated video here (.mp4/.avi)")
     log: str = opt("", "write one row per face per frame here (.csv or .jsonl)")
+    force: bool = opt(False, "replace an existing --log / --save file (default: refuse)")
     max_frames: int = opt(0, "stop after N frames (0 = until the source ends / q / Ctrl-C)")
-    threads: int = opt(0, "classifier threads (0 = all cores)")
+    threads: int = opt(0, "classifier threads (0 = all cores)", ge=0, le=MAX_THREADS)
     flip_tta: str = opt("model", "classify face + mirror image (2 passes per face): model (as "
                         "the model's spec says), on, off", choices=FLIP_TTA)
     detector: str = opt("auto", "face detector: auto (= blazeface-full), blazeface-full, "
@@ -36,19 +39,22 @@ class DemoConfig:
     face_threshold: float = opt(DEFAULT_SCORE, "minimum face score, in (0, 1) (BlazeFace, "
                                 "YuNet; Haar has none)")
     min_face: int = opt(-1, "ignore faces narrower than this many frame pixels; -1 = the "
-                        "detector's default (Haar 64, others 0)")
+                        "detector's default (Haar 64, others 0)", ge=-1)
     align: bool = opt(True, "rotate each face so the eyes are level before classifying "
                       "(detectors with eye keypoints)")
     detect_width: int = opt(320, "Haar/YuNet: detect on the frame shrunk to this width (0 = "
                             "full size); BlazeFace letterboxes to its own input")
-    detect_every: int = opt(2, "run the detector every Nth frame; tracks carry boxes between")
+    detect_every: int = opt(2, "run the detector every Nth frame; tracks carry boxes between",
+                            ge=1)
     keep_alive: int = opt(2, "detection rounds a face stays shown (at its last box) after the "
                           "detector last found it")
     classify_every: int = opt(4, "classify each face every Nth frame (staggered across faces); "
-                              "smoothed labels carry between")
-    max_faces: int = opt(4, "classify at most this many (largest) faces")
-    ema: float = opt(0.35, "weight of the newest probabilities in the moving average (1 = off)")
-    hysteresis: float = opt(0.08, "a new label must beat the shown one by this probability")
+                              "smoothed labels carry between", ge=1)
+    max_faces: int = opt(4, "classify at most this many (largest) faces", ge=1)
+    ema: float = opt(0.35, "weight of the newest probabilities in the moving average (1 = off)",
+                     gt=0, le=1)
+    hysteresis: float = opt(0.08, "a new label must beat the shown one by this probability",
+                            ge=0, lt=1)
     show_fps: bool = opt(True, "draw FPS and per-stage latency")
 
     def validate(self) -> None:
@@ -56,10 +62,7 @@ class DemoConfig:
         if sum(given) != 1:
             raise ConfigError("choose one source: --camera N, --video FILE (or sample) or "
                               "--image FILE|DIR")
-        if not 0 < self.ema <= 1:
-            raise ConfigError("--ema must be in (0, 1]")
-        if self.detect_every < 1 or self.classify_every < 1 or self.max_faces < 1:
-            raise ConfigError("--detect-every, --classify-every and --max-faces must be >= 1")
+        check_config(self)
         if self.flip_tta not in FLIP_TTA:
             raise ConfigError(f"--flip-tta {self.flip_tta!r}: use {', '.join(FLIP_TTA)}")
         if not 0 < self.face_threshold < 1:
@@ -74,3 +77,19 @@ class DemoConfig:
                               f"{', '.join(DETECTORS)} or a path to a YuNet .onnx")
         if self.log and not self.log.endswith((".csv", ".jsonl")):
             raise ConfigError(f"--log {self.log}: use a .csv or .jsonl file name")
+        if self.save and not self.save.lower().endswith((".mp4", ".avi")):
+            raise ConfigError(f"--save {self.save}: use a .mp4 or .avi file name")
+        from fer_edge.demo.sources import parse_size
+
+        parse_size(self.frame_size)
+
+    def check_outputs(self) -> None:
+        """Refuse, before the source opens, a --log/--save that exists (without --force) or
+        cannot be written; the two must be different files."""
+        from fer_edge.io import check_output_file
+
+        for flag, value in (("--log", self.log), ("--save", self.save)):
+            if value:
+                check_output_file(value, flag, self.force)
+        if self.log and self.save and Path(self.log).resolve() == Path(self.save).resolve():
+            raise ConfigError("--log and --save name the same file; give two names")

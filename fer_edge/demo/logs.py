@@ -27,6 +27,12 @@ class FaceLog:
         self.rows = 0
 
     def write(self, frame: int, timestamp: float, tracks) -> None:
+        try:
+            self._write(frame, timestamp, tracks)
+        except OSError as exc:  # e.g. disk full: name the file, not just the errno
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+
+    def _write(self, frame: int, timestamp: float, tracks) -> None:
         for t in tracks:
             if t.probs is None:
                 continue

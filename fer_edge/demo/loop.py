@@ -68,6 +68,7 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
         :class:`DemoStats` (frames, FPS, per-stage ms, dropped frames, peak memory).
     """
     cfg.validate()
+    cfg.check_outputs()  # an existing --log/--save is refused before anything runs
     source = open_source(cfg)  # first: a wrong source is the likeliest mistake
     try:
         if predictor is None:
@@ -92,13 +93,14 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
     tta = {"on": True, "off": False}.get(cfg.flip_tta)  # None: the model's spec decides
     tracker = Tracker(ema=cfg.ema, hysteresis=cfg.hysteresis,
                       max_misses=max(2, 2 * cfg.detect_every), keep_alive=cfg.keep_alive)
-    face_log = FaceLog(cfg.log, spec.labels) if cfg.log else None
+    face_log = None
     writer = None
     stats = DemoStats()
     stop = _CtrlC()
     t_start = time.perf_counter()
     rate = LoopRate()
     try:
+        face_log = FaceLog(cfg.log, spec.labels) if cfg.log else None
         for i, (frame, ts) in enumerate(source):
             if stop.requested:
                 stats.interrupted = True
@@ -152,8 +154,11 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
         stats.dropped = source.dropped
         source.close()
         if face_log:
-            face_log.close()
             stats.rows_logged = face_log.rows
+            try:
+                face_log.close()
+            except OSError:  # e.g. disk full at the last flush: the write already raised
+                pass
         if writer is not None:
             writer.release()
         if window:

@@ -24,11 +24,14 @@ SAMPLE_CLIP = ASSETS / "sample_astronaut.mp4"
 
 
 def parse_size(text: str) -> tuple[int, int]:
+    """``"640x480"`` -> (640, 480); anything else (``banana``, ``0x480``) is a ConfigError."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
-        return w, h
     except ValueError:
-        raise ConfigError(f"--frame-size {text!r}: use WxH, e.g. 640x480") from None
+        w = h = 0
+    if not (16 <= w <= 16384 and 16 <= h <= 16384):
+        raise ConfigError(f"--frame-size {text!r}: use WxH in pixels, e.g. 640x480")
+    return w, h
 
 
 class VideoSource:

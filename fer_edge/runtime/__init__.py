@@ -20,17 +20,31 @@ def default_model_path() -> Path | None:
     return p if p.is_file() else None
 
 
+def check_threads(num_threads: object) -> None:
+    """``num_threads`` must be None/0 (all cores) or 1..MAX_THREADS (a typo like 100000 crashes
+    the runtimes; a negative count is no count)."""
+    from fer_edge.config import MAX_THREADS
+    from fer_edge.errors import ConfigError
+
+    ok = num_threads is None or (isinstance(num_threads, int) and not isinstance(
+        num_threads, bool) and 0 <= num_threads <= MAX_THREADS)
+    if not ok:
+        raise ConfigError(f"--threads / num_threads {num_threads!r}: use 1..{MAX_THREADS} "
+                          "(0 or None = all cores)")
+
+
 def load_predictor(path: str | Path | None = None, num_threads: int | None = None) -> Predictor:
     """Load a ``.tflite`` or ``.onnx`` build (chosen by suffix) and check its spec.
 
     Args:
         path: the model file; None = the packaged default build.
-        num_threads: CPU threads for the runtime; None = all cores.
+        num_threads: CPU threads for the runtime, 1..MAX_THREADS; None or 0 = all cores.
 
     Raises:
         ModelFileError: missing, truncated or foreign file.
         SpecError: missing or mismatched model spec.
         BackendUnavailableError: the runtime for that format is not installed.
+        ConfigError: a thread count out of range.
     """
     if path is None:
         path = default_model_path()
@@ -39,6 +53,7 @@ def load_predictor(path: str | Path | None = None, num_threads: int | None = Non
                 "no model given and this install has no packaged default model; pass --model "
                 "PATH to a .tflite/.onnx from `fer-edge convert` (train one with `fer-edge "
                 "train`, then `fer-edge convert RUN --int8`)")
+    check_threads(num_threads)
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from fer_edge.errors import SpecError
+from fer_edge.errors import InputError, SpecError
 from fer_edge.preprocess import to_model_input
 from fer_edge.spec import ModelSpec
 
@@ -75,12 +75,18 @@ class Predictor:
         Returns:
             (N, num_classes) float32 probabilities (rows sum to ~1), no flip TTA.
         """
-        x = np.asarray(x, np.float32)
+        x = np.asarray(x)
+        if x.dtype.kind not in "fiu":
+            raise InputError(f"{self.path.name}: input dtype {x.dtype} is not numeric; pass "
+                             "float32 model input")
+        x = x.astype(np.float32, copy=False)
         if x.ndim != 4 or x.shape[1:] != (self.spec.input_size, self.spec.input_size,
                                           self.spec.channels):
-            raise SpecError(f"{self.path.name}: input of shape {x.shape} does not match the "
-                            f"model's (N, {self.spec.input_size}, {self.spec.input_size}, "
-                            f"{self.spec.channels})")
+            raise InputError(f"{self.path.name}: input of shape {x.shape} does not match the "
+                             f"model's (N, {self.spec.input_size}, {self.spec.input_size}, "
+                             f"{self.spec.channels})")
+        if not np.isfinite(x).all():
+            raise InputError(f"{self.path.name}: input holds NaN or infinite values")
         if len(x) == 0:
             return np.zeros((0, self.spec.num_classes), np.float32)
         return self._run(x)
@@ -89,13 +95,19 @@ class Predictor:
         """Classify face crops with the shared preprocessing.
 
         Args:
-            faces: (N, h, w) uint8 grey face crops (any size; 48x48 FER-2013 faces as they are).
+            faces: (N, h, w) grey face crops (any size; 48x48 FER-2013 faces as they are):
+                uint8, or any integer/float dtype with values in 0..255. One face (h, w) is
+                refused (pass ``face[None]``), and so are floats in 0..1, NaN and values
+                outside 0..255.
             tta_flip: average with the mirror image; default from the spec.
 
         Returns:
             (N, num_classes) float32 probabilities in the spec's label order.
+
+        Raises:
+            InputError: wrong shape, dtype or value range (a ValueError too).
         """
-        x = to_model_input(np.asarray(faces), self.spec)
+        x = to_model_input(check_faces(faces), self.spec)
         probs = self.predict_inputs(x)
         if self.spec.tta_flip if tta_flip is None else tta_flip:
             probs = (probs + self.predict_inputs(x[:, :, ::-1, :].copy())) / 2.0
@@ -127,6 +139,7 @@ class Predictor:
             (K, 2) float list or None, ``probs`` {label: float}, ``label`` (top class) and
             ``score`` (its probability).
         """
+        frame = check_frame(frame)
         faces = self.finder(detector if detector is not None else "auto")(frame)
         if not faces:
             return []
@@ -144,6 +157,79 @@ class Predictor:
         return (f"{type(self).__name__}({self.path.name}, {self.backend}, input "
                 f"{self.input_dtype} {self.spec.input_size}x{self.spec.input_size}, "
                 f"{self.num_threads} threads)")
+
+
+def check_faces(faces: Any) -> np.ndarray:
+    """Validate a batch of grey faces for :meth:`Predictor.predict`.
+
+    Args:
+        faces: (N, h, w) array-like, uint8 or integer/float values in 0..255.
+
+    Returns:
+        (N, h, w) uint8 grey faces.
+
+    Raises:
+        InputError: one line saying what is wrong and what to pass instead.
+    """
+    if isinstance(faces, (str, bytes, Path)) or faces is None:
+        raise InputError(f"predict takes an array of grey faces (N, h, w), got {faces!r}; "
+                         "read images with cv2.imread(path, cv2.IMREAD_GRAYSCALE)")
+    x = np.asarray(faces)
+    if x.dtype.kind not in "fiu" or x.dtype == np.bool_:
+        raise InputError(f"faces have dtype {x.dtype}; pass uint8 grey faces (N, h, w)")
+    if x.ndim == 2:
+        raise InputError(f"faces have shape {x.shape}: predict takes a batch (N, h, w); for "
+                         "one face pass face[None] (shape (1, h, w))")
+    if x.ndim == 4 and x.shape[-1] in (3, 4):
+        raise InputError(f"faces have shape {x.shape}: colour crops; convert each to grey "
+                         "first (cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)) or use analyze(frame)")
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim != 3:
+        raise InputError(f"faces have shape {x.shape}; pass grey faces as (N, h, w)")
+    if len(x) and (x.shape[1] < 2 or x.shape[2] < 2):
+        raise InputError(f"faces have shape {x.shape}: each face must be at least 2x2 pixels")
+    if x.dtype == np.uint8 or not x.size:
+        return x.astype(np.uint8, copy=False)
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise InputError("faces hold NaN or infinite values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 255:
+        raise InputError(f"face values span {lo:g}..{hi:g}; pass grey pixels in 0..255 "
+                         "(uint8)")
+    if x.dtype.kind == "f" and 0 < hi <= 1.0:
+        raise InputError(f"faces are floats in 0..{hi:g}: they look scaled to 0..1; pass "
+                         "pixels in 0..255 (e.g. (faces * 255).astype(np.uint8))")
+    return np.rint(x).astype(np.uint8)
+
+
+def check_frame(frame: Any) -> np.ndarray:
+    """Validate a camera frame for :meth:`Predictor.analyze`.
+
+    Args:
+        frame: (H, W, 3) uint8 BGR, (H, W, 4) BGRA or (H, W) uint8 grey.
+
+    Returns:
+        The frame as a numpy array.
+
+    Raises:
+        InputError: None (a failed ``cv2.imread``), a path, a non-uint8 or empty frame.
+    """
+    if frame is None:
+        raise InputError("frame is None: cv2.imread returns None when it cannot read a file; "
+                         "check the path")
+    if isinstance(frame, (str, bytes, Path)):
+        raise InputError(f"analyze takes an image array, got the path {str(frame)!r}; read it "
+                         "first: analyze(cv2.imread(path))")
+    f = np.asarray(frame)
+    if f.dtype != np.uint8:
+        raise InputError(f"frame has dtype {f.dtype}; pass a uint8 BGR image as OpenCV reads "
+                         "it (floats in 0..1: (frame * 255).astype(np.uint8))")
+    if not (f.ndim == 2 or (f.ndim == 3 and f.shape[2] in (1, 3, 4))):
+        raise InputError(f"frame has shape {f.shape}; pass (H, W, 3) BGR or (H, W) grey")
+    if f.size == 0 or min(f.shape[:2]) < 2:
+        raise InputError(f"frame of shape {f.shape} is empty")
+    return f
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:

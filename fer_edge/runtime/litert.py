@@ -8,7 +8,7 @@ import numpy as np
 
 from fer_edge.errors import BackendUnavailableError, ModelFileError, SpecError
 from fer_edge.runtime.base import Predictor, dequantize, quantize
-from fer_edge.runtime.spec_io import read_tflite_spec, resolve_spec
+from fer_edge.runtime.spec_io import read_tflite_spec, resolve_spec, tflite_model_bytes
 
 _DTYPES = {np.float32: "float32", np.int8: "int8", np.uint8: "uint8"}
 
@@ -29,7 +29,7 @@ class LiteRTPredictor(Predictor):
             raise BackendUnavailableError(
                 "running .tflite needs LiteRT: pip install ai-edge-litert") from None
         data = path.read_bytes()
-        spec = resolve_spec(path, read_tflite_spec(data, str(path)))
+        spec = resolve_spec(path, read_tflite_spec(data, str(path)), tflite_model_bytes(data))
         super().__init__(path, spec, num_threads)
         try:
             self._interp = Interpreter(model_content=data, num_threads=self.num_threads)

@@ -9,7 +9,7 @@ import numpy as np
 
 from fer_edge.errors import BackendUnavailableError, ModelFileError
 from fer_edge.runtime.base import Predictor
-from fer_edge.runtime.spec_io import ONNX_KEY, resolve_spec
+from fer_edge.runtime.spec_io import ONNX_KEY, onnx_model_bytes, resolve_spec
 from fer_edge.spec import ModelSpec
 
 _DTYPES = {"tensor(float)": "float32", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
@@ -40,7 +40,8 @@ class OnnxPredictor(Predictor):
         meta = self._sess.get_modelmeta().custom_metadata_map
         embedded = (ModelSpec.from_json(meta[ONNX_KEY], f"{path} (embedded spec)")
                     if ONNX_KEY in meta else None)
-        super().__init__(path, resolve_spec(path, embedded), opts.intra_op_num_threads)
+        spec = resolve_spec(path, embedded, onnx_model_bytes(Path(path).read_bytes()))
+        super().__init__(path, spec, opts.intra_op_num_threads)
         self._in = self._sess.get_inputs()[0]
         self._out = self._sess.get_outputs()[0]
         self.input_dtype = np.dtype(_DTYPES.get(self._in.type, "float32"))

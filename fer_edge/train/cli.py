@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
+import os
 from pathlib import Path
 
-from fer_edge.config import TrainConfig, add_config_parser, config_from_args
+from fer_edge.config import (
+    RUN_IDENTITY,
+    TrainConfig,
+    add_config_parser,
+    config_from_args,
+    given_values,
+    make_config,
+)
+from fer_edge.errors import ConfigError, require_training_stack
+from fer_edge.train.runs import resolve_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +32,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(TrainConfig, args)
+    require_training_stack("train")
     if cfg.resume:
         cfg = _resumed_config(cfg, args)
+    cfg.validate()
+    resolve_run_dir(cfg)  # a taken --name, a file in the way: said before TensorFlow loads
     from fer_edge.train.fit import run_training
 
     run_dir = run_training(cfg)
@@ -32,14 +44,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resumed_config(cfg: TrainConfig, args: argparse.Namespace) -> TrainConfig:
-    """A resumed run keeps its saved config; flags given now (e.g. more epochs) override it."""
-    from fer_edge.train.fit import resolve_run_dir
+def _same(key: str, saved, given) -> bool:
+    if key == "data" and saved and given and os.path.exists(saved) and os.path.exists(given):
+        return os.path.samefile(saved, given)
+    if key == "weights" and saved not in ("imagenet", "none") and os.path.exists(str(saved)) \
+            and os.path.exists(str(given)):
+        return os.path.samefile(saved, given)
+    return saved == given
 
+
+def _resumed_config(cfg: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """A resumed run keeps its saved config; settings given now (flags, or a --config recipe)
+    override it, except those that make the run what it is (:data:`RUN_IDENTITY`: data,
+    architecture, input size, labels, ...), which must match."""
     run = resolve_run_dir(cfg)
-    saved = json.loads((Path(run) / "config.json").read_text())["config"]
-    explicit = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                if getattr(args, f.name, None) is not None}
-    saved.update(explicit)
-    saved.update(resume=True, name=run.name, runs_dir=str(run.parent))
-    return TrainConfig(**saved)
+    try:
+        saved = json.loads((Path(run) / "config.json").read_text())["config"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{run}/config.json: unreadable ({exc}); this run cannot be "
+                          "resumed") from None
+    given, origin = given_values(TrainConfig, args)
+    changed = [f"{origin.get(k, k)} {given[k]!r} (the run has {saved.get(k)!r})"
+               for k in RUN_IDENTITY if k in given and k in saved
+               and not _same(k, saved[k], given[k])]
+    if changed:
+        raise ConfigError(f"--resume {run.name}: cannot change what the run is: "
+                          f"{'; '.join(changed)}; drop the flag, or start a new run with "
+                          "another --name")
+    known = {k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}
+    known.update(given)
+    known.update(resume=True, name=run.name, runs_dir=str(run.parent))
+    return make_config(TrainConfig, known, origin)

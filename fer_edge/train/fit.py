@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -32,11 +33,12 @@ from fer_edge.config import TrainConfig
 from fer_edge.data import load_dataset
 from fer_edge.data.balance import class_weights, oversample_indices
 from fer_edge.errors import ConfigError
-from fer_edge.io import atomic_write_text, temp_path_for
+from fer_edge.io import atomic_write_text, check_output_dir, temp_path_for
 from fer_edge.spec import FER2013_LABELS, ModelSpec
 from fer_edge.train._keras import keras, tf
 from fer_edge.train.model import build_model, set_stage
 from fer_edge.train.pipeline import Augment, make_dataset
+from fer_edge.train.runs import resolve_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -67,32 +69,6 @@ def configure_tf(cfg: TrainConfig) -> tf.distribute.Strategy:
              ", ".join(g.name for g in gpus) or "CPU only", strategy.num_replicas_in_sync,
              "on" if use_mp else "off", "on" if cfg.xla else "off")
     return strategy
-
-
-def resolve_run_dir(cfg: TrainConfig) -> Path:
-    """The run folder: ``--name`` (must be new unless resuming) or a fresh numbered default."""
-    runs = Path(cfg.runs_dir)
-    if cfg.resume:
-        if cfg.name:
-            run = runs / cfg.name
-            if not (run / "config.json").is_file():
-                raise ConfigError(f"{run}: no run to resume there (no config.json)")
-            return run
-        cands = sorted((p for p in runs.glob("*/config.json")), key=lambda p: p.stat().st_mtime)
-        if not cands:
-            raise ConfigError(f"{runs}: no run to resume; start one without --resume")
-        return cands[-1].parent
-    if cfg.name:
-        run = runs / cfg.name
-        if run.exists() and any(run.iterdir()):
-            raise ConfigError(f"{run}: run folder exists; pass --resume to continue it or choose "
-                              "another --name")
-        return run
-    base = f"{cfg.arch}_{cfg.input_size}"
-    run, k = runs / base, 2
-    while run.exists():
-        run, k = runs / f"{base}_{k}", k + 1
-    return run
 
 
 class _Progress(keras.callbacks.Callback):
@@ -238,7 +214,21 @@ def run_training(cfg: TrainConfig) -> Path:
     # data first: bad input must fail before a run folder is made or a saved config rewritten
     ds = load_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
                       skip_bad=cfg.skip_bad)
+    check_output_dir(run, "--runs-dir/--name")
+    created = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
+    try:
+        return _train_in(run, cfg, ds)
+    except BaseException:
+        # a run that failed before its first epoch ended holds nothing to resume: remove
+        # what start-up made, so the name is free again (never a run that has epochs)
+        if created and not (run / "history.csv").exists():
+            shutil.rmtree(run, ignore_errors=True)
+            log.info("removed %s: the run stopped before its first epoch", run)
+        raise
+
+
+def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
     log.info("run folder: %s%s", run, " (resuming)" if cfg.resume else "")
     atomic_write_text(run / "config.json", json.dumps(
         {"config": asdict(cfg), "versions": _versions()}, indent=2, sort_keys=True) + "\n")
