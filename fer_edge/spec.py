@@ -143,7 +143,7 @@ class ModelSpec:
                                for k, v in (d.get("face_crops") or {}).items()}
             known = {f.name for f in dataclasses.fields(cls)}
             spec = cls(**{k: v for k, v in d.items() if k in known})
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SpecError(f"{where}: malformed model spec ({exc}); re-export the model "
                             "with `fer-edge convert`") from None
         spec.validate(where)
