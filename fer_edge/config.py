@@ -186,7 +186,7 @@ def check_config(cfg: Any, origin: dict[str, str] | None = None) -> None:
             raise ConfigError(f"{where} {v!r}: must be {_TYPE_WORDS[tp]}{hint}")
         choices = f.metadata.get("choices")
         if choices and v not in choices:
-            raise ConfigError(f"{where} {v!r}: choose one of {', '.join(map(str, choices))}")
+            raise ConfigError(f"{where} {v!r}: use {', '.join(map(str, choices))}")
         if tp in (int, float):
             pairs, text = _bounds(f.metadata, f.default)
             if not math.isfinite(v) or not all(ops[k](v, b) for k, b in pairs):

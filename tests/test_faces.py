@@ -248,7 +248,7 @@ def test_corrupt_blazeface_file(tmp_path):
 @pytest.mark.parametrize("args, needle", [
     (["--detector", "nope"], "--detector 'nope' is unknown"),
     (["--face-threshold", "1.5"], "--face-threshold 1.5 is outside (0, 1)"),
-    (["--min-face", "-5"], "--min-face must be >= 0"),
+    (["--min-face", "-5"], "--min-face -5: out of range; use a number >= -1"),
     (["--detector", "/nonexistent/y.onnx"], "YuNet model not found"),
 ])
 def test_demo_detector_bad_input(args, needle, capsys):

@@ -310,7 +310,7 @@ BAD = [
     ("toml-demo-ema-text", "demo --config {W}/demo_ema.toml --video sample --headless", 2,
      ["ema = 'high'", "must be a number"]),
     ("toml-bad-choice", "train --config {W}/bad_choice.toml --data synthetic", 2,
-     ["'hinge'", "choose one of ce, focal"]),
+     ["'hinge'", "use ce, focal"]),
     ("toml-negative-lr", "train --config {W}/neg_lr.toml --data synthetic", 2,
      ["neg_lr.toml: finetune_lr = -0.1", "out of range"]),
     ("toml-bool-text", "train --config {W}/bool_type.toml --data synthetic", 2,
@@ -537,6 +537,20 @@ def test_unbound_build_loads_with_one_warning_and_bound_one_without(ws, tmp_path
     warn = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warn) == 1 and "old.tflite" in warn[0] and "bind_spec" in warn[0]
     assert load_predictor(ws / "model.tflite").spec.sha256
+
+
+@needs_default
+def test_packaged_model_is_checked_against_its_card(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="fer_edge"):
+        load_predictor(DEFAULT)  # unbound spec, but its card's sha256 matches: no warning
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    model = tmp_path / DEFAULT.name
+    model.write_bytes(DEFAULT.read_bytes())
+    card = json.loads(DEFAULT.with_name("fer_default_int8.card.json").read_text())
+    card["sha256"] = "0" * 64
+    (tmp_path / "fer_default_int8.card.json").write_text(json.dumps(card))
+    with pytest.raises(SpecError, match="differs from its model card"):
+        load_predictor(model)
 
 
 @needs_default

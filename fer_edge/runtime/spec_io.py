@@ -9,7 +9,9 @@
   bytes without the spec entry, then of the spec's canonical JSON. A spec moved onto other
   weights, or edited after ``fer-edge convert`` (labels swapped, a size changed), no longer
   matches and the build is refused. A spec without one (made before it existed) loads with
-  a one-line warning; ``convert/bind_spec.py`` adds it to such a build.
+  a one-line warning, unless a model card beside the file (``<stem>.card.json``, as the
+  packaged default model has) holds the whole file's sha256, which is checked instead;
+  ``convert/bind_spec.py`` adds the binding to such a build.
 """
 
 from __future__ import annotations
@@ -130,6 +132,18 @@ def check_binding(model_path: Path, model_bytes: bytes, spec: ModelSpec) -> None
     """Refuse a spec whose ``sha256`` does not match these weights; warn once when it has
     none."""
     if not spec.sha256:
+        card = Path(model_path).with_name(Path(model_path).stem + ".card.json")
+        if card.is_file():  # a packaged model: its card's sha256 covers weights and spec
+            try:
+                want = json.loads(card.read_text()).get("sha256", "")
+            except (OSError, ValueError):
+                want = ""
+            if want:
+                if hashlib.sha256(Path(model_path).read_bytes()).hexdigest() != want:
+                    raise SpecError(f"{model_path}: the file differs from its model card "
+                                    f"{card.name} (sha256); restore the packaged model or "
+                                    "re-package it with convert/package_default.py")
+                return
         if str(model_path) not in _warned:
             _warned.add(str(model_path))
             log.warning("%s: older build, its spec is not bound to the weights (an edited or "
