@@ -42,6 +42,11 @@ def atomic_write_bytes(path: str | Path, data: bytes, overwrite: bool = True) ->
         else:
             os.link(tmp, path)
             os.unlink(tmp)
+    except OSError as exc:  # disk full, quota...: name the file, not only the errno
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename or isinstance(exc, FileExistsError):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -333,6 +333,8 @@ BAD = [
     ("bench-runs-0", "benchmark {W}/model.tflite --runs 0 --out {W}/res", 2,
      ["--runs", ">= 1"]),
     ("bench-limit-neg", "benchmark {W}/model.tflite --limit -1 --out {W}/res", 2, ["--limit"]),
+    ("bench-missing-video", "benchmark {W}/model.tflite --video {W}/nope.mp4 --out {W}/res", 2,
+     ["--video", "video file not found"]),
     ("demo-threads-huge", "demo --video sample --headless --threads 100000", 2,
      ["--threads 100000"]),
     ("demo-threads-neg", "demo --video sample --headless --threads -1", 2, ["--threads -1"]),
@@ -515,8 +517,9 @@ def test_disk_full_during_an_atomic_write_leaves_the_old_file(tmp_path, monkeypa
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(fio.os, "fsync", full)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as e:
         fio.atomic_write_text(p, "new")
+    assert e.value.filename == str(p)  # the message names the file
     assert p.read_text() == "old" and [q.name for q in tmp_path.iterdir()] == ["report.json"]
     from fer_edge.cli import os_error_text
 

@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from fer_edge.bench.machine import machine_facts
+    from fer_edge.errors import SourceError
     from fer_edge.evaluate import predict_all, sha256
     from fer_edge.io import check_output_dir
     from fer_edge.metrics import classification_report
@@ -91,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
 
     counts = thread_counts(args.threads)
     out = check_output_dir(args.out, "--out")  # before measuring, not after
+    if args.video not in ("", "sample") and not Path(args.video).is_file():
+        raise SourceError(f"--video {args.video}: video file not found (use sample, the "
+                          "packaged clip, or '' to skip the end-to-end FPS)")
     builds = _expand(args.builds)
     preds = {b: load_predictor(b) for b in builds}  # every build loads, before the long part
     data = None
