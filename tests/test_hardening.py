@@ -700,6 +700,12 @@ def test_analyze_and_predict_inputs_edges(model):
         model.predict_inputs(np.zeros((1, 32, 32, 3), np.float32))
 
 
+@pytest.mark.parametrize("path", [123, ["a.tflite"], b"\x00"])
+def test_load_refuses_a_path_that_is_not_one(path):
+    with pytest.raises(InputError, match="pass a .tflite/.onnx file path"):
+        load_predictor(path)
+
+
 @pytest.mark.parametrize("threads", [-1, 100000, 2.5, True, "2"])
 def test_load_refuses_bad_thread_counts(threads, ws):
     with pytest.raises(ConfigError, match="1..256"):

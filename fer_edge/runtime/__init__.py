@@ -54,6 +54,11 @@ def load_predictor(path: str | Path | None = None, num_threads: int | None = Non
                 "PATH to a .tflite/.onnx from `fer-edge convert` (train one with `fer-edge "
                 "train`, then `fer-edge convert RUN --int8`)")
     check_threads(num_threads)
+    if not isinstance(path, (str, Path)):
+        from fer_edge.errors import InputError
+
+        raise InputError(f"model path {path!r}: pass a .tflite/.onnx file path (str or "
+                         "pathlib.Path), or None for the packaged default model")
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found")
