@@ -18,7 +18,7 @@ from fer_edge.demo.logs import FaceLog
 from fer_edge.demo.overlay import draw, has_gui
 from fer_edge.demo.sources import open_source
 from fer_edge.demo.tracking import Tracker
-from fer_edge.errors import SourceError
+from fer_edge.errors import OutputError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,11 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
         if window:
             cv2.destroyAllWindows()
         stats.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if writer is not None:  # OpenCV's writer fails silently (disk full, unwritable device)
+        saved = Path(cfg.save)
+        if not saved.is_file() or saved.stat().st_size == 0:
+            raise OutputError(f"--save {saved}: the video could not be written (disk full, or "
+                              "not a regular file); free some space or choose another file")
     return stats
 
 
@@ -223,5 +228,7 @@ def _open_writer(path: str, frame: np.ndarray, fps: float) -> cv2.VideoWriter:
     fourcc = cv2.VideoWriter_fourcc(*("MJPG" if p.suffix.lower() == ".avi" else "mp4v"))
     w = cv2.VideoWriter(str(p), fourcc, fps or 20.0, (frame.shape[1], frame.shape[0]))
     if not w.isOpened():
-        raise SourceError(f"{p}: cannot write a video there (use .mp4 or .avi)")
+        raise SourceError(f"--save {p}: OpenCV cannot write a video there (not a regular "
+                          "file, no space, or no codec); give a .mp4 or .avi in a writable "
+                          "folder")
     return w
