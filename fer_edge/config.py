@@ -290,6 +290,16 @@ class TrainConfig:
     name: str = opt("", "run name (folder under --runs-dir); default <arch>_<input-size>, "
                     "numbered when taken")
     runs_dir: str = opt("runs/train", "where run folders go")
+    labels: str = opt("fer2013", "label source: the FER-2013 labels, FER+ plurality labels, or "
+                      "FER+ vote distributions as soft targets (needs --ferplus; see "
+                      "fer_edge/data/ferplus.py for contempt/unknown/not-a-face votes)",
+                      ("fer2013", "ferplus-majority", "ferplus-soft"))
+    ferplus: str = opt("", "FER+ votes file fer2013new.csv (github.com/microsoft/FERPlus), "
+                       "row-aligned with --data fer2013.csv/.npz")
+    fer2013_weight: float = opt(0.0, "--labels ferplus-soft: share of the FER-2013 one-hot "
+                                "label mixed into the FER+ vote target, in [0, 1]", ge=0, le=1)
+    skip_unknown_classes: bool = opt(False, "class-folder data: skip folders naming no FER-2013 "
+                                     "class (e.g. contempt) instead of failing")
     resume: bool = opt(False, "continue the run --name (or the newest run) from its last epoch")
     arch: str = opt("inception_v3", "network", ("inception_v3", "tiny_cnn"))
     weights: str = opt("imagenet", "backbone init: imagenet (downloaded by Keras), none "
@@ -328,6 +338,25 @@ class TrainConfig:
     zoom: float = opt(0.1, "max random zoom, fraction", ge=0, lt=1)
     brightness: float = opt(0.2, "max random brightness change, fraction of 255", ge=0, le=1)
     contrast: float = opt(0.2, "max random contrast change, fraction", ge=0, le=1)
+    fill_mode: str = opt("reflect", "how the affine warp fills outside the face: reflect, or "
+                         "nearest (edge replication, what the demo's crop does past the frame)",
+                         ("reflect", "nearest"))
+    gamma: float = opt(0.0, "max |log gamma| of a random gamma curve per face (0 = off)",
+                       ge=0, le=2)
+    blur_sigma: float = opt(0.0, "max Gaussian blur sigma in 48-px face pixels, drawn per face "
+                            "with probability --degrade-prob (0 = off)", ge=0, le=8)
+    noise: float = opt(0.0, "max std of additive Gaussian noise, fraction of 255, per face "
+                       "with probability --degrade-prob (0 = off)", ge=0, le=1)
+    jpeg_quality: int = opt(0, "lowest JPEG quality of a random re-encode per face (uniform up "
+                            "to 95) with probability --degrade-prob (0 = off)", ge=0, le=95)
+    degrade_prob: float = opt(0.5, "probability of each of blur, noise and JPEG per face",
+                              ge=0, le=1)
+    mix: str = opt("none", "batch mixing of faces and targets", ("none", "mixup", "cutmix"))
+    mix_alpha: float = opt(0.2, "mixup/cutmix Beta(alpha, alpha) parameter", gt=0)
+    mix_prob: float = opt(0.5, "fraction of batches mixed", ge=0, le=1)
+    ema: float = opt(0.0, "exponential moving average of the weights with this decay per "
+                     "step, e.g. 0.999 (0 = off); validation, the best model and the test "
+                     "report then use the averaged weights", ge=0, lt=1)
     tta_flip: bool = opt(True, "evaluate (and run the demo) on face + mirror, probabilities "
                          "averaged; stored in the model spec")
     val_fraction: float = opt(0.1, "val carved from train when the data has no PublicTest",
@@ -354,6 +383,8 @@ class TrainConfig:
             raise ConfigError("batch size must be >= 1 and epochs >= 0")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.dropout < 1:
             raise ConfigError("label smoothing and dropout must be in [0, 1)")
+        if self.labels != "fer2013" and not self.ferplus:
+            raise ConfigError(f"--labels {self.labels} needs --ferplus PATH/fer2013new.csv")
         check_run_name(self.name)
 
 

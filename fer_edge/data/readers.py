@@ -48,6 +48,11 @@ class Dataset:
         source: where the data came from.
         skipped: number of bad rows/files dropped with ``skip_bad``.
         notes: how the splits were made.
+        rows: split -> (N,) int64 row of each face in the source file (csv/npz layouts, whose
+            rows FER+ labels follow); empty for folder layouts.
+        n_rows: number of face rows in the source file (csv/npz), 0 otherwise.
+        targets: split -> (N, 7) float32 training targets (soft labels, e.g. FER+ votes);
+            empty = one-hot of ``labels``.
     """
 
     images: dict[str, np.ndarray]
@@ -55,6 +60,15 @@ class Dataset:
     source: str
     skipped: int = 0
     notes: list[str] = field(default_factory=list)
+    rows: dict[str, np.ndarray] = field(default_factory=dict)
+    n_rows: int = 0
+    targets: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def take(self, split: str, idx: np.ndarray) -> None:
+        """Keep only faces ``idx`` (int indices or bool mask) of ``split``, in every array."""
+        for d in (self.images, self.labels, self.rows, self.targets):
+            if split in d:
+                d[split] = d[split][idx]
 
     def counts(self, split: str) -> np.ndarray:
         """(7,) int64 number of faces per class in ``split``."""
@@ -66,7 +80,7 @@ class Dataset:
 
 
 def load_dataset(path: str | Path, *, val_fraction: float = 0.1, seed: int = 0,
-                 skip_bad: bool = False) -> Dataset:
+                 skip_bad: bool = False, skip_unknown_classes: bool = False) -> Dataset:
     """Read FER-2013 from a csv, npz, Kaggle folders or a folder of class folders.
 
     Args:
@@ -74,6 +88,8 @@ def load_dataset(path: str | Path, *, val_fraction: float = 0.1, seed: int = 0,
         val_fraction: fraction of train carved (stratified) as val when the layout has none.
         seed: seed of that carve.
         skip_bad: drop and count bad rows/images instead of failing.
+        skip_unknown_classes: class folders that name no FER-2013 class (e.g. CK+'s
+            ``contempt``) are skipped with a note instead of failing.
 
     Returns:
         The :class:`Dataset` with non-empty ``train``, ``val`` and ``test`` splits (a folder of
@@ -95,9 +111,9 @@ def load_dataset(path: str | Path, *, val_fraction: float = 0.1, seed: int = 0,
     elif path.is_file() and path.suffix.lower() == ".npz":
         ds = _read_npz(path)
     elif path.is_dir() and (path / "train").is_dir():
-        ds = _read_kaggle_folders(path, skip_bad)
+        ds = _read_kaggle_folders(path, skip_bad, skip_unknown_classes)
     elif path.is_dir():
-        ds = _read_class_folders(path, skip_bad, seed)
+        ds = _read_class_folders(path, skip_bad, seed, skip_unknown_classes)
     else:
         raise DataError(f"{path}: unknown dataset format (expected .csv, .npz or a folder)")
     if "val" not in ds.images:
@@ -142,7 +158,8 @@ def _read_csv(path: Path, skip_bad: bool) -> Dataset:
 
 
 def _read_csv_rows(path: Path, f, imgs: dict, labs: dict, skip_bad: bool) -> Dataset:
-    skipped = 0
+    skipped, n_rows = 0, 0
+    rows: dict[str, list[int]] = {s: [] for s in SPLITS}  # file row of each face (for FER+)
     reader = csv.reader(f)
     header = next(reader, None)
     if header is None:
@@ -158,6 +175,7 @@ def _read_csv_rows(path: Path, f, imgs: dict, labs: dict, skip_bad: bool) -> Dat
         where = f"{path.name} line {lineno}"
         if not row:
             continue
+        n_rows += 1
         if len(row) < len(cols):
             _bad(where, f"expected {len(cols)} fields, got {len(row)}", skip_bad)
             skipped += 1
@@ -192,12 +210,16 @@ def _read_csv_rows(path: Path, f, imgs: dict, labs: dict, skip_bad: bool) -> Dat
             continue
         imgs[split].append(px.astype(np.uint8).reshape(SOURCE_SIZE, SOURCE_SIZE))
         labs[split].append(label)
+        rows[split].append(n_rows - 1)
     ds = _pack(imgs, labs, str(path), skipped)
+    ds.rows = {s: np.array(v, np.int64) for s, v in rows.items()}
+    ds.n_rows = n_rows
     if i_use is None:  # one pool, like a folder of class folders: test carved, then val
-        x, y = ds.images["train"], ds.labels["train"]
+        x, y, r = ds.images["train"], ds.labels["train"], ds.rows["train"]
         rest, test = stratified_split(y, 0.1, 1)
         ds.images = {"train": x[rest], "test": x[test]}
         ds.labels = {"train": y[rest], "test": y[test]}
+        ds.rows = {"train": r[rest], "test": r[test]}
         ds.notes.append("no Usage column: test (10%) carved, stratified")
     return ds
 
@@ -223,22 +245,47 @@ def _read_npz(path: Path) -> Dataset:
     if usage.size and (int(usage.min()) < 0 or int(usage.max()) > 2):
         raise DataError(f"{path}: a usage code is outside 0..2 (0 Training, 1 PublicTest, "
                         "2 PrivateTest)")
-    out_i, out_l = {}, {}
+    out_i, out_l, rows = {}, {}, {}
     for code, split in enumerate(SPLITS):
         m = usage == code
         out_i[split] = np.ascontiguousarray(images[m].astype(np.uint8))
         out_l[split] = labels[m].astype(np.int64)
-    return Dataset(out_i, out_l, str(path))
+        rows[split] = np.flatnonzero(m).astype(np.int64)
+    return Dataset(out_i, out_l, str(path), rows=rows, n_rows=len(labels))
+
+
+#: class-folder names other datasets use -> FER-2013 class (CK+, JAFFE, AffectNet, RAF-DB...)
+CLASS_SYNONYMS = {
+    "anger": "angry", "angry": "angry", "mad": "angry",
+    "disgust": "disgust", "disgusted": "disgust",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
+    "happy": "happy", "happiness": "happy", "joy": "happy", "smile": "happy",
+    "sad": "sad", "sadness": "sad",
+    "surprise": "surprise", "surprised": "surprise",
+    "neutral": "neutral",
+}
+
+
+def class_id(name: str) -> int | None:
+    """FER-2013 class id of a class-folder name, or None when it names no FER-2013 class.
+
+    Accepts the 7 FER-2013 names, their usual synonyms (:data:`CLASS_SYNONYMS`, case- and
+    separator-insensitive: ``Anger``, ``sadness``, ``Happiness``) and the ids ``0``..``6``.
+    """
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    if key.isdigit():
+        return int(key) if int(key) < len(FER2013_LABELS) else None
+    canon = CLASS_SYNONYMS.get(key)
+    return None if canon is None else FER2013_LABELS.index(canon)
 
 
 def _class_id(name: str, where: Path) -> int:
-    key = name.strip().lower()
-    if key in FER2013_LABELS:
-        return FER2013_LABELS.index(key)
-    if key.isdigit() and int(key) < len(FER2013_LABELS):
-        return int(key)
-    raise DataError(f"{where}: unknown class folder {name!r}; expected one of "
-                    f"{', '.join(FER2013_LABELS)}")
+    cid = class_id(name)
+    if cid is None:
+        raise DataError(f"{where}: class folder {name!r} maps to none of the 7 classes "
+                        f"({', '.join(FER2013_LABELS)} or a synonym such as anger, sadness, "
+                        "happiness); rename it, or pass --skip-unknown-classes to skip it")
+    return cid
 
 
 def _read_image(path: Path, skip_bad: bool) -> np.ndarray | None:
@@ -252,25 +299,47 @@ def _read_image(path: Path, skip_bad: bool) -> np.ndarray | None:
     return img
 
 
-def _scan_class_folders(root: Path) -> list[tuple[Path, int]]:
+def scan_class_folders(root: Path, skip_unknown: bool = False,
+                       notes: list[str] | None = None) -> list[tuple[Path, int]]:
+    """Image files of ``root/<class>/`` folders with their FER-2013 class ids.
+
+    Args:
+        root: folder of class folders (names as accepted by :func:`class_id`).
+        skip_unknown: skip a folder that names no FER-2013 class (a note is logged and
+            appended to ``notes``) instead of raising.
+        notes: list collecting those notes.
+
+    Returns:
+        Sorted (path, class id) pairs.
+
+    Raises:
+        DataError: an unknown class folder (without ``skip_unknown``).
+    """
     items = []
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        cid = _class_id(sub.name, sub)
         files = sorted(p for p in sub.iterdir() if p.suffix.lower() in _IMAGE_EXT)
+        if skip_unknown and class_id(sub.name) is None:
+            note = (f"class folder {sub.name!r} ({len(files)} images) skipped: no FER-2013 "
+                    "class")
+            log.info("%s: %s", root, note)
+            if notes is not None:
+                notes.append(note)
+            continue
+        cid = _class_id(sub.name, sub)
         items += [(p, cid) for p in files]
     return items
 
 
-def _read_kaggle_folders(root: Path, skip_bad: bool) -> Dataset:
+def _read_kaggle_folders(root: Path, skip_bad: bool, skip_unknown: bool = False) -> Dataset:
     imgs: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     labs: dict[str, list[int]] = {s: [] for s in SPLITS}
     skipped = 0
     test_dir = root / "test"
     if not test_dir.is_dir():
         raise DataError(f"{root}: has train/ but no test/ folder (Kaggle layout)")
-    prefixed = False
+    prefixed, notes = False, []
     for folder in ("train", "test"):
-        for p, cid in _scan_class_folders(root / folder):
+        for p, cid in scan_class_folders(root / folder, skip_unknown, notes):
             img = _read_image(p, skip_bad)
             if img is None:
                 skipped += 1
@@ -286,13 +355,16 @@ def _read_kaggle_folders(root: Path, skip_bad: bool) -> Dataset:
     if not prefixed:
         del imgs["val"], labs["val"]
     ds = _pack(imgs, labs, str(root), skipped)
+    ds.notes += notes
     if not prefixed:
         ds.notes.append("test/ has no PublicTest_/PrivateTest_ names: all of test/ is test")
     return ds
 
 
-def _read_class_folders(root: Path, skip_bad: bool, seed: int) -> Dataset:
-    items = _scan_class_folders(root)
+def _read_class_folders(root: Path, skip_bad: bool, seed: int,
+                        skip_unknown: bool = False) -> Dataset:
+    notes: list[str] = []
+    items = scan_class_folders(root, skip_unknown, notes)
     if not items:
         raise DataError(f"{root}: no <class>/ sub-folders with images found")
     imgs, labs, skipped = [], [], 0
@@ -306,7 +378,7 @@ def _read_class_folders(root: Path, skip_bad: bool, seed: int) -> Dataset:
     x, y = np.stack(imgs), np.array(labs, np.int64)
     rest, test = stratified_split(y, 0.1, seed + 1)
     ds = Dataset({"train": x[rest], "test": x[test]}, {"train": y[rest], "test": y[test]},
-                 str(root), skipped, ["class folders: test (10%) carved, stratified"])
+                 str(root), skipped, notes + ["class folders: test (10%) carved, stratified"])
     return ds
 
 
@@ -348,7 +420,8 @@ def _carve_val(ds: Dataset, fraction: float, seed: int) -> None:
     if len(y) == 0:
         return
     keep, val = stratified_split(y, fraction, seed)
-    x = ds.images["train"]
-    ds.images["val"], ds.labels["val"] = x[val], y[val]
-    ds.images["train"], ds.labels["train"] = x[keep], y[keep]
+    for d in (ds.images, ds.labels, ds.rows, ds.targets):
+        if "train" in d:
+            d["val"] = d["train"][val]
+            d["train"] = d["train"][keep]
     ds.notes.append(f"val carved from train: {fraction:.0%} stratified, seed {seed}")

@@ -97,3 +97,38 @@ def make_dataset(n_train: int = 700, n_val: int = 140, n_test: int = 280, seed: 
         (("train", n_train), ("val", n_val), ("test", n_test)))}
     return Dataset({s: p[0] for s, p in parts.items()}, {s: p[1] for s, p in parts.items()},
                    "synthetic", notes=["synthetic gratings, not faces: a smoke test only"])
+
+
+def write_ferplus(path: str | Path, npz_path: str | Path, seed: int = 0,
+                  agree: float = 0.7) -> Path:
+    """Write a FER+ style ``fer2013new.csv`` for a dataset written by :func:`write_npz`.
+
+    Each row gets 10 votes: mostly for the row's label (the plurality agrees with it on about
+    ``agree`` of rows), some for other classes; every 25th row is all not-a-face with no image
+    name and every 30th row's plurality is contempt or unknown, as in the real file.
+    """
+    from fer_edge.data.ferplus import COLUMN_TO_CLASS, VOTE_COLUMNS
+
+    d = np.load(npz_path)
+    labels, usage = d["labels"], d["usage"]
+    rng = np.random.default_rng(seed)
+    col_of = {c: j for j, c in enumerate(COLUMN_TO_CLASS)}
+    names = ("Training", "PublicTest", "PrivateTest")
+    lines = ["Usage,Image name," + ",".join(VOTE_COLUMNS)]
+    for i, (lab, u) in enumerate(zip(labels, usage)):
+        v = np.zeros(len(VOTE_COLUMNS), int)
+        name = f"fer{i:07d}.png"
+        if i % 25 == 24:
+            v[9], name = 10, ""
+        elif i % 30 == 29:
+            v[7 + (i // 30) % 2] = 6
+            v[col_of[int(lab)]] = 4
+        else:
+            top = col_of[int(lab)] if rng.random() < agree else int(rng.integers(0, 7))
+            v[top] = 6
+            for j in rng.integers(0, 7, 4):
+                v[j] += 1
+        lines.append(f"{names[int(u)]},{name}," + ",".join(map(str, v)))
+    path = Path(path)
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -37,7 +37,7 @@ from fer_edge.io import atomic_write_text, check_output_dir, temp_path_for
 from fer_edge.spec import FER2013_LABELS, ModelSpec
 from fer_edge.train._keras import keras, tf
 from fer_edge.train.model import build_model, set_stage
-from fer_edge.train.pipeline import Augment, make_dataset
+from fer_edge.train.pipeline import Augment, Mix, make_dataset
 from fer_edge.train.runs import resolve_run_dir
 
 log = logging.getLogger(__name__)
@@ -118,21 +118,30 @@ class _Checkpoint(keras.callbacks.Callback):
     """End of epoch: best model (atomic), resume checkpoint, history row, early stopping."""
 
     def __init__(self, run: Path, stage: str, best_path: Path, manager, state, patience: int,
-                 n_images: int):
+                 n_images: int, ema=None, val_ds=None):
         super().__init__()
         self.run, self.stage, self.best_path = run, stage, best_path
         self.manager, self.state, self.patience, self.n_images = manager, state, patience, n_images
+        self.ema, self.val_ds = ema, val_ds  # with an EMA: validate and save averaged weights
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t0 = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        logs = logs if logs is not None else {}
         secs = time.time() - self.t0
-        val = float(logs.get("val_accuracy", float("nan")))
         best = float(self.state["best"].numpy())
+        if self.ema is not None:
+            from fer_edge.train.ema import evaluate_dataset
+
+            with self.ema.averaged():
+                logs.update(evaluate_dataset(self.model, self.val_ds))
+                if float(logs["val_accuracy"]) > best:
+                    save_model_atomic(self.model, self.best_path)
+        val = float(logs.get("val_accuracy", float("nan")))
         if val > best:
-            save_model_atomic(self.model, self.best_path)
+            if self.ema is None:
+                save_model_atomic(self.model, self.best_path)
             self.state["best"].assign(val)
             self.state["best_epoch"].assign(epoch + 1)
             self.state["stale"].assign(0)
@@ -213,7 +222,11 @@ def run_training(cfg: TrainConfig) -> Path:
     run = resolve_run_dir(cfg)
     # data first: bad input must fail before a run folder is made or a saved config rewritten
     ds = load_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                      skip_bad=cfg.skip_bad)
+                      skip_bad=cfg.skip_bad, skip_unknown_classes=cfg.skip_unknown_classes)
+    if cfg.labels != "fer2013":
+        from fer_edge.data.ferplus import apply_labels
+
+        apply_labels(ds, cfg.labels, cfg.ferplus, cfg.fer2013_weight)
     check_output_dir(run, "--runs-dir/--name")
     created = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
@@ -234,13 +247,16 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
         {"config": asdict(cfg), "versions": _versions()}, indent=2, sort_keys=True) + "\n")
     if cfg.limit > 0:
         for s in list(ds.images):
-            ds.images[s], ds.labels[s] = ds.images[s][:cfg.limit], ds.labels[s][:cfg.limit]
+            ds.take(s, slice(0, cfg.limit))
     log.info("data %s%s", ds.summary(), f"; {ds.skipped} bad rows skipped" if ds.skipped else "")
     for note in ds.notes:
         log.info("data: %s", note)
     counts = ds.counts("train")
+    soft = ds.targets.get("train")
+    if soft is not None:  # class weights from the target mass per class
+        counts = np.maximum(soft.sum(0), 1e-3)
     log.info("train faces per class: %s", ", ".join(
-        f"{n} {c}" for n, c in zip(FER2013_LABELS, counts)))
+        f"{n} {c:.0f}" for n, c in zip(FER2013_LABELS, counts)))
 
     spec = ModelSpec(input_size=cfg.input_size, arch=cfg.arch, tta_flip=cfg.tta_flip,
                      extra={"fer_edge_version": __version__, "run": run.name,
@@ -255,9 +271,14 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
     indices = (oversample_indices(ds.labels["train"], cfg.seed)
                if cfg.imbalance == "oversample" else None)
     aug = Augment(rotation_deg=cfg.rotation_deg, shift=cfg.shift, zoom=cfg.zoom,
-                  brightness=cfg.brightness, contrast=cfg.contrast) if cfg.augment else None
+                  brightness=cfg.brightness, contrast=cfg.contrast, fill_mode=cfg.fill_mode,
+                  gamma=cfg.gamma, blur_sigma=cfg.blur_sigma, noise=cfg.noise,
+                  jpeg_quality=cfg.jpeg_quality,
+                  degrade_prob=cfg.degrade_prob) if cfg.augment else None
+    mix = Mix(cfg.mix, cfg.mix_alpha, cfg.mix_prob) if cfg.mix != "none" else None
     train_ds = make_dataset(ds.images["train"], ds.labels["train"], spec, cfg.batch_size,
                             training=True, aug=aug, seed=cfg.seed, indices=indices,
+                            targets=soft, mix=mix,
                             sample_weights=None if cfg.imbalance in ("none", "oversample")
                             else weights)
     val_ds = make_dataset(ds.images["val"], ds.labels["val"], spec, 128, training=False)
@@ -294,12 +315,20 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
                      "stale": tf.Variable(0, dtype=tf.int64),
                      "done": tf.Variable(False),
                      "planned": tf.Variable(0, dtype=tf.int64)}
-            ckpt = tf.train.Checkpoint(model=model, optimizer=opt, **state)
+            ema = None
+            if cfg.ema > 0:
+                from fer_edge.train.ema import WeightEMA
+
+                ema = WeightEMA(model, cfg.ema)
+            ckpt = tf.train.Checkpoint(model=model, optimizer=opt, **state,
+                                       **({"ema": ema} if ema is not None else {}))
         manager = tf.train.CheckpointManager(ckpt, str(run / "ckpt" / stage), max_to_keep=1)
         if manager.latest_checkpoint:
             ckpt.restore(manager.latest_checkpoint).expect_partial()
-            log.info("%s: resumed after epoch %d (best val %.4f)", stage,
-                     int(state["epoch"].numpy()), float(state["best"].numpy()))
+            log.info("%s: resumed after epoch %d (best val %.4f)%s", stage,
+                     int(state["epoch"].numpy()), float(state["best"].numpy()),
+                     "" if ema is None else f"; weight EMA after {int(ema.updates.numpy())} "
+                     "updates")
         if k > 0:
             prev_best = run / "stage1_float.h5"
             if not manager.latest_checkpoint and prev_best.is_file():
@@ -319,12 +348,20 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
             continue
         state["planned"].assign(epochs)
         callbacks = [_Schedule(lr, epochs, steps, cfg.warmup_epochs),
-                     _Checkpoint(run, stage, best_path, manager, state, cfg.patience, n_train),
+                     _Checkpoint(run, stage, best_path, manager, state, cfg.patience, n_train,
+                                 ema, val_ds),
                      _Progress(stage, epochs, steps, cfg.batch_size)]
+        if ema is not None:
+            from fer_edge.train.ema import EMACallback
+
+            if not manager.latest_checkpoint:
+                ema.reset()
+            callbacks.insert(0, EMACallback(ema))
         if cfg.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(str(run / "tensorboard" / stage),
                                                          profile_batch=0))
-        model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=start,
+        model.fit(train_ds, validation_data=None if ema is not None else val_ds, epochs=epochs,
+                  initial_epoch=start,
                   steps_per_epoch=steps, callbacks=callbacks, verbose=0)
         state["done"].assign(True)
         manager.save()
