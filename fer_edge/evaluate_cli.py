@@ -25,6 +25,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="fer2013.csv / .npz / Kaggle folders")
     p.add_argument("--split", default="test", choices=("train", "val", "test"),
                    help="split to evaluate (default: test = PrivateTest)")
+    p.add_argument("--labels", default="fer2013", choices=("fer2013", "ferplus-majority"),
+                   help="score against the FER-2013 labels or the FER+ plurality labels "
+                        "(needs --ferplus; faces FER+ drops are left out)")
+    p.add_argument("--ferplus", default="", help="FER+ fer2013new.csv, row-aligned with --data")
+    p.add_argument("--skip-unknown-classes", action="store_true",
+                   help="class-folder data: skip folders naming no FER-2013 class (contempt)")
     p.add_argument("--reference", help="a build to compare against (e.g. the fp32 TFLite)")
     p.add_argument("--limit", type=number(int), default=0, help="at most N faces (0 = all)")
     p.add_argument("--threads", type=number(int, ge=1, le=MAX_THREADS), default=None,
@@ -56,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from fer_edge.preprocess import to_model_input
     from fer_edge.runtime import load_predictor
 
+    if args.labels != "fer2013" and not args.ferplus:
+        raise ConfigError(f"--labels {args.labels} needs --ferplus PATH/fer2013new.csv")
     if args.out:  # before the (long) evaluation, so nothing is lost at the end
         out = check_output_dir(args.out, "--out")
         taken = [f for f in ("report.json", "report.md") if (out / f).exists()]
@@ -63,7 +71,13 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--out {out}: holds a report ({taken[0]}); pass --force to "
                               "replace it, or choose another folder")
     preds = {Path(b).name: load_predictor(b, args.threads) for b in args.builds}
-    ds = load_dataset(args.data)
+    ds = load_dataset(args.data, skip_unknown_classes=args.skip_unknown_classes)
+    if args.labels != "fer2013":
+        from fer_edge.data.ferplus import apply_labels
+
+        apply_labels(ds, args.labels, args.ferplus)
+    for note in ds.notes:
+        log.info("data: %s", note)
     x, y = ds.images[args.split], ds.labels[args.split]
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
@@ -83,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     gate = Gate(args.max_drop_pp, args.max_class_p, args.min_agreement, args.class_correction)
     result = compare(labels, y, probs, ref, Path(args.reference).name if ref is not None else "",
                      gate)
-    title = f"Evaluation on {Path(args.data).name}, {args.split} split"
+    title = f"Evaluation on {Path(args.data).name}, {args.split} split" + (
+        f", FER+ majority labels ({Path(args.ferplus).name})" if args.labels != "fer2013" else "")
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         write_report(Path(args.out), result, facts, title)

@@ -282,7 +282,7 @@ def class_id(name: str) -> int | None:
 def _class_id(name: str, where: Path) -> int:
     cid = class_id(name)
     if cid is None:
-        raise DataError(f"{where}: class folder {name!r} maps to none of the 7 classes "
+        raise DataError(f"{where}: unknown class folder {name!r}: it maps to none of the 7 classes "
                         f"({', '.join(FER2013_LABELS)} or a synonym such as anger, sadness, "
                         "happiness); rename it, or pass --skip-unknown-classes to skip it")
     return cid
