@@ -338,6 +338,10 @@ class TrainConfig:
     zoom: float = opt(0.1, "max random zoom, fraction", ge=0, lt=1)
     brightness: float = opt(0.2, "max random brightness change, fraction of 255", ge=0, le=1)
     contrast: float = opt(0.2, "max random contrast change, fraction", ge=0, le=1)
+    box_spread: str = opt("", "crop jitter from a detector's measured box spread "
+                          "(blazeface-full, auto, ...; fer_edge/assets/face_crops.json): Gaussian "
+                          "shift, scale and rotation with its stds, replacing --shift, --zoom "
+                          "and --rotation-deg; '' = those uniform ranges")
     fill_mode: str = opt("reflect", "how the affine warp fills outside the face: reflect, or "
                          "nearest (edge replication, what the demo's crop does past the frame)",
                          ("reflect", "nearest"))

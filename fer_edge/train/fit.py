@@ -208,6 +208,21 @@ def _stages(cfg: TrainConfig) -> list[tuple[str, int, float]]:
     return stages
 
 
+def _box_jitter(detector: str) -> tuple[float, float, float, float] | None:
+    """(sd dx, sd dy, sd relative crop side, sd angle deg) of a detector's measured box
+    spread, or None for ''."""
+    if not detector:
+        return None
+    from fer_edge.faces import box_spread
+
+    bs = box_spread(detector)
+    jitter = (bs.dx[1], bs.dy[1], bs.size[1] / bs.size[0], bs.angle_deg[1])
+    log.info("crop jitter from %s's box spread (%d faces): shift std %.3f/%.3f of the side, "
+             "crop side std %.1f %%, rotation std %.1f deg", bs.detector, bs.n, jitter[0],
+             jitter[1], 100 * jitter[2], jitter[3])
+    return jitter
+
+
 def _versions() -> dict[str, str]:
     import tf_keras
 
@@ -274,7 +289,8 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
                   brightness=cfg.brightness, contrast=cfg.contrast, fill_mode=cfg.fill_mode,
                   gamma=cfg.gamma, blur_sigma=cfg.blur_sigma, noise=cfg.noise,
                   jpeg_quality=cfg.jpeg_quality,
-                  degrade_prob=cfg.degrade_prob) if cfg.augment else None
+                  degrade_prob=cfg.degrade_prob,
+                  jitter=_box_jitter(cfg.box_spread)) if cfg.augment else None
     mix = Mix(cfg.mix, cfg.mix_alpha, cfg.mix_prob) if cfg.mix != "none" else None
     train_ds = make_dataset(ds.images["train"], ds.labels["train"], spec, cfg.batch_size,
                             training=True, aug=aug, seed=cfg.seed, indices=indices,

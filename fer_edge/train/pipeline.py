@@ -39,6 +39,10 @@ class Augment:
     noise: float = 0.0  # max std, fraction of 255
     jpeg_quality: int = 0  # lowest quality; 0 = off
     degrade_prob: float = 0.5  # probability of each of blur, noise, JPEG per face
+    #: Gaussian crop jitter (std of dx, dy as fractions of the side, std of the relative crop
+    #: side, std of the rotation in degrees), from a detector's measured box spread
+    #: (:func:`fer_edge.faces.box_spread`); replaces the uniform shift/zoom/rotation ranges
+    jitter: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -60,10 +64,17 @@ def _affine(batch: tf.Tensor, aug: Augment, size: int) -> tf.Tensor:
     """One random affine warp per image (flip, rotation, shift, zoom), reflect-filled."""
     b = tf.shape(batch)[0]
     s = float(size)
-    ang = tf.random.uniform([b], -1.0, 1.0) * (aug.rotation_deg * math.pi / 180.0)
-    zoom = 1.0 + tf.random.uniform([b], -aug.zoom, aug.zoom)
-    tx = tf.random.uniform([b], -aug.shift, aug.shift) * s
-    ty = tf.random.uniform([b], -aug.shift, aug.shift) * s
+    if aug.jitter is not None:  # what a detector box does: Gaussian, clipped at 2.5 std
+        sd_x, sd_y, sd_size, sd_ang = aug.jitter
+        z = tf.clip_by_value(tf.random.normal([4, b]), -2.5, 2.5)
+        ang = z[0] * (sd_ang * math.pi / 180.0)
+        zoom = 1.0 / tf.maximum(1.0 + z[1] * sd_size, 0.3)  # a larger crop shows a smaller face
+        tx, ty = z[2] * sd_x * s, z[3] * sd_y * s
+    else:
+        ang = tf.random.uniform([b], -1.0, 1.0) * (aug.rotation_deg * math.pi / 180.0)
+        zoom = 1.0 + tf.random.uniform([b], -aug.zoom, aug.zoom)
+        tx = tf.random.uniform([b], -aug.shift, aug.shift) * s
+        ty = tf.random.uniform([b], -aug.shift, aug.shift) * s
     flip = (tf.cast(tf.random.uniform([b]) < 0.5, tf.float32) * 2.0 - 1.0) if aug.flip else (
         tf.ones([b]))
     # output->input mapping: p_in = A (p_out - c) + c + t, with A = R(ang) * diag(flip, 1) / zoom
