@@ -369,9 +369,19 @@ class TrainConfig:
     limit: int = opt(0, "use at most N faces per split (smoke runs); 0 = all")
     seed: int = opt(0, "random seed (data order, augmentation, init)")
     threads: int = opt(0, "CPU threads for TensorFlow ops; 0 = all cores", ge=0, le=MAX_THREADS)
-    mixed_precision: str = opt("auto", "float16 compute on GPU", ("auto", "yes", "no"))
+    mixed_precision: str = opt("auto", "compute dtype (variables, softmax and loss stay "
+                               "float32): auto = float16 on GPUs with compute capability >= 7.0, "
+                               "else float32; no = float32", ("auto", "float16", "bfloat16",
+                                                              "no"))
     xla: bool = opt(False, "compile the train step with XLA (jit_compile)")
-    multi_gpu: bool = opt(True, "MirroredStrategy across all GPUs of this host when >1")
+    distribute: str = opt("auto", "tf.distribute strategy: mirrored = MirroredStrategy over "
+                          "this host's GPUs; multiworker = MultiWorkerMirroredStrategy over the "
+                          "hosts in the TF_CONFIG environment variable; auto = multiworker when "
+                          "TF_CONFIG lists several tasks, else mirrored with >1 GPU, else none",
+                          ("auto", "none", "mirrored", "multiworker"))
+    peer_timeout: float = opt(120.0, "multiworker: seconds to wait for the other workers (at "
+                              "start, in each collective op and at shutdown) before failing",
+                              gt=0)
     tensorboard: bool = opt(True, "write TensorBoard logs to <run>/tensorboard")
 
     def validate(self) -> None:

@@ -69,3 +69,8 @@ class AccuracyGateError(FerEdgeError):
     """An exported build fell short of the float model (convert's parity gate)."""
 
     exit_code = 3
+
+
+class ClusterError(FerEdgeError):
+    """Distributed training cannot start or lost a peer (TF_CONFIG, unreachable worker), or
+    the device cannot run the requested precision."""

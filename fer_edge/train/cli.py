@@ -33,15 +33,36 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(TrainConfig, args)
     require_training_stack("train")
-    if cfg.resume:
+    worker = _worker(cfg)
+    if cfg.resume and not (worker and not (Path(cfg.runs_dir) / cfg.name / "config.json")
+                           .is_file()):
         cfg = _resumed_config(cfg, args)
+    elif cfg.resume:
+        # a worker on another host has no run folder: it trains with the settings it was
+        # given (the chief's) and receives the chief's checkpoint when training starts
+        log.info("%s: no local copy of run %r; resuming with the given settings", worker,
+                 cfg.name)
     cfg.validate()
-    resolve_run_dir(cfg)  # a taken --name, a file in the way: said before TensorFlow loads
+    if not worker:  # a worker never writes the run folder (the chief makes it)
+        resolve_run_dir(cfg)  # a taken --name, a file in the way: said before TensorFlow loads
     from fer_edge.train.fit import run_training
 
     run_dir = run_training(cfg)
-    print(f"run folder: {run_dir}")
+    if run_dir.is_dir():
+        print(f"run folder: {run_dir}")
+    else:
+        print("training done; the chief wrote the run folder")
     return 0
+
+
+def _worker(cfg: TrainConfig) -> str:
+    """This task's name ("worker 1") in a multi-worker cluster when it is not the chief."""
+    if cfg.distribute not in ("auto", "multiworker") or not os.environ.get("TF_CONFIG", ""):
+        return ""
+    from fer_edge.train.cluster import parse_tf_config
+
+    cluster = parse_tf_config(os.environ["TF_CONFIG"])
+    return "" if cluster.is_chief or cluster.num_workers < 2 else cluster.name
 
 
 def _same(key: str, saved, given) -> bool:

@@ -22,6 +22,7 @@ import math
 import os
 import platform
 import shutil
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -32,10 +33,12 @@ from fer_edge import __version__
 from fer_edge.config import TrainConfig
 from fer_edge.data import load_dataset
 from fer_edge.data.balance import class_weights, oversample_indices
-from fer_edge.errors import ConfigError
+from fer_edge.errors import ClusterError, ConfigError
 from fer_edge.io import atomic_write_text, check_output_dir, temp_path_for
 from fer_edge.spec import FER2013_LABELS, ModelSpec
+from fer_edge.train import distribute
 from fer_edge.train._keras import keras, tf
+from fer_edge.train.distribute import Setup
 from fer_edge.train.model import build_model, set_stage
 from fer_edge.train.pipeline import Augment, Mix, make_dataset
 from fer_edge.train.runs import resolve_run_dir
@@ -46,29 +49,36 @@ HISTORY_FIELDS = ("stage", "epoch", "lr", "loss", "accuracy", "val_loss", "val_a
                   "seconds", "images_per_s")
 
 
-def configure_tf(cfg: TrainConfig) -> tf.distribute.Strategy:
-    """Threads, seeds, mixed precision and the distribution strategy (GPU when present)."""
+def configure_tf(cfg: TrainConfig) -> Setup:
+    """Threads, seeds, distribution strategy and mixed-precision policy (GPU when present).
+
+    Runs before any other TensorFlow op of the process (multi-worker collectives must be
+    configured before TensorFlow initialises its devices).
+    """
     if cfg.threads > 0:
         tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(cfg.threads, 2))
-    keras.utils.set_random_seed(cfg.seed)
     gpus = tf.config.list_physical_devices("GPU")
     for g in gpus:
         try:
             tf.config.experimental.set_memory_growth(g, True)
         except RuntimeError:
             pass
-    use_mp = cfg.mixed_precision == "yes" or (cfg.mixed_precision == "auto" and gpus)
-    if use_mp:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    if gpus and cfg.multi_gpu and len(gpus) > 1:
-        strategy = tf.distribute.MirroredStrategy()
-    else:
-        strategy = tf.distribute.get_strategy()
-    log.info("devices: %s; %d replica(s); mixed precision %s; XLA %s",
-             ", ".join(g.name for g in gpus) or "CPU only", strategy.num_replicas_in_sync,
-             "on" if use_mp else "off", "on" if cfg.xla else "off")
-    return strategy
+    setup = distribute.make_strategy(cfg.distribute, cfg.peer_timeout)
+    if cfg.xla and setup.mode == "mirrored" and not gpus and (
+            setup.strategy.num_replicas_in_sync > 1):
+        raise ClusterError("--xla with --distribute mirrored over CPU devices does not work in "
+                           "TensorFlow (XLA runs every replica's step on the first CPU device "
+                           "and cannot reach the others' variables); drop --xla or use "
+                           "--distribute none")
+    keras.utils.set_random_seed(cfg.seed)
+    policy = distribute.resolve_policy(cfg.mixed_precision)
+    distribute.set_policy(policy, setup.strategy)
+    keras.utils.set_random_seed(cfg.seed)  # the same start whether or not a probe ran
+    log.info("devices: %s; %s, %d replica(s); precision %s; XLA %s",
+             ", ".join(g.name for g in gpus) or "CPU only", setup.mode,
+             setup.strategy.num_replicas_in_sync, policy, "on" if cfg.xla else "off")
+    return setup
 
 
 class _Progress(keras.callbacks.Callback):
@@ -172,6 +182,7 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # tf_keras calls .h5 "legacy"; it is fine
         model.save(tmp, include_optimizer=False)
+    distribute.h5_to_float32(tmp)  # a mixed-precision model is saved as its float32 self
     os.replace(tmp, path)
 
 
@@ -232,9 +243,25 @@ def _versions() -> dict[str, str]:
 
 
 def run_training(cfg: TrainConfig) -> Path:
-    """Train per ``cfg``; returns the run folder. See the module docstring for its files."""
+    """Train per ``cfg``; returns the run folder. See the module docstring for its files.
+
+    In a multi-worker cluster every worker runs this with the same ``cfg``; only the chief
+    writes the run folder; the others write to a temporary folder that is removed at the end.
+    """
     cfg.validate()
-    run = resolve_run_dir(cfg)
+    cluster = distribute.cluster_for(cfg.distribute)  # bad TF_CONFIG fails before anything
+    if cluster is None or cluster.is_chief:
+        return _run_training(cfg, resolve_run_dir(cfg))
+    scratch = Path(tempfile.mkdtemp(prefix=f"fer-edge-{cluster.task_type}{cluster.task_index}-"))
+    log.info("%s: not the chief, so its copy of the run files goes to %s (removed at the end)",
+             cluster.name, scratch)
+    try:
+        return _run_training(cfg, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_training(cfg: TrainConfig, run: Path) -> Path:
     # data first: bad input must fail before a run folder is made or a saved config rewritten
     ds = load_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
                       skip_bad=cfg.skip_bad, skip_unknown_classes=cfg.skip_unknown_classes)
@@ -278,7 +305,11 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
                             "weights": cfg.weights, "data": Path(cfg.data).name})
     spec.write(run / "spec.json")
 
-    strategy = configure_tf(cfg)
+    # the strategy is made before any other TensorFlow op of the process (multi-worker
+    # collectives need that); a peer that does not answer or a precision the device cannot
+    # run stops here, and the folder is removed again (no epoch ran)
+    setup = configure_tf(cfg)
+    strategy = setup.strategy
     weights = class_weights(counts, cfg.imbalance, cfg.effective_beta)
     if cfg.imbalance not in ("none", "oversample"):
         log.info("class weights (%s): %s", cfg.imbalance,
@@ -298,6 +329,12 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
                             sample_weights=None if cfg.imbalance in ("none", "oversample")
                             else weights)
     val_ds = make_dataset(ds.images["val"], ds.labels["val"], spec, 128, training=False)
+    if setup.mode == "multiworker":
+        # every worker holds the whole (in-memory) dataset; each takes its share of every batch
+        options = tf.data.Options()
+        policy = tf.data.experimental.AutoShardPolicy.DATA
+        options.experimental_distribute.auto_shard_policy = policy
+        train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
     n_train = len(indices) if indices is not None else len(ds.labels["train"])
     steps = max(1, n_train // cfg.batch_size)
 
@@ -338,6 +375,12 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
                 ema = WeightEMA(model, cfg.ema)
             ckpt = tf.train.Checkpoint(model=model, optimizer=opt, **state,
                                        **({"ema": ema} if ema is not None else {}))
+            if setup.mode == "multiworker":
+                # every worker creates the same variables in the same order (creating one is a
+                # collective op): optimizer slots and the checkpoint's save counter now, not
+                # lazily where only the chief (which restores) would make them
+                opt.build(model.trainable_variables)
+                ckpt.save_counter  # noqa: B018 - the property creates the counter
         manager = tf.train.CheckpointManager(ckpt, str(run / "ckpt" / stage), max_to_keep=1)
         if manager.latest_checkpoint:
             ckpt.restore(manager.latest_checkpoint).expect_partial()
@@ -350,6 +393,11 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
             if not manager.latest_checkpoint and prev_best.is_file():
                 model.load_weights(prev_best)
                 log.info("%s starts from the best stage-1 weights", stage)
+        if setup.mode == "multiworker":
+            # only the chief has the run folder (and so a checkpoint to resume from)
+            distribute.sync_from_chief(setup, [
+                *model.variables, *opt.variables(), *state.values(), ckpt.save_counter,
+                *([] if ema is None else [*ema.shadow, ema.updates])])
         start = int(state["epoch"].numpy())
         planned = int(state["planned"].numpy()) or start  # 0 in checkpoints made before it
         if bool(state["done"].numpy()) and start < epochs and epochs > planned:
@@ -376,9 +424,14 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
         if cfg.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(str(run / "tensorboard" / stage),
                                                          profile_batch=0))
-        model.fit(train_ds, validation_data=None if ema is not None else val_ds, epochs=epochs,
-                  initial_epoch=start,
-                  steps_per_epoch=steps, callbacks=callbacks, verbose=0)
+        try:
+            model.fit(train_ds, validation_data=None if ema is not None else val_ds,
+                      epochs=epochs, initial_epoch=start, steps_per_epoch=steps,
+                      callbacks=callbacks, verbose=0)
+        except distribute.PEER_ERRORS as exc:
+            if setup.mode != "multiworker":
+                raise
+            raise distribute.peer_error(setup, exc) from None
         state["done"].assign(True)
         manager.save()
         log.info("%s done: best val accuracy %.4f at epoch %d", stage,
@@ -386,6 +439,9 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
         if k + 1 < len(stages) and best_path.is_file():
             model.load_weights(best_path)
 
+    if not setup.is_chief:
+        log.info("training done; the chief writes the test report")
+        return run
     from fer_edge.train.report import write_test_report
 
     write_test_report(run, ds, spec, cfg)
