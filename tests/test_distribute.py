@@ -228,6 +228,7 @@ def test_smoke_recipe_mirrored_over_two_logical_cpus(tmp_path):
 
 
 @pytest.mark.tf
+@pytest.mark.slow
 def test_smoke_recipe_with_xla(tmp_path):
     from fer_edge.cli import main
 
