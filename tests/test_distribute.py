@@ -352,3 +352,42 @@ def test_full_smoke_recipe_with_xla_learns(tmp_path):
                  str(tmp_path), "--name", "x"]) == 0
     rep = json.loads((tmp_path / "x/eval/test_report.json").read_text())
     assert rep["models"]["float"]["accuracy"] > 0.5
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_worker_lost_during_training_stops_the_chief(tmp_path):
+    """Worker 1 is killed in its first epoch: the chief's next collective op fails within
+    --peer-timeout; one line, exit 2, never a hang."""
+    ports = _free_ports(2)
+    args = [sys.executable, "-m", "fer_edge", "train", "--config", str(ROOT / "train/smoke.toml"),
+            "--finetune-epochs", "50", "--runs-dir", str(tmp_path / "runs"), "--name", "mw",
+            "--peer-timeout", "20"]
+    logs = [(tmp_path / f"worker{i}.log").open("w+") for i in range(2)]
+    procs = [subprocess.Popen(args, cwd=ROOT, stdout=logs[i], stderr=subprocess.STDOUT,
+                              env={**os.environ, "TF_CONFIG": _tf_config(ports, i)})
+             for i in range(2)]
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and "finetune epoch 1:" not in (
+                tmp_path / "worker1.log").read_text():
+            assert procs[1].poll() is None, (tmp_path / "worker1.log").read_text()
+            time.sleep(0.5)
+        procs[1].kill()
+        t0 = time.monotonic()
+        rc = procs[0].wait(timeout=180)
+        waited = time.monotonic() - t0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for f in logs:
+            f.close()
+    log = (tmp_path / "worker0.log").read_text()
+    assert rc == 2, log
+    ours = _ours(log)
+    assert len(ours) == 1 and "lost the other workers during training" in ours[0], log
+    assert "Traceback" not in log
+    assert waited < 120, waited
+    assert (tmp_path / "runs/mw/history.csv").is_file()  # epochs done so far stay resumable
