@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -385,6 +386,10 @@ def test_worker_lost_during_training_stops_the_chief(tmp_path):
                 p.wait()
         for f in logs:
             f.close()
+        # the killed worker could not remove its scratch folder (SIGKILL): do it here
+        for ln in (tmp_path / "worker1.log").read_text().splitlines():
+            if " goes to " in ln:
+                shutil.rmtree(ln.split(" goes to ")[1].split(" ")[0], ignore_errors=True)
     log = (tmp_path / "worker0.log").read_text()
     assert rc == 2, log
     ours = _ours(log)
