@@ -23,7 +23,8 @@ Scores each ``.tflite`` / ``.onnx`` build through the light runtime the demo use
 
 ``--peer-probs`` adds rows for another system's probabilities on the same faces (the ``fer``
 package: ``benchmarks/peer_fer/generalization_fer.py`` writes them from its own venv, on the
-faces this script exports with ``--export-faces``).
+faces this script exports with ``--export-faces``, and on the same pasted frames through
+fer's own detect-and-classify pipeline).
 
 Writes ``benchmarks/results/generalization.csv`` (one row per build and set: n, accuracy,
 macro-F1 over the classes present, per-class recall) and regenerates the README tables.
@@ -207,7 +208,7 @@ def main() -> int:
         rows += score(k, probs[k], sets)
     for f in args.peer_probs:
         d = np.load(f)
-        rows += score(str(d["name"]), {"test": d["test"], "ck": d["ck"]}, sets)
+        rows += score(str(d["name"]), {k: d[k] for k in d.files if k != "name"}, sets)
     atomic_write_csv(args.out, rows)
     print(f"wrote {args.out}")
     for r in rows:
