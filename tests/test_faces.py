@@ -110,7 +110,7 @@ def test_two_people(full):
 def test_pasted_faces_recall_iou_and_eyes(full, test_faces):
     faces, _ = test_faces
     found, ious, eye_err, eyes_ok = 0, [], [], 0
-    frames = list(pasted_frames(faces[:80], seed=1, sides=(80, 240), max_angle=30))
+    frames = list(pasted_frames(faces[:60], seed=1, sides=(80, 240), max_angle=30))
     for p in frames:
         dets = full.detect_faces(p.frame)
         best = max(dets, key=lambda d: iou(d.box, p.box), default=None)
@@ -141,7 +141,7 @@ def test_alignment_rotates_a_tilted_face_upright(full, test_faces):
     spec = ModelSpec()
     finder = FaceFinder(spec, full)
     gains, angles = [], []
-    for p in pasted_frames(faces[:60], seed=2, sides=(120, 240), max_angle=0):
+    for p in pasted_frames(faces[:45], seed=2, sides=(120, 240), max_angle=0):
         frame = p.frame.copy()
         upright = cv2.resize(faces[p.index], (48, 48))
         # rotate the whole frame by 25 degrees about the face: a tilted head
@@ -154,7 +154,7 @@ def test_alignment_rotates_a_tilted_face_upright(full, test_faces):
         angles.append(eye_angle(f.keypoints[:2]))
         flat = FaceFinder(spec, full, align=False).crops(tilted, [f.box], [f.keypoints[:2]])[0]
         gains.append(_corr(f.crop, upright) - _corr(flat, upright))
-    assert len(gains) >= 25 and abs(np.median(angles) - 25) < 8
+    assert len(gains) >= 20 and abs(np.median(angles) - 25) < 8
     assert np.median(gains) > 0.1  # the aligned crop matches the upright face much better
 
 
@@ -166,7 +166,7 @@ def test_crop_follows_the_spec_rule_and_reframes_the_face(full, test_faces):
     finder = FaceFinder(spec, full)
     assert finder.rule == rule
     raw_iou, crop_iou = [], []
-    for p in pasted_frames(faces[:40], seed=3, sides=(100, 240), max_angle=0):
+    for p in pasted_frames(faces[:30], seed=3, sides=(100, 240), max_angle=0):
         found = finder(p.frame)
         if not found:
             continue
@@ -176,7 +176,7 @@ def test_crop_follows_the_spec_rule_and_reframes_the_face(full, test_faces):
         raw_iou.append(max(f.box[2:]) / p.box[2])
         crop_iou.append(crop_box(f.box, rule)[2] / p.box[2])
     # the rule turns the detector box (~0.85 of the face) into the FER-2013 framing (~1.0)
-    assert len(crop_iou) >= 15 and np.median(raw_iou) < 0.92
+    assert len(crop_iou) >= 12 and np.median(raw_iou) < 0.92
     assert abs(np.median(crop_iou) - 1) < 0.1
 
 

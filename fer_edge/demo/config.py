@@ -44,7 +44,7 @@ class DemoConfig:
                       "(detectors with eye keypoints)")
     detect_width: int = opt(320, "Haar/YuNet: detect on the frame shrunk to this width (0 = "
                             "full size); BlazeFace letterboxes to its own input")
-    detect_every: int = opt(2, "run the detector every Nth frame; tracks carry boxes between",
+    detect_every: int = opt(3, "run the detector every Nth frame; tracks carry boxes between",
                             ge=1)
     keep_alive: int = opt(2, "detection rounds a face stays shown (at its last box) after the "
                           "detector last found it")

@@ -1,0 +1,150 @@
+"""Label flicker on real footage and lag on a real change, for the demo's old and current
+tracking/smoothing defaults (the real demo loop, ``run_demo``, with its per-face log).
+
+- Flicker: the Hamilton clip (``../shared/data/real/short_hamilton_clip.mp4``, 275 frames at
+  29.97 fps); label changes per face per second = changes of the shown label within a track /
+  (rows logged / fps), over all tracks.
+- Lag: a spliced clip (30 fps, 640x480): FER-2013 PrivateTest faces the model classifies
+  confidently (tight crop, top probability >= 0.6), each pasted at the same 160-px box on the
+  same background for ``--segment`` seconds, consecutive faces with different predicted
+  labels. At each splice the face really changes; the lag is the video time from the splice
+  to the first frame whose shown label is the one the demo shows at the end of that segment
+  (segments whose final label equals the previous one are skipped; a segment that never
+  settles counts as lag = segment length).
+
+Writes ``benchmarks/results/flicker.csv``.
+
+    python benchmarks/flicker.py --data ../shared/data/fer2013.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_edge.data.paste import background, paste
+from fer_edge.demo.config import DemoConfig
+from fer_edge.demo.loop import run_demo
+from fer_edge.io import atomic_write_csv
+from fer_edge.runtime import load_predictor
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results" / "flicker.csv"
+CLIP = ROOT.parent / "shared" / "data" / "real" / "short_hamilton_clip.mp4"
+CONFIGS = {
+    "old defaults": {"detector": "haar", "detect_every": 3, "classify_every": 2,
+                     "keep_alive": 0, "align": False, "ema": 0.35, "hysteresis": 0.08},
+    "current defaults": {},
+}
+
+
+def read_log(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def flicker(rows: list[dict], fps: float) -> tuple[int, float, int]:
+    """(label changes, face-seconds, tracks) of a demo log."""
+    by = defaultdict(list)
+    for r in rows:
+        by[r["face_id"]].append(r["label"])
+    changes = sum(sum(a != b for a, b in zip(s, s[1:])) for s in by.values())
+    return changes, len(rows) / fps, len(by)
+
+
+def spliced_clip(path: Path, faces: np.ndarray, seconds: float, fps: int = 30) -> list[int]:
+    """Write the spliced clip; returns the first frame of every segment."""
+    rng = np.random.default_rng(0)
+    bg = background(rng, 480, 640)
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
+    starts, n = [], int(round(seconds * fps))
+    for k, face in enumerate(faces):
+        starts.append(k * n)
+        frame = paste(face, 160, (320, 240), 0.0, bg.copy())
+        for _ in range(n):
+            w.write(frame)
+    w.release()
+    return starts
+
+
+def lags(rows: list[dict], starts: list[int], n: int, fps: int) -> list[float]:
+    shown = {int(r["frame"]): r["label"] for r in rows}
+    out = []
+    for k in range(1, len(starts)):
+        s = starts[k]
+        end_label = shown.get(s + n - 1)
+        prev_label = shown.get(s - 1)
+        if end_label is None or prev_label is None or end_label == prev_label:
+            continue
+        f = next((i for i in range(s, s + n) if shown.get(i) == end_label
+                  and all(shown.get(j) == end_label for j in range(i, s + n))), s + n)
+        out.append((f - s) / fps)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="fer2013.npz")
+    ap.add_argument("--model", default="")
+    ap.add_argument("--faces", type=int, default=40, help="faces in the spliced clip")
+    ap.add_argument("--segment", type=float, default=1.5, help="seconds per face")
+    args = ap.parse_args()
+    if not CLIP.is_file() or not Path(args.data).is_file():
+        sys.exit(f"flicker: {CLIP} or {args.data} not found")
+    pred = load_predictor(args.model or None, 1)
+    d = np.load(args.data)
+    test = np.flatnonzero(d["usage"] == 2)
+    p = pred.predict(d["images"][test])
+    conf = np.flatnonzero(p.max(1) >= 0.6)
+    chosen, last = [], -1
+    for i in conf:
+        if p[i].argmax() != last:
+            chosen.append(i)
+            last = p[i].argmax()
+        if len(chosen) == args.faces:
+            break
+    fps = 30
+    n = int(round(args.segment * fps))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        splice = Path(tmp) / "spliced.avi"
+        starts = spliced_clip(splice, d["images"][test[chosen]], args.segment, fps)
+        for name, over in CONFIGS.items():
+            cfg_f = DemoConfig(video=str(CLIP), headless=True, log=str(Path(tmp) / "f.csv"),
+                               threads=1, **over)
+            run_demo(cfg_f, predictor=pred)
+            changes, face_s, tracks = flicker(read_log(Path(tmp) / "f.csv"), 29.97)
+            cfg_l = DemoConfig(video=str(splice), headless=True, log=str(Path(tmp) / "l.csv"),
+                               threads=1, **over)
+            run_demo(cfg_l, predictor=pred)
+            lg = lags(read_log(Path(tmp) / "l.csv"), starts, n, fps)
+            cfg = DemoConfig(**over)
+            row = {"date": dt.date.today().isoformat(), "config": name,
+                   "detector": cfg.detector, "detect_every": cfg.detect_every,
+                   "classify_every": cfg.classify_every, "keep_alive": cfg.keep_alive,
+                   "ema": cfg.ema, "hysteresis": cfg.hysteresis,
+                   "clip_label_changes": changes, "clip_face_seconds": round(face_s, 2),
+                   "clip_tracks": tracks,
+                   "changes_per_face_s": round(changes / face_s, 3) if face_s else "",
+                   "splices_measured": len(lg), "splices": len(starts) - 1,
+                   "lag_s_median": round(float(np.median(lg)), 3) if lg else "",
+                   "lag_s_p90": round(float(np.percentile(lg, 90)), 3) if lg else "",
+                   "lag_s_max": round(float(np.max(lg)), 3) if lg else ""}
+            print(row)
+            rows.append(row)
+    atomic_write_csv(RESULTS, rows)
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
