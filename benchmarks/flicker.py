@@ -118,15 +118,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         splice = Path(tmp) / "spliced.avi"
         starts = spliced_clip(splice, d["images"][test[chosen]], args.segment, fps)
-        for name, over in CONFIGS.items():
-            cfg_f = DemoConfig(video=str(CLIP), headless=True, log=str(Path(tmp) / "f.csv"),
-                               threads=1, **over)
-            run_demo(cfg_f, predictor=pred)
-            changes, face_s, tracks = flicker(read_log(Path(tmp) / "f.csv"), 29.97)
-            cfg_l = DemoConfig(video=str(splice), headless=True, log=str(Path(tmp) / "l.csv"),
-                               threads=1, **over)
-            run_demo(cfg_l, predictor=pred)
-            lg = lags(read_log(Path(tmp) / "l.csv"), starts, n, fps)
+        for k, (name, over) in enumerate(CONFIGS.items()):
+            flog, llog = Path(tmp) / f"clip{k}.csv", Path(tmp) / f"splice{k}.csv"
+            run_demo(DemoConfig(video=str(CLIP), headless=True, log=str(flog), threads=1,
+                                **over), predictor=pred)
+            changes, face_s, tracks = flicker(read_log(flog), 29.97)
+            run_demo(DemoConfig(video=str(splice), headless=True, log=str(llog), threads=1,
+                                **over), predictor=pred)
+            lg = lags(read_log(llog), starts, n, fps)
             cfg = DemoConfig(**over)
             row = {"date": dt.date.today().isoformat(), "config": name,
                    "detector": cfg.detector, "detect_every": cfg.detect_every,
