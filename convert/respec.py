@@ -20,7 +20,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from fer_edge.faces import AUTO, calibrated_crops
+from fer_edge.faces import AUTO, calibrated_crops, record_crops
 from fer_edge.io import atomic_write_bytes
 from fer_edge.runtime.spec_io import embed_in_tflite, read_tflite_spec, sidecar_path
 from fer_edge.spec import ModelSpec
@@ -38,14 +38,11 @@ def strip_spec(data: bytes) -> bytes:
 
 def respec(spec: ModelSpec) -> ModelSpec:
     """``spec`` with every calibrated crop rule recorded and the default detector's as
-    ``crop``."""
-    crops = calibrated_crops()
-    if AUTO not in crops:
+    ``crop`` (replacing any rules it recorded before)."""
+    if AUTO not in calibrated_crops():
         raise SystemExit("respec: no calibration for the default detector; run "
                          "benchmarks/calibrate_crops.py first")
-    extra = {k: v for k, v in spec.extra.items() if k != "face_crops_from"}
-    extra["face_crops"] = "benchmarks/calibrate_crops.py (fer_edge/assets/face_crops.json)"
-    return spec.replace(detector=AUTO, crop=crops[AUTO], face_crops=crops, extra=extra)
+    return record_crops(spec.replace(face_crops={}))
 
 
 def main() -> int:

@@ -510,6 +510,19 @@ def with_calibrated_crops(spec: ModelSpec) -> ModelSpec:
     return spec.replace(face_crops={**missing, **spec.face_crops}, extra=extra)
 
 
+def record_crops(spec: ModelSpec) -> ModelSpec:
+    """The spec a new build carries: every calibrated crop rule in ``face_crops``, the default
+    detector (:data:`AUTO`) as ``detector`` and its rule as ``crop``. Unchanged when the spec
+    already records crop rules or no calibration exists. ``fer-edge convert`` and
+    ``convert/respec.py`` call it."""
+    crops = calibrated_crops()
+    if spec.face_crops or AUTO not in crops:
+        return spec
+    extra = {k: v for k, v in spec.extra.items() if k != "face_crops_from"}
+    extra["face_crops"] = "benchmarks/calibrate_crops.py (fer_edge/assets/face_crops.json)"
+    return spec.replace(detector=AUTO, crop=crops[AUTO], face_crops=crops, extra=extra)
+
+
 # --- the product function: detect -> align -> crop -------------------------------------------
 
 @dataclass(frozen=True)

@@ -269,3 +269,12 @@ def test_keep_alive_shows_a_briefly_missed_face():
     t = Tracker(keep_alive=1, max_misses=3)
     t.update([(10, 10, 50, 50)])
     assert len(t.update([])) == 1 and len(t.update([])) == 0
+
+
+def test_new_builds_record_the_calibrated_crops():
+    from fer_edge.faces import AUTO, record_crops
+
+    spec = record_crops(ModelSpec())
+    assert spec.face_crops == calibrated_crops() and spec.detector == AUTO
+    assert spec.crop == calibrated_crops()[AUTO] and record_crops(spec) is spec
+    assert ModelSpec.from_json(spec.to_json()) == spec
