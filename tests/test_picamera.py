@@ -172,8 +172,21 @@ class _Open:
         pass
 
 
+class _BrokenImport:
+    """A meta-path finder: importing picamera2 fails the way it does on Raspberry Pi OS when the
+    venv's numpy 2 meets apt's simplejpeg (built for numpy 1; raspberrypi/picamera2#1211)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "picamera2":
+            raise ValueError("numpy.dtype size changed, may indicate binary incompatibility. "
+                             "Expected 96 from C header, got 88 from PyObject")
+        return None
+
+
 @pytest.mark.parametrize("case, needle", [
     ("missing", "--picamera needs picamera2: sudo apt install python3-picamera2"),
+    ("numpy_abi", "picamera2 is installed but cannot be imported (ValueError: numpy.dtype size "
+                  "changed"),
     ("no_camera", "the Pi camera cannot be started (IndexError"),
     ("fails", "picamera2 stopped delivering frames (RuntimeError: Camera frontend has timed"),
 ])
@@ -181,6 +194,9 @@ def test_picamera_bad_cases_one_line_exit_2(picamera2, monkeypatch, tmp_path, ca
                                             needle):
     if case == "missing":
         monkeypatch.setitem(sys.modules, "picamera2", None)  # import fails as if not installed
+    if case == "numpy_abi":
+        monkeypatch.delitem(sys.modules, "picamera2")
+        monkeypatch.setattr(sys, "meta_path", [_BrokenImport(), *sys.meta_path])
     FakeCamera.no_camera, FakeCamera.gated = case == "no_camera", False
     FakeCamera.fail_after = 3 if case == "fails" else None
     log = tmp_path / "l.csv"

@@ -190,6 +190,12 @@ class PiCameraSource(CameraSource):
         except ImportError:
             raise SourceError("--picamera needs picamera2: sudo apt install python3-picamera2 "
                               "(and create the venv with --system-site-packages)") from None
+        except Exception as exc:  # apt's simplejpeg is built for numpy 1, the venv has numpy 2
+            first = (str(exc).splitlines() or [""])[0]
+            raise SourceError(f"picamera2 is installed but cannot be imported "
+                              f"({type(exc).__name__}: {first}); with numpy 2 in the venv, "
+                              "install a matching simplejpeg into it: .venv/bin/pip install "
+                              "simplejpeg") from None
         self.cam = None
         try:
             self.cam = Picamera2()
