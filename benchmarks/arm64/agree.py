@@ -145,6 +145,8 @@ def demo_logs(args: argparse.Namespace) -> int:
     row = {"clip": "sample", "rows_native": len(a), "rows_emulated": len(b),
            "rows_both": len(both),
            "same_box": sum(all(a[k][c] == b[k][c] for c in "xywh") for k in both),
+           "max_box_px": max((abs(int(a[k][c]) - int(b[k][c])) for k in both for c in "xywh"),
+                             default=0),
            "same_label": sum(a[k]["label"] == b[k]["label"] for k in both),
            "same_raw_label": sum(a[k]["raw_label"] == b[k]["raw_label"] for k in both),
            "max_abs_dp": round(max(dp, default=0.0), 5)}
