@@ -4,6 +4,7 @@
 #   bash benchmarks/gpu_check.sh                       # synthetic data, 200 steps per config
 #   bash benchmarks/gpu_check.sh --data fer2013.npz    # FER-2013: one epoch = 224 steps
 #   bash benchmarks/gpu_check.sh --steps 300 --out /tmp/gpucheck
+#   bash benchmarks/gpu_check.sh --recipe train/smoke.toml --batch 16   # quick plumbing check
 #
 # Trains train/gpu.toml (InceptionV3 at 139x139, batch 128, XLA) for one epoch of --steps
 # steps in each configuration: 1 GPU float32, 1 GPU mixed float16, and (with >1 GPU)
@@ -18,13 +19,17 @@ set -euo pipefail
 PY=${PYTHON:-python}
 DATA=synthetic
 STEPS=200
+RECIPE=train/gpu.toml
+BATCH=128  # train/gpu.toml's batch size
 OUT=${TMPDIR:-/tmp}/fer-edge-gpu-check-$(date +%Y%m%d-%H%M%S)
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) DATA=$2; shift 2 ;;
     --steps) STEPS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    --recipe) RECIPE=$2; shift 2 ;;
+    --batch) BATCH=$2; shift 2 ;;
+    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -37,13 +42,12 @@ NGPU=$(nvidia-smi -L | grep -c '^GPU ' || true)
   || [ "${GPU_CHECK_PLUMBING:-0}" = 1 ] \
   || { echo "gpu_check.sh: TensorFlow sees no GPU (pip install 'tensorflow[and-cuda]' matching the driver)" >&2; exit 2; }
 mkdir -p "$OUT"
-BATCH=128  # train/gpu.toml's batch size
 LIMIT=$((STEPS * BATCH))
 if [ "$DATA" = synthetic ]; then
   DATA=$OUT/synthetic.npz
   "$PY" -c "from fer_edge.data.synthetic import write_npz; write_npz('$DATA', $LIMIT, 512, 512)"
 fi
-echo "data $DATA, $STEPS steps of batch $BATCH per configuration, outputs in $OUT"
+echo "$RECIPE, data $DATA, $STEPS steps of batch $BATCH per configuration, outputs in $OUT"
 
 ALL=$(seq -s, 0 $((NGPU - 1)))
 CONFIGS=("1gpu_fp32|0|none|no" "1gpu_fp16|0|none|float16")
@@ -69,15 +73,20 @@ for c in "${CONFIGS[@]}"; do
   run=$OUT/runs/$name
   log=$OUT/$name.train.log
   echo "== $name: CUDA_VISIBLE_DEVICES=$gpus --distribute $dist --mixed-precision $mp"
-  CUDA_VISIBLE_DEVICES=$gpus "$PY" -m fer_edge train --config train/gpu.toml --data "$DATA" \
+  CUDA_VISIBLE_DEVICES=$gpus "$PY" -m fer_edge train --config "$RECIPE" --data "$DATA" \
     --weights none --head-epochs 0 --finetune-epochs 1 --limit "$LIMIT" --patience 0 \
+    --batch-size "$BATCH" \
     --distribute "$dist" --mixed-precision "$mp" --no-tensorboard \
     --runs-dir "$OUT/runs" --name "$name" > "$log" 2>&1 &
   pid=$!
   mem=$(peak_mem "$gpus" "$pid")
   if wait "$pid"; then train_ok=yes; else train_ok="no (exit $?, see $log)"; fi
   ips=$(grep -o '[0-9.]* img/s' "$log" | tail -1 | cut -d' ' -f1 || true)
-  [ -n "$ips" ] || ips=$(tail -1 "$run/history.csv" 2>/dev/null | awk -F, '{print $9 " (epoch incl. val)"}')
+  # fewer than 50 steps log no in-epoch rate: the epoch's (validation included) from history.csv
+  [ -n "$ips" ] || ips=$(awk -F, '{sub(/\r$/, "")}
+                         NR == 1 {for (i = 1; i <= NF; i++) if ($i == "images_per_s") c = i}
+                         NR > 1 && c {v = $c} END {if (v != "") print v " (incl. val)"}' \
+                         "$run/history.csv" 2>/dev/null || true)
   replicas=$(grep -o '[0-9]* replica(s)' "$log" | head -1 | cut -d' ' -f1 || true)
   conv=skipped
   if [ "$train_ok" = yes ]; then
