@@ -21,6 +21,7 @@ from typing import Any
 import tomllib
 
 from fer_edge.errors import ConfigError
+from fer_edge.train.backbones import ARCHS, check_input_size
 
 
 def opt(default: Any, help: str, choices: tuple | None = None, positional: bool = False,
@@ -301,10 +302,19 @@ class TrainConfig:
     skip_unknown_classes: bool = opt(False, "class-folder data: skip folders naming no FER-2013 "
                                      "class (e.g. contempt) instead of failing")
     resume: bool = opt(False, "continue the run --name (or the newest run) from its last epoch")
-    arch: str = opt("inception_v3", "network", ("inception_v3", "tiny_cnn"))
+    arch: str = opt("inception_v3", "backbone (Keras application, include_top=False; tiny_cnn "
+                    "is a test-size stand-in): " + ", ".join(ARCHS))
     weights: str = opt("imagenet", "backbone init: imagenet (downloaded by Keras), none "
-                       "(from scratch), or PATH to a local InceptionV3 notop .h5")
-    input_size: int = opt(75, "model input side in pixels (InceptionV3 minimum 75)")
+                       "(from scratch), or PATH to a local include_top=False weights .h5 of "
+                       "the arch")
+    input_size: int = opt(0, "model input side in pixels; 0 = the arch's default (75 for "
+                          "inception_v3, its minimum; see train/README.md for each arch)")
+    init: str = opt("", "start from a trained fer-edge model: a run folder or a model_float.h5 "
+                    "with its spec.json beside it (arch, input size and normalisation come "
+                    "from it; with --data a folder of <class>/ folders the classes are the "
+                    "folder names, and a new head replaces its own when they differ)")
+    budget_min: float = opt(0.0, "stop training after this many minutes of training "
+                            "(all stages; the best model so far is kept); 0 = no limit", ge=0)
     batch_size: int = opt(64, "batch size (global, across GPUs)", ge=1)
     head_epochs: int = opt(5, "stage 1 (transfer learning): epochs with the base frozen; "
                            "skipped with --weights none")
@@ -389,10 +399,9 @@ class TrainConfig:
         if not self.data:
             raise ConfigError("no data: pass --data PATH (fer2013.csv, fer2013.npz or the "
                               "Kaggle train/+test/ folder)")
-        min_size = 75 if self.arch == "inception_v3" else 16
-        if self.input_size < min_size:
-            raise ConfigError(f"--input-size {self.input_size} is below the {self.arch} "
-                              f"minimum of {min_size}")
+        check_input_size(self.arch, self.input_size)
+        if self.budget_min < 0:
+            raise ConfigError("--budget-min must be >= 0 (0 = no limit)")
         if self.batch_size < 1 or self.finetune_epochs < 0 or self.head_epochs < 0:
             raise ConfigError("batch size must be >= 1 and epochs >= 0")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.dropout < 1:

@@ -56,7 +56,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fer_edge.data import load_dataset
+    from fer_edge.data import load_dataset_for
     from fer_edge.evaluate import build_facts, compare, predict_all, render_md, write_report
     from fer_edge.io import check_output_dir
     from fer_edge.preprocess import to_model_input
@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--out {out}: holds a report ({taken[0]}); pass --force to "
                               "replace it, or choose another folder")
     preds = {Path(b).name: load_predictor(b, args.threads) for b in args.builds}
-    ds = load_dataset(args.data, skip_unknown_classes=args.skip_unknown_classes)
+    labels = next(iter(preds.values())).spec.labels
+    ds = load_dataset_for(args.data, labels, skip_unknown_classes=args.skip_unknown_classes)
     if args.labels != "fer2013":
         from fer_edge.data.ferplus import apply_labels
 
@@ -81,7 +82,6 @@ def run(args: argparse.Namespace) -> int:
     x, y = ds.images[args.split], ds.labels[args.split]
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
-    labels = next(iter(preds.values())).spec.labels
     for name, p in preds.items():
         if p.spec.labels != labels:
             raise ConfigError(f"{name}: its labels differ from the other builds'")

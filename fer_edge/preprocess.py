@@ -11,7 +11,8 @@ Pipeline, driven by the :class:`~fer_edge.spec.ModelSpec`:
    resolution of FER-2013 faces. A 48x48 dataset face passes through unchanged.
 3. ``resize_faces``: -> ``input_size`` x ``input_size`` float32 grey in [0, 255] (INTER_LINEAR
    on float input, so no uint8 rounding).
-4. ``normalize``: ``pixel * norm_scale + norm_offset`` (to [-1, 1]) and repeat to ``channels``.
+4. ``normalize``: ``pixel * norm_scale + norm_offset`` (to [-1, 1] for InceptionV3; one value
+   or one per channel) and repeat to ``channels``.
 """
 
 from __future__ import annotations
@@ -164,6 +165,10 @@ def normalize(resized: np.ndarray, spec: ModelSpec) -> np.ndarray:
     Returns:
         (N, S, S, C) float32 model input (NHWC), [-1, 1] for the default spec.
     """
+    if isinstance(spec.norm_scale, tuple) or isinstance(spec.norm_offset, tuple):
+        x = np.repeat(resized.astype(np.float32)[..., None], spec.channels, axis=-1)
+        return (x * np.asarray(spec.norm_scale, np.float32)
+                + np.asarray(spec.norm_offset, np.float32))
     x = resized.astype(np.float32) * np.float32(spec.norm_scale) + np.float32(spec.norm_offset)
     return np.repeat(x[..., None], spec.channels, axis=-1)
 

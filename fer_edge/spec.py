@@ -63,7 +63,9 @@ class ModelSpec:
         input_dtype: dtype of the model's input tensor ("float32", "int8" or "uint8"). For int8
             builds the quantisation scale and zero point are read from the model itself.
         norm_scale, norm_offset: ``x = pixel * norm_scale + norm_offset`` maps grey pixels in
-            [0, 255] (float32, after resizing) to the model's float input range ([-1, 1]).
+            [0, 255] (float32, after resizing) to the model's float input range ([-1, 1] for
+            InceptionV3). Each is one float, or one float per input channel (the grey face is
+            repeated to every channel first; e.g. VGG/ResNet subtract the ImageNet BGR means).
         crop: the face-crop rule for ``detector``.
         detector: the face detector ``crop`` was made for ("haar" for builds made before
             fer-edge recorded it).
@@ -84,8 +86,8 @@ class ModelSpec:
     input_size: int = 75
     channels: int = 3
     input_dtype: str = "float32"
-    norm_scale: float = 1.0 / 127.5
-    norm_offset: float = -1.0
+    norm_scale: float | tuple[float, ...] = 1.0 / 127.5
+    norm_offset: float | tuple[float, ...] = -1.0
     crop: CropRule = field(default_factory=CropRule)
     detector: str = "haar"
     face_crops: dict[str, CropRule] = field(default_factory=dict)
@@ -114,6 +116,9 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["labels"] = list(self.labels)
+        for k in ("norm_scale", "norm_offset"):
+            if isinstance(d[k], tuple):
+                d[k] = list(d[k])
         return d
 
     def to_json(self) -> str:
@@ -141,6 +146,9 @@ class ModelSpec:
             d["crop"] = CropRule(**d.get("crop", {}))
             d["face_crops"] = {str(k): CropRule(**v)
                                for k, v in (d.get("face_crops") or {}).items()}
+            for k in ("norm_scale", "norm_offset"):
+                if isinstance(d.get(k), list):
+                    d[k] = tuple(float(v) for v in d[k])
             known = {f.name for f in dataclasses.fields(cls)}
             spec = cls(**{k: v for k, v in d.items() if k in known})
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -208,6 +216,13 @@ class ModelSpec:
             raise SpecError(f"{where}: bad input geometry {self.input_size}x{self.channels}")
         if self.input_dtype not in ("float32", "int8", "uint8"):
             raise SpecError(f"{where}: bad input_dtype {self.input_dtype!r}")
+        for k in ("norm_scale", "norm_offset"):
+            v = getattr(self, k)
+            vals = v if isinstance(v, tuple) else (v,)
+            if (isinstance(v, tuple) and len(v) != self.channels) or not all(
+                    isinstance(a, (int, float)) and a == a for a in vals):
+                raise SpecError(f"{where}: {k} must be a number or one number per channel "
+                                f"({self.channels}), got {v!r}")
         for name, rule in {self.detector: self.crop, **self.face_crops}.items():
             if rule.source_size < 8 or rule.scale <= 0:
                 raise SpecError(f"{where}: bad crop rule for {name}: {rule}")

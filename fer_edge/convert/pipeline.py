@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_edge.convert.config import ConvertConfig
-from fer_edge.data import load_dataset
+from fer_edge.data import load_dataset_for
 from fer_edge.errors import (
     AccuracyGateError,
     ConfigError,
@@ -162,7 +162,7 @@ def run_convert(cfg: ConvertConfig) -> dict:
     if existing and not cfg.force:
         raise ConfigError(f"{out / existing[0]} exists; pass --force to replace the builds or "
                           "--out another folder")
-    ds = load_dataset(data, seed=run_cfg.get("seed", 0))
+    ds = load_dataset_for(data, spec.labels, seed=run_cfg.get("seed", 0))
     log.info("data %s", ds.summary())
 
     from fer_edge.train._keras import keras

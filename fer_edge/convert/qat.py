@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from fer_edge.train._keras import keras
+from fer_edge.train.layers import HardSigmoid, HardSwish
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,22 @@ def output_only_config():
     return OutputOnlyQuantizeConfig
 
 
+def _scope_objects() -> dict:
+    return {"OutputOnlyQuantizeConfig": output_only_config(), "HardSigmoid": HardSigmoid,
+            "HardSwish": HardSwish}
+
+
 def quantize_scope():
     """Context for loading a saved QAT model."""
-    return _tfmot().quantize_scope({"OutputOnlyQuantizeConfig": output_only_config()})
+    return _tfmot().quantize_scope(_scope_objects())
+
+
+#: weight-less layers tfmot's default 8-bit scheme leaves unquantised (or rejects), given an
+#: output quantizer so every tensor has an int8 range: MaxPooling2D (without it the convs
+#: reading it stay float), Multiply (squeeze-excite and hard-swish products: "Layer ...
+#: Multiply is not supported") and MobileNetV3's HardSigmoid and HardSwish.
+_OUTPUT_ONLY = (keras.layers.MaxPooling2D, keras.layers.Multiply, keras.layers.Reshape,
+                HardSigmoid, HardSwish)
 
 
 def build_qat_model(float_model: keras.Model) -> keras.Model:
@@ -69,13 +83,16 @@ def build_qat_model(float_model: keras.Model) -> keras.Model:
     cfg_cls = output_only_config()
 
     def annotate(layer):
-        if isinstance(layer, keras.layers.MaxPooling2D):
+        if isinstance(layer, HardSigmoid):  # its inner relu6 gets a fixed int8 range
+            layer = HardSigmoid.from_config({**layer.get_config(), "fixed_quant": True})
+        if isinstance(layer, _OUTPUT_ONLY):
             return tq.quantize_annotate_layer(layer, cfg_cls())
         return tq.quantize_annotate_layer(layer)
 
-    annotated = keras.models.clone_model(float_model, clone_function=annotate)
+    with tq.quantize_scope(_scope_objects()):
+        annotated = keras.models.clone_model(float_model, clone_function=annotate)
     annotated.set_weights(float_model.get_weights())  # clone_model re-initialises weights
-    with tq.quantize_scope({"OutputOnlyQuantizeConfig": cfg_cls}):
+    with tq.quantize_scope(_scope_objects()):
         qat = tq.quantize_apply(annotated)
     fix_concat_order(qat, float_model)
     return qat

@@ -53,6 +53,8 @@ class Dataset:
         n_rows: number of face rows in the source file (csv/npz), 0 otherwise.
         targets: split -> (N, 7) float32 training targets (soft labels, e.g. FER+ votes);
             empty = one-hot of ``labels``.
+        class_names: class names in id order (FER-2013's, or a folder set's own with
+            ``own_classes``).
     """
 
     images: dict[str, np.ndarray]
@@ -63,6 +65,7 @@ class Dataset:
     rows: dict[str, np.ndarray] = field(default_factory=dict)
     n_rows: int = 0
     targets: dict[str, np.ndarray] = field(default_factory=dict)
+    class_names: tuple[str, ...] = FER2013_LABELS
 
     def take(self, split: str, idx: np.ndarray) -> None:
         """Keep only faces ``idx`` (int indices or bool mask) of ``split``, in every array."""
@@ -71,8 +74,8 @@ class Dataset:
                 d[split] = d[split][idx]
 
     def counts(self, split: str) -> np.ndarray:
-        """(7,) int64 number of faces per class in ``split``."""
-        return np.bincount(self.labels[split], minlength=len(FER2013_LABELS))
+        """(num_classes,) int64 number of faces per class in ``split``."""
+        return np.bincount(self.labels[split], minlength=len(self.class_names))
 
     def summary(self) -> str:
         parts = [f"{s} {len(self.labels[s])}" for s in SPLITS if s in self.labels]
@@ -80,7 +83,8 @@ class Dataset:
 
 
 def load_dataset(path: str | Path, *, val_fraction: float = 0.1, seed: int = 0,
-                 skip_bad: bool = False, skip_unknown_classes: bool = False) -> Dataset:
+                 skip_bad: bool = False, skip_unknown_classes: bool = False,
+                 own_classes: bool = False) -> Dataset:
     """Read FER-2013 from a csv, npz, Kaggle folders or a folder of class folders.
 
     Args:
@@ -90,6 +94,9 @@ def load_dataset(path: str | Path, *, val_fraction: float = 0.1, seed: int = 0,
         skip_bad: drop and count bad rows/images instead of failing.
         skip_unknown_classes: class folders that name no FER-2013 class (e.g. CK+'s
             ``contempt``) are skipped with a note instead of failing.
+        own_classes: folder layouts only: the classes are the folder names (lower-cased,
+            sorted), whatever they are, instead of FER-2013's 7 (adapting a model to a user's
+            own classes). Other layouts keep FER-2013's classes.
 
     Returns:
         The :class:`Dataset` with non-empty ``train``, ``val`` and ``test`` splits (a folder of
@@ -111,9 +118,9 @@ def load_dataset(path: str | Path, *, val_fraction: float = 0.1, seed: int = 0,
     elif path.is_file() and path.suffix.lower() == ".npz":
         ds = _read_npz(path)
     elif path.is_dir() and (path / "train").is_dir():
-        ds = _read_kaggle_folders(path, skip_bad, skip_unknown_classes)
+        ds = _read_kaggle_folders(path, skip_bad, skip_unknown_classes, own_classes)
     elif path.is_dir():
-        ds = _read_class_folders(path, skip_bad, seed, skip_unknown_classes)
+        ds = _read_class_folders(path, skip_bad, seed, skip_unknown_classes, own_classes)
     else:
         raise DataError(f"{path}: unknown dataset format (expected .csv, .npz or a folder)")
     if "val" not in ds.images:
@@ -122,6 +129,21 @@ def load_dataset(path: str | Path, *, val_fraction: float = 0.1, seed: int = 0,
         if split not in ds.labels or len(ds.labels[split]) == 0:
             raise DataError(f"{path}: the {split} split is empty; check the Usage column / "
                             "folder names (train, test, PublicTest_/PrivateTest_ prefixes)")
+    return ds
+
+
+def load_dataset_for(path: str | Path, labels: tuple[str, ...], **kwargs) -> Dataset:
+    """:func:`load_dataset` for a model with these ``labels``: FER-2013's read as usual, any
+    other label set read as a folder set's own classes, which must be exactly ``labels``.
+
+    Raises:
+        DataError: the data's classes are not the model's.
+    """
+    own = tuple(labels) != FER2013_LABELS
+    ds = load_dataset(path, own_classes=own, **kwargs)
+    if tuple(ds.class_names) != tuple(labels):
+        raise DataError(f"{path}: its classes ({', '.join(ds.class_names)}) are not the "
+                        f"model's ({', '.join(labels)})")
     return ds
 
 
@@ -299,8 +321,21 @@ def _read_image(path: Path, skip_bad: bool) -> np.ndarray | None:
     return img
 
 
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def own_class_names(*roots: Path) -> tuple[str, ...]:
+    """A folder set's own classes: its sub-folder names that hold images, lower-cased and
+    sorted."""
+    return tuple(sorted({p.name.strip().lower() for r in roots if r.is_dir()
+                         for p in _class_dirs(r)
+                         if any(f.suffix.lower() in _IMAGE_EXT for f in p.iterdir())}))
+
+
 def scan_class_folders(root: Path, skip_unknown: bool = False,
-                       notes: list[str] | None = None) -> list[tuple[Path, int]]:
+                       notes: list[str] | None = None,
+                       names: tuple[str, ...] | None = None) -> list[tuple[Path, int]]:
     """Image files of ``root/<class>/`` folders with their FER-2013 class ids.
 
     Args:
@@ -308,6 +343,8 @@ def scan_class_folders(root: Path, skip_unknown: bool = False,
         skip_unknown: skip a folder that names no FER-2013 class (a note is logged and
             appended to ``notes``) instead of raising.
         notes: list collecting those notes.
+        names: a folder set's own classes (:func:`own_class_names`): ids index into it and
+            every folder name is accepted (``skip_unknown`` is then moot).
 
     Returns:
         Sorted (path, class id) pairs.
@@ -316,8 +353,12 @@ def scan_class_folders(root: Path, skip_unknown: bool = False,
         DataError: an unknown class folder (without ``skip_unknown``).
     """
     items = []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for sub in _class_dirs(root):
         files = sorted(p for p in sub.iterdir() if p.suffix.lower() in _IMAGE_EXT)
+        if names is not None:
+            if files:
+                items += [(p, names.index(sub.name.strip().lower())) for p in files]
+            continue
         if skip_unknown and class_id(sub.name) is None:
             note = (f"class folder {sub.name!r} ({len(files)} images) skipped: no FER-2013 "
                     "class")
@@ -330,7 +371,17 @@ def scan_class_folders(root: Path, skip_unknown: bool = False,
     return items
 
 
-def _read_kaggle_folders(root: Path, skip_bad: bool, skip_unknown: bool = False) -> Dataset:
+def _check_two_classes(root: Path, labels: list[int], names: tuple[str, ...]) -> None:
+    found = sorted(set(labels))
+    if len(found) < 2:
+        raise DataError(f"{root}: images of {len(found)} class"
+                        f"{'' if len(found) == 1 else 'es'} found "
+                        f"({', '.join(names[c] for c in found) or 'none'}); a classifier "
+                        "needs at least 2 class folders with images")
+
+
+def _read_kaggle_folders(root: Path, skip_bad: bool, skip_unknown: bool = False,
+                         own_classes: bool = False) -> Dataset:
     imgs: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     labs: dict[str, list[int]] = {s: [] for s in SPLITS}
     skipped = 0
@@ -338,8 +389,9 @@ def _read_kaggle_folders(root: Path, skip_bad: bool, skip_unknown: bool = False)
     if not test_dir.is_dir():
         raise DataError(f"{root}: has train/ but no test/ folder (Kaggle layout)")
     prefixed, notes = False, []
+    names = own_class_names(root / "train", test_dir) if own_classes else None
     for folder in ("train", "test"):
-        for p, cid in scan_class_folders(root / folder, skip_unknown, notes):
+        for p, cid in scan_class_folders(root / folder, skip_unknown, notes, names):
             img = _read_image(p, skip_bad)
             if img is None:
                 skipped += 1
@@ -354,31 +406,65 @@ def _read_kaggle_folders(root: Path, skip_bad: bool, skip_unknown: bool = False)
             labs[split].append(cid)
     if not prefixed:
         del imgs["val"], labs["val"]
+    names = names or FER2013_LABELS
+    _check_two_classes(root / "train", labs["train"], names)
     ds = _pack(imgs, labs, str(root), skipped)
     ds.notes += notes
+    ds.class_names = names
     if not prefixed:
         ds.notes.append("test/ has no PublicTest_/PrivateTest_ names: all of test/ is test")
     return ds
 
 
-def _read_class_folders(root: Path, skip_bad: bool, seed: int,
-                        skip_unknown: bool = False) -> Dataset:
-    notes: list[str] = []
-    items = scan_class_folders(root, skip_unknown, notes)
+def read_class_folders(root: str | Path, *, own_classes: bool = False, skip_bad: bool = False,
+                       skip_unknown: bool = False, notes: list[str] | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], list[Path]]:
+    """Every image of a folder of ``<class>/`` folders, unsplit.
+
+    Args:
+        root: the folder.
+        own_classes: classes are the folder names (lower-cased, sorted); else FER-2013's.
+        skip_bad: drop unreadable images instead of failing.
+        skip_unknown: FER-2013 classes: skip folders naming none (see
+            :func:`scan_class_folders`).
+        notes: list collecting notes on skipped folders.
+
+    Returns:
+        ``(images, labels, class_names, files)``: (N, 48, 48) uint8 grey faces, (N,) int64
+        ids into ``class_names``, and each image's file (for grouping, e.g. by subject).
+
+    Raises:
+        DataError: no images, fewer than 2 classes, or a bad image without ``skip_bad``.
+    """
+    root = Path(root)
+    names = own_class_names(root) if own_classes else None
+    items = scan_class_folders(root, skip_unknown, notes, names)
     if not items:
         raise DataError(f"{root}: no <class>/ sub-folders with images found")
-    imgs, labs, skipped = [], [], 0
+    imgs, labs, files = [], [], []
     for p, cid in items:
         img = _read_image(p, skip_bad)
         if img is None:
-            skipped += 1
             continue
         imgs.append(img)
         labs.append(cid)
-    x, y = np.stack(imgs), np.array(labs, np.int64)
+        files.append(p)
+    names = names or FER2013_LABELS
+    _check_two_classes(root, labs, names)
+    return np.stack(imgs), np.array(labs, np.int64), names, files
+
+
+def _read_class_folders(root: Path, skip_bad: bool, seed: int, skip_unknown: bool = False,
+                        own_classes: bool = False) -> Dataset:
+    notes: list[str] = []
+    x, y, names, files = read_class_folders(root, own_classes=own_classes, skip_bad=skip_bad,
+                                            skip_unknown=skip_unknown, notes=notes)
+    skipped = len(scan_class_folders(root, skip_unknown, None,
+                                     names if own_classes else None)) - len(files)
     rest, test = stratified_split(y, 0.1, seed + 1)
     ds = Dataset({"train": x[rest], "test": x[test]}, {"train": y[rest], "test": y[test]},
-                 str(root), skipped, notes + ["class folders: test (10%) carved, stratified"])
+                 str(root), skipped, notes + ["class folders: test (10%) carved, stratified"],
+                 class_names=names)
     return ds
 
 

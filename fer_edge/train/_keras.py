@@ -17,3 +17,5 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 __all__ = ["keras", "tf"]
+
+from fer_edge.train import layers as _layers  # noqa: E402,F401  (registers custom layers)

@@ -24,22 +24,23 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
 from fer_edge import __version__
 from fer_edge.config import TrainConfig
-from fer_edge.data import load_dataset
+from fer_edge.data import Dataset, load_dataset
 from fer_edge.data.balance import class_weights, oversample_indices
-from fer_edge.errors import ClusterError, ConfigError
+from fer_edge.errors import ClusterError, ConfigError, ModelFileError, SpecError
 from fer_edge.io import atomic_write_text, check_output_dir, temp_path_for
-from fer_edge.spec import FER2013_LABELS, ModelSpec
+from fer_edge.spec import ModelSpec
 from fer_edge.train import distribute
 from fer_edge.train._keras import keras, tf
+from fer_edge.train.backbones import check_input_size
 from fer_edge.train.distribute import Setup
-from fer_edge.train.model import build_model, set_stage
+from fer_edge.train.model import arch_normalisation, build_model, set_stage
 from fer_edge.train.pipeline import Augment, Mix, make_dataset
 from fer_edge.train.runs import resolve_run_dir
 
@@ -206,9 +207,14 @@ def _loss(cfg: TrainConfig):
     return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
 
 
+def _pretrained(cfg: TrainConfig) -> bool:
+    """Whether the base starts from trained weights (ImageNet, a file or ``--init``)."""
+    return bool(cfg.init) or cfg.weights != "none"
+
+
 def _stages(cfg: TrainConfig) -> list[tuple[str, int, float]]:
     stages = []
-    if cfg.weights == "none":
+    if not _pretrained(cfg):
         log.info("stage 1 (transfer learning) skipped: with --weights none the base has random "
                  "weights, so a frozen base would only train the head on random features; "
                  "stage 2 trains every layer from scratch")
@@ -242,29 +248,116 @@ def _versions() -> dict[str, str]:
             "python": platform.python_version(), "machine": platform.machine()}
 
 
-def run_training(cfg: TrainConfig) -> Path:
+class _Budget(keras.callbacks.Callback):
+    """Stops training once ``minutes`` of wall-clock time inside ``fit`` (summed over the
+    stages of this process, validation included) have passed; the epoch in progress ends
+    early, is validated and checkpointed as usual."""
+
+    def __init__(self, minutes: float, spent: list[float]):
+        super().__init__()
+        self.limit, self.spent = minutes * 60.0, spent
+
+    def on_train_begin(self, logs=None):
+        self.t0, self.before = time.time(), self.spent[0]
+
+    def on_train_end(self, logs=None):
+        self.spent[0] = self.before + time.time() - self.t0
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.before + time.time() - self.t0 >= self.limit:
+            if not self.model.stop_training:
+                log.info("training budget of %.1f min reached: stopping", self.limit / 60)
+            self.model.stop_training = True
+
+
+def _init_source(init: str) -> tuple[Path, ModelSpec]:
+    """(model .h5, its spec) of ``--init``: a run folder or a model file with spec.json beside.
+
+    Raises:
+        ModelFileError: not a fer-edge run or model.
+    """
+    p = Path(init)
+    model = p / "model_float.h5" if p.is_dir() else p
+    spec_path = model.with_name("spec.json")
+    if not model.is_file() or model.suffix.lower() not in (".h5", ".keras"):
+        raise ModelFileError(f"--init {init}: not a fer-edge run or model (expected a run "
+                             "folder with model_float.h5, or a model_float.h5 with its "
+                             "spec.json beside it)")
+    if not spec_path.is_file():
+        raise ModelFileError(f"--init {init}: no spec.json beside {model.name}; is it a "
+                             "fer-edge model? (a run folder has both)")
+    try:
+        spec = ModelSpec.read(spec_path)
+    except SpecError as exc:
+        raise ModelFileError(f"--init {init}: not a fer-edge model ({exc})") from None
+    return model, spec
+
+
+def init_model(path: Path, spec: ModelSpec, labels: tuple[str, ...], dropout: float
+               ) -> tuple[keras.Model, bool]:
+    """Load a trained fer-edge model; give it a new softmax head when ``labels`` differ.
+
+    Args:
+        path: the model .h5 (``fer-edge train`` output).
+        spec: its spec (labels in output order).
+        labels: the classes to predict now, in id order.
+        dropout: the new head's dropout rate (when a head is made).
+
+    Returns:
+        ``(model, new_head)``: the flat model (input ``image``, output ``probs``) and whether
+        its head was replaced.
+    """
+    try:
+        model = keras.models.load_model(str(path), compile=False)
+    except Exception as exc:  # h5py/Keras raise many types for a bad file
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ModelFileError(f"--init {path}: cannot load as a Keras model ({first[:160]})"
+                             ) from None
+    names = [layer.name for layer in model.layers]
+    if names[-1] != "probs" or "avg_pool" not in names:
+        raise ModelFileError(f"--init {path}: not a fer-edge model (no avg_pool/probs head)")
+    if tuple(labels) == tuple(spec.labels):
+        return model, False
+    feat = model.get_layer("avg_pool").output
+    x = keras.layers.Dropout(dropout, name="head_dropout")(feat)
+    out = keras.layers.Dense(len(labels), activation="softmax", dtype="float32",
+                             name="probs")(x)
+    return keras.Model(model.input, out, name=model.name), True
+
+
+def run_training(cfg: TrainConfig, dataset: Dataset | None = None) -> Path:
     """Train per ``cfg``; returns the run folder. See the module docstring for its files.
 
     In a multi-worker cluster every worker runs this with the same ``cfg``; only the chief
     writes the run folder; the others write to a temporary folder that is removed at the end.
+
+    Args:
+        cfg: the training config.
+        dataset: faces already in memory (study scripts); ``cfg.data`` then only names them.
     """
     cfg.validate()
+    init_path, init_spec = (_init_source(cfg.init) if cfg.init else (None, None))
+    if init_spec is not None:  # the model decides the arch and input geometry
+        cfg = replace(cfg, arch=init_spec.arch, input_size=init_spec.input_size)
+    cfg = replace(cfg, input_size=check_input_size(cfg.arch, cfg.input_size))
     cluster = distribute.cluster_for(cfg.distribute)  # bad TF_CONFIG fails before anything
     if cluster is None or cluster.is_chief:
-        return _run_training(cfg, resolve_run_dir(cfg))
+        return _run_training(cfg, resolve_run_dir(cfg), dataset, init_path, init_spec)
     scratch = Path(tempfile.mkdtemp(prefix=f"fer-edge-{cluster.task_type}{cluster.task_index}-"))
     log.info("%s: not the chief, so its copy of the run files goes to %s (removed at the end)",
              cluster.name, scratch)
     try:
-        return _run_training(cfg, scratch)
+        return _run_training(cfg, scratch, dataset, init_path, init_spec)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run_training(cfg: TrainConfig, run: Path) -> Path:
+def _run_training(cfg: TrainConfig, run: Path, dataset: Dataset | None = None,
+                  init_path: Path | None = None, init_spec: ModelSpec | None = None) -> Path:
     # data first: bad input must fail before a run folder is made or a saved config rewritten
-    ds = load_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                      skip_bad=cfg.skip_bad, skip_unknown_classes=cfg.skip_unknown_classes)
+    ds = dataset if dataset is not None else load_dataset(
+        cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, skip_bad=cfg.skip_bad,
+        skip_unknown_classes=cfg.skip_unknown_classes, own_classes=bool(cfg.init))
     if cfg.labels != "fer2013":
         from fer_edge.data.ferplus import apply_labels
 
@@ -273,7 +366,7 @@ def _run_training(cfg: TrainConfig, run: Path) -> Path:
     created = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
     try:
-        return _train_in(run, cfg, ds)
+        return _train_in(run, cfg, ds, init_path, init_spec)
     except BaseException:
         # a run that failed before its first epoch ended holds nothing to resume: remove
         # what start-up made, so the name is free again (never a run that has epochs)
@@ -283,7 +376,8 @@ def _run_training(cfg: TrainConfig, run: Path) -> Path:
         raise
 
 
-def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
+def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
+              init_spec: ModelSpec | None = None) -> Path:
     log.info("run folder: %s%s", run, " (resuming)" if cfg.resume else "")
     atomic_write_text(run / "config.json", json.dumps(
         {"config": asdict(cfg), "versions": _versions()}, indent=2, sort_keys=True) + "\n")
@@ -297,23 +391,33 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
     soft = ds.targets.get("train")
     if soft is not None:  # class weights from the target mass per class
         counts = np.maximum(soft.sum(0), 1e-3)
+    labels = tuple(ds.class_names)
     log.info("train faces per class: %s", ", ".join(
-        f"{n} {c:.0f}" for n, c in zip(FER2013_LABELS, counts)))
-
-    spec = ModelSpec(input_size=cfg.input_size, arch=cfg.arch, tta_flip=cfg.tta_flip,
-                     extra={"fer_edge_version": __version__, "run": run.name,
-                            "weights": cfg.weights, "data": Path(cfg.data).name})
-    spec.write(run / "spec.json")
+        f"{n} {c:.0f}" for n, c in zip(labels, counts)))
 
     # the strategy is made before any other TensorFlow op of the process (multi-worker
-    # collectives need that); a peer that does not answer or a precision the device cannot
-    # run stops here, and the folder is removed again (no epoch ran)
+    # collectives need that; EfficientNet's normalisation below builds a model); a peer that
+    # does not answer or a precision the device cannot run stops here, and the folder is
+    # removed again (no epoch ran)
     setup = configure_tf(cfg)
     strategy = setup.strategy
+    extra = {"fer_edge_version": __version__, "run": run.name,
+             "weights": "init" if cfg.init else cfg.weights, "data": Path(cfg.data).name}
+    if init_spec is not None:
+        extra["init"] = {"model": str(init_path), "run": init_spec.extra.get("run", ""),
+                         "labels": list(init_spec.labels)}
+        spec = init_spec.replace(labels=labels, tta_flip=cfg.tta_flip, extra=extra)
+    else:
+        scale, offset = arch_normalisation(cfg.arch, cfg.weights)
+        spec = ModelSpec(labels=labels, input_size=cfg.input_size, arch=cfg.arch,
+                         tta_flip=cfg.tta_flip, extra=extra,
+                         **_compact_norm(scale, offset))
+    spec.write(run / "spec.json")
+
     weights = class_weights(counts, cfg.imbalance, cfg.effective_beta)
     if cfg.imbalance not in ("none", "oversample"):
         log.info("class weights (%s): %s", cfg.imbalance,
-                 ", ".join(f"{n} {w:.2f}" for n, w in zip(FER2013_LABELS, weights)))
+                 ", ".join(f"{n} {w:.2f}" for n, w in zip(labels, weights)))
     indices = (oversample_indices(ds.labels["train"], cfg.seed)
                if cfg.imbalance == "oversample" else None)
     aug = Augment(rotation_deg=cfg.rotation_deg, shift=cfg.shift, zoom=cfg.zoom,
@@ -339,19 +443,30 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
     steps = max(1, n_train // cfg.batch_size)
 
     with strategy.scope():
-        model = build_model(spec, cfg.weights, cfg.dropout, cfg.bn_momentum or None)
+        if init_path is not None:
+            model, new_head = init_model(init_path, init_spec, labels, cfg.dropout)
+            log.info("--init %s: %s", init_path, (
+                f"new {len(labels)}-class head ({', '.join(labels)}) replaces the "
+                f"{init_spec.num_classes}-class one" if new_head else "same classes, head kept"))
+            if cfg.bn_momentum:
+                for layer in model.layers:
+                    if isinstance(layer, keras.layers.BatchNormalization):
+                        layer.momentum = cfg.bn_momentum
+        else:
+            model = build_model(spec, cfg.weights, cfg.dropout, cfg.bn_momentum or None)
     log.info("model %s: %d layers, %.1f M parameters, input %s", model.name, len(model.layers),
              model.count_params() / 1e6, model.input_shape)
 
-    freeze_bn = cfg.freeze_bn == "yes" or (cfg.freeze_bn == "auto" and cfg.weights != "none")
+    freeze_bn = cfg.freeze_bn == "yes" or (cfg.freeze_bn == "auto" and _pretrained(cfg))
     stages = _stages(cfg)
     if not stages:
         raise ConfigError("nothing to train: every stage has 0 epochs")
+    spent = [0.0]  # training seconds so far (--budget-min)
     for k, (stage, epochs, lr) in enumerate(stages):
         best_path = run / ("stage1_float.h5" if stage == "head" and len(stages) > 1
                            else "model_float.h5")
         # from scratch nothing is pretrained, so "fine-tuning" must train every layer
-        blocks = -1 if cfg.weights == "none" else cfg.unfreeze_blocks
+        blocks = cfg.unfreeze_blocks if _pretrained(cfg) else -1
         counts_t = set_stage(model, stage, blocks, freeze_bn)
         log.info("stage %d/%d %s: %d epochs, lr %.2g, %d trainable layers (%.1f M params)%s",
                  k + 1, len(stages), stage, epochs, lr, counts_t["trainable_layers"],
@@ -421,6 +536,11 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
             if not manager.latest_checkpoint:
                 ema.reset()
             callbacks.insert(0, EMACallback(ema))
+        if cfg.budget_min > 0:
+            if spent[0] >= cfg.budget_min * 60:
+                log.info("%s skipped: the training budget is spent", stage)
+                continue
+            callbacks.append(_Budget(cfg.budget_min, spent))
         if cfg.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(str(run / "tensorboard" / stage),
                                                          profile_batch=0))
@@ -444,5 +564,15 @@ def _train_in(run: Path, cfg: TrainConfig, ds) -> Path:
         return run
     from fer_edge.train.report import write_test_report
 
+    if not (run / "model_float.h5").is_file() and (run / "stage1_float.h5").is_file():
+        os.replace(run / "stage1_float.h5", run / "model_float.h5")  # budget ended in stage 1
     write_test_report(run, ds, spec, cfg)
     return run
+
+
+def _compact_norm(scale: tuple[float, ...], offset: tuple[float, ...]) -> dict:
+    """Spec normalisation fields: one number when every channel agrees, else per channel."""
+    out = {}
+    for key, v in (("norm_scale", scale), ("norm_offset", offset)):
+        out[key] = v[0] if len(set(v)) == 1 else tuple(v)
+    return out

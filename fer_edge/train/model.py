@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fer_edge.errors import ConfigError, ModelFileError
+from fer_edge.errors import ConfigError, FerEdgeError, ModelFileError
 from fer_edge.spec import ModelSpec
 from fer_edge.train._keras import keras
+from fer_edge.train.backbones import block_ends, build_backbone, get_backbone, mode_normalisation
 
-#: Inception blocks of keras.applications.InceptionV3, bottom to top.
-INCEPTION_BLOCKS = tuple(f"mixed{i}" for i in range(11))
 HEAD_LAYERS = ("avg_pool", "head_dropout", "probs")
 
 
@@ -18,32 +17,23 @@ def build_model(spec: ModelSpec, weights: str = "none", dropout: float = 0.5,
     """Build the classifier as ONE flat functional model (tfmot cannot quantize nested models).
 
     Args:
-        spec: input size/channels, number of classes and ``arch`` ("inception_v3"|"tiny_cnn").
-        weights: "imagenet" (Keras downloads and caches it), "none" (random init) or a path to
-            a local InceptionV3 notop .h5.
+        spec: input size/channels, number of classes and ``arch`` (a name of
+            :data:`fer_edge.train.backbones.BACKBONES`). Its normalisation must be the arch's
+            (:func:`arch_normalisation`).
+        weights: "imagenet" (Keras downloads and caches it), "none" (random init) or a path
+            to a local weights file of the application with ``include_top=False``
+            (``tiny_cnn``: a saved fer-edge model, loaded by layer name).
         dropout: dropout rate before the softmax head.
         bn_momentum: if given, the momentum of every BatchNormalization layer.
 
     Returns:
-        Model taking (N, S, S, C) float32 NHWC in the spec's normalised range ([-1, 1]) and
-        returning (N, num_classes) float32 softmax probabilities. Input layer ``image``,
-        output layer ``probs``.
+        Model taking (N, S, S, C) float32 NHWC in the spec's normalised range and returning
+        (N, num_classes) float32 softmax probabilities. Input layer ``image``, output layer
+        ``probs``.
     """
+    get_backbone(spec.arch)
     inp = keras.Input((spec.input_size, spec.input_size, spec.channels), name="image")
-    if spec.arch == "inception_v3":
-        w = _resolve_weights(weights)
-        try:
-            base = keras.applications.InceptionV3(include_top=False, weights=w, input_tensor=inp)
-        except Exception as exc:  # Keras raises bare Exception on a failed download
-            if w == "imagenet":
-                raise ModelFileError(
-                    "could not download the ImageNet weights for InceptionV3 "
-                    f"({str(exc).splitlines()[0][:120]}); without internet pass --weights none "
-                    "or --weights PATH to a local inception_v3 ..._notop.h5") from None
-            raise ModelFileError(f"{weights}: cannot load as InceptionV3 notop weights "
-                                 f"({str(exc).splitlines()[0][:160]})") from None
-        x = base.output
-    elif spec.arch == "tiny_cnn":  # test-size stand-in with the same interface
+    if spec.arch == "tiny_cnn":  # test-size stand-in with the same interface
         x = inp
         for i, filters in enumerate((16, 32, 48), start=1):
             x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
@@ -52,7 +42,23 @@ def build_model(spec: ModelSpec, weights: str = "none", dropout: float = 0.5,
             x = keras.layers.Activation("relu", name=f"block{i}_relu")(x)
             x = keras.layers.MaxPooling2D(2, name=f"mixed{i - 1}")(x)
     else:
-        raise ConfigError(f"unknown arch {spec.arch!r}")
+        if spec.channels != 3:
+            raise ConfigError(f"{spec.arch} takes 3 input channels, the spec has "
+                              f"{spec.channels}")
+        w = _resolve_weights(weights)
+        try:
+            inp, x, _, _ = build_backbone(inp, spec.arch, w)
+        except FerEdgeError:
+            raise
+        except Exception as exc:  # Keras raises bare Exception on a failed download
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            if w == "imagenet":
+                raise ModelFileError(
+                    f"could not download the ImageNet weights for {spec.arch} "
+                    f"({first[:120]}); without internet pass --weights none or --weights "
+                    f"PATH to a local {spec.arch} include_top=False weights file") from None
+            raise ModelFileError(f"{weights}: cannot load as {spec.arch} include_top=False "
+                                 f"weights ({first[:160]})") from None
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     out = keras.layers.Dense(spec.num_classes, activation="softmax", dtype="float32",
@@ -62,13 +68,29 @@ def build_model(spec: ModelSpec, weights: str = "none", dropout: float = 0.5,
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = bn_momentum
-    if spec.arch != "inception_v3" and weights not in ("none", "", None):
+    if spec.arch == "tiny_cnn" and weights not in ("none", "", None):
         path = _resolve_weights(weights)
         if path == "imagenet":
             raise ConfigError(f"no ImageNet weights exist for {spec.arch}")
         # backbone layers by name from a saved model of the same arch; the head is new
         model.load_weights(path, by_name=True, skip_mismatch=True)
     return model
+
+
+def arch_normalisation(arch: str, weights: str = "none") -> tuple[tuple[float, ...],
+                                                                  tuple[float, ...]]:
+    """Per-channel (norm_scale, norm_offset) that ``arch`` built with ``weights`` expects from
+    grey pixels in [0, 255] (what goes into the spec). For archs whose application carries its
+    own preprocessing layers (EfficientNet) this builds the application once at its minimum
+    size to read them.
+    """
+    b = get_backbone(arch)
+    if b.mode != "raw":
+        return mode_normalisation(b.mode)
+    inp = keras.Input((b.min_size, b.min_size, 3), name="image")
+    _, _, scale, offset = build_backbone(inp, arch, _resolve_weights(weights))
+    keras.backend.clear_session()
+    return scale, offset
 
 
 def _resolve_weights(weights: str) -> str | None:
@@ -79,14 +101,15 @@ def _resolve_weights(weights: str) -> str | None:
     p = Path(weights)
     if not p.is_file():
         raise ModelFileError(f"{weights}: weights file not found (use imagenet, none or a path "
-                             "to an InceptionV3 notop .h5)")
+                             "to a local include_top=False weights .h5)")
     return str(p)
 
 
-def block_boundaries(model: keras.Model) -> list[int]:
-    """Index of the last layer of each block (``mixed0``, ``mixed1``, ...), bottom to top."""
-    names = [layer.name for layer in model.layers]
-    return [names.index(b) for b in INCEPTION_BLOCKS if b in names]
+def block_boundaries(model: keras.Model, arch: str | None = None) -> list[int]:
+    """Index of the last layer of each block (InceptionV3: ``mixed0`` .. ``mixed10``; other
+    archs: see the registry's ``block_pattern``), bottom to top."""
+    arch = arch or model.name.removeprefix("fer_")
+    return block_ends([layer.name for layer in model.layers], arch)
 
 
 def set_stage(model: keras.Model, stage: str, unfreeze_blocks: int = -1,

@@ -56,6 +56,10 @@ class Mix:
 
 def normalize_tf(x: tf.Tensor, spec: ModelSpec) -> tf.Tensor:
     """(B, S, S) float32 grey [0, 255] -> (B, S, S, C) model input; = preprocess.normalize."""
+    if isinstance(spec.norm_scale, tuple) or isinstance(spec.norm_offset, tuple):
+        x = tf.repeat(x[..., None], spec.channels, axis=-1)
+        return (x * tf.constant(spec.norm_scale, tf.float32)
+                + tf.constant(spec.norm_offset, tf.float32))
     x = x * tf.constant(spec.norm_scale, tf.float32) + tf.constant(spec.norm_offset, tf.float32)
     return tf.repeat(x[..., None], spec.channels, axis=-1)
 

@@ -90,7 +90,7 @@ def render_md(run_name: str, reps: dict[str, dict], spec: ModelSpec, cfg: TrainC
         lines.append(f"| {lab} | {pcs[-1]['support']} | " +
                      " | ".join(f"{p['recall']:.2%}" for p in pcs) +
                      f" | {pcs[-1]['precision']:.2%} | {pcs[-1]['f1']:.2%} |")
-    if cfg.weights == "none":
+    if cfg.weights == "none" and not cfg.init:
         lines += ["", "Stage 1 (transfer learning) did not run: `--weights none` gives the base "
                   "random weights, so the whole network was trained from scratch."]
     lines += ["", f"## Confusion ({names[-1]}; rows true, columns predicted)", "",
