@@ -52,6 +52,11 @@ class CropRule:
     align: bool = False
 
 
+def _per_channel(v: Any) -> tuple:
+    """A normalisation field as a tuple (one value, or one per channel)."""
+    return v if isinstance(v, tuple) and v else (v,)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to feed a model and read its output.
@@ -194,8 +199,8 @@ class ModelSpec:
             return isinstance(v, kind) and not isinstance(v, bool) and math.isfinite(v)
 
         checks = [("input_size", num(self.input_size, int)), ("channels", num(self.channels, int)),
-                  ("norm_scale", num(self.norm_scale) and self.norm_scale != 0),
-                  ("norm_offset", num(self.norm_offset)),
+                  ("norm_scale", all(num(v) and v != 0 for v in _per_channel(self.norm_scale))),
+                  ("norm_offset", all(num(v) for v in _per_channel(self.norm_offset))),
                   ("tta_flip", isinstance(self.tta_flip, bool)),
                   ("input_dtype", isinstance(self.input_dtype, str)),
                   ("arch", isinstance(self.arch, str)), ("extra", isinstance(self.extra, dict)),
@@ -218,9 +223,7 @@ class ModelSpec:
             raise SpecError(f"{where}: bad input_dtype {self.input_dtype!r}")
         for k in ("norm_scale", "norm_offset"):
             v = getattr(self, k)
-            vals = v if isinstance(v, tuple) else (v,)
-            if (isinstance(v, tuple) and len(v) != self.channels) or not all(
-                    isinstance(a, (int, float)) and a == a for a in vals):
+            if isinstance(v, tuple) and len(v) != self.channels:
                 raise SpecError(f"{where}: {k} must be a number or one number per channel "
                                 f"({self.channels}), got {v!r}")
         for name, rule in {self.detector: self.crop, **self.face_crops}.items():
