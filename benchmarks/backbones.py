@@ -102,7 +102,8 @@ def row_for(arch: str, a, work: Path, log: Path) -> dict:
     run = train(arch, a, work / "runs", log)
     gate_rc = convert(run, a, log)
     spec = json.loads((run / "spec.json").read_text())
-    final = json.loads((run / "eval" / "test_report.json").read_text())["models"]["final"]
+    models = json.loads((run / "eval" / "test_report.json").read_text())["models"]
+    final = list(models.values())[-1]  # the run's last stage
     rep = json.loads((run / "export" / "report.json").read_text())
     stem = f"fer_{spec['arch']}_{spec['input_size']}"
     i8, f32 = f"{stem}_int8.tflite", f"{stem}_fp32.tflite"

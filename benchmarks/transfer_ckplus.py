@@ -126,7 +126,8 @@ def trained(cond: str, base: Path, ds, fold: int, a, work: Path) -> dict:
         from fer_edge.train._keras import keras
 
         keras.backend.clear_session()
-    final = json.loads((run / "eval" / "test_report.json").read_text())["models"]["final"]
+    models = json.loads((run / "eval" / "test_report.json").read_text())["models"]
+    final = list(models.values())[-1]  # the run's last stage
     out = {"accuracy": final["accuracy"], "n": final["n"]}
     for n, pc in zip(ds.class_names, final["per_class"]):
         out[f"recall_{n}"] = pc["recall"]

@@ -302,8 +302,9 @@ class TrainConfig:
     skip_unknown_classes: bool = opt(False, "class-folder data: skip folders naming no FER-2013 "
                                      "class (e.g. contempt) instead of failing")
     resume: bool = opt(False, "continue the run --name (or the newest run) from its last epoch")
-    arch: str = opt("inception_v3", "backbone (Keras application, include_top=False; tiny_cnn "
-                    "is a test-size stand-in): " + ", ".join(ARCHS))
+    arch: str = opt("inception_v3", "backbone, a Keras application with include_top=False ("
+                    + ", ".join(ARCHS) + "; tiny_cnn is a test-size stand-in; sizes and "
+                    "normalisation: train/README.md)", ARCHS)
     weights: str = opt("imagenet", "backbone init: imagenet (downloaded by Keras), none "
                        "(from scratch), or PATH to a local include_top=False weights .h5 of "
                        "the arch")
