@@ -16,8 +16,6 @@ A build whose spec is already bound to it is left alone; one bound to other weig
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 from pathlib import Path
 
@@ -25,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fer_edge.errors import FerEdgeError, SpecError  # noqa: E402
-from fer_edge.io import atomic_write_bytes, atomic_write_text  # noqa: E402
+from fer_edge.io import atomic_write_bytes  # noqa: E402
 from fer_edge.runtime.spec_io import (  # noqa: E402
     ONNX_KEY,
     binding,
@@ -35,6 +33,7 @@ from fer_edge.runtime.spec_io import (  # noqa: E402
     read_tflite_spec,
     sidecar_path,
     tflite_model_bytes,
+    update_card,
 )
 from fer_edge.spec import ModelSpec  # noqa: E402
 
@@ -79,14 +78,9 @@ def bind_build(path: Path) -> str:
     atomic_write_bytes(path, new)
     if sidecar_path(path).is_file():
         bound.write(sidecar_path(path))
-    card = path.with_name(path.stem + ".card.json")
-    if card.is_file():
-        c = json.loads(card.read_text())
-        c["sha256"] = hashlib.sha256(new).hexdigest()
-        c["size_mb"] = round(len(new) / 1e6, 2)
-        atomic_write_text(card, json.dumps(c, indent=2) + "\n")
+    carded = update_card(path, new)
     return f"{path}: spec bound (sha256 {bound.sha256[:12]}...)" + (
-        f", {card.name} updated" if card.is_file() else "")
+        ", its model card updated" if carded else "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,12 @@ from pathlib import Path
 
 from fer_edge.faces import AUTO, calibrated_crops, record_crops
 from fer_edge.io import atomic_write_bytes
-from fer_edge.runtime.spec_io import embed_in_tflite, read_tflite_spec, sidecar_path
+from fer_edge.runtime.spec_io import (
+    embed_in_tflite,
+    read_tflite_spec,
+    sidecar_path,
+    update_card,
+)
 from fer_edge.spec import ModelSpec
 
 
@@ -57,7 +62,9 @@ def main() -> int:
         data = src.read_bytes()
         spec = read_tflite_spec(data, str(src)) or ModelSpec.read(side)
         new = respec(spec)
-        atomic_write_bytes(out, embed_in_tflite(strip_spec(data), new))
+        new_bytes = embed_in_tflite(strip_spec(data), new)
+        atomic_write_bytes(out, new_bytes)
+        update_card(out, new_bytes)  # a packaged model's card holds the file's sha256
     else:
         new = respec(ModelSpec.read(side))
         if out != src:

@@ -162,6 +162,30 @@ def sidecar_path(model_path: str | Path) -> Path:
     return p.with_name(p.name + ".spec.json")
 
 
+def update_card(model_path: str | Path, data: bytes) -> bool:
+    """Record a rewritten build's sha256 and size in its model card
+    (``<stem>.card.json`` beside it, as ``convert/package_default.py`` writes), if it has one.
+
+    Args:
+        model_path: the build's path.
+        data: the build's new bytes (as written).
+
+    Returns:
+        True when a card was updated.
+    """
+    from fer_edge.io import atomic_write_text
+
+    p = Path(model_path)
+    card = p.with_name(p.stem + ".card.json")
+    if not card.is_file():
+        return False
+    c = json.loads(card.read_text())
+    c["sha256"] = hashlib.sha256(data).hexdigest()
+    c["size_mb"] = round(len(data) / 1e6, 2)
+    atomic_write_text(card, json.dumps(c, indent=2) + "\n")
+    return True
+
+
 def embed_in_tflite(tflite: bytes, spec: ModelSpec) -> bytes:
     """Return the flatbuffer with the spec, bound to it (:func:`bind`), appended as a
     one-entry zip archive. ``tflite`` may already carry a spec; it is replaced."""
