@@ -47,6 +47,17 @@ DEFAULT = default_model_path()
 needs_default = pytest.mark.skipif(DEFAULT is None, reason="this checkout has no packaged model")
 
 
+def _unbound_default() -> bytes:
+    """The packaged model as builds made before spec binding were: same weights, its spec
+    without ``sha256`` (the packaged file itself is bound since 2026-12-01)."""
+    data = DEFAULT.read_bytes()
+    spec = read_tflite_spec(data, "default").replace(sha256="")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(SPEC_ENTRY, spec.to_json())
+    return tflite_model_bytes(data) + buf.getvalue()
+
+
 def _bind_script():
     spec = importlib.util.spec_from_file_location("bind_spec", ROOT / "convert" / "bind_spec.py")
     mod = importlib.util.module_from_spec(spec)
@@ -532,7 +543,7 @@ def test_disk_full_during_an_atomic_write_leaves_the_old_file(tmp_path, monkeypa
 @needs_default
 def test_unbound_build_loads_with_one_warning_and_bound_one_without(ws, tmp_path, caplog):
     copy = tmp_path / "old.tflite"
-    copy.write_bytes(DEFAULT.read_bytes())
+    copy.write_bytes(_unbound_default())
     with caplog.at_level(logging.WARNING, logger="fer_edge"):
         load_predictor(copy)
         load_predictor(copy)
@@ -545,11 +556,17 @@ def test_unbound_build_loads_with_one_warning_and_bound_one_without(ws, tmp_path
 @needs_default
 def test_packaged_model_is_checked_against_its_card(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="fer_edge"):
-        load_predictor(DEFAULT)  # unbound spec, but its card's sha256 matches: no warning
+        assert load_predictor(DEFAULT).spec.sha256  # the packaged model is bound: no warning
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     model = tmp_path / DEFAULT.name
-    model.write_bytes(DEFAULT.read_bytes())
+    model.write_bytes(_unbound_default())
     card = json.loads(DEFAULT.with_name("fer_default_int8.card.json").read_text())
+    card["sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
+    (tmp_path / "fer_default_int8.card.json").write_text(json.dumps(card))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fer_edge"):
+        load_predictor(model)  # unbound spec, but its card's sha256 matches: no warning
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     card["sha256"] = "0" * 64
     (tmp_path / "fer_default_int8.card.json").write_text(json.dumps(card))
     with pytest.raises(SpecError, match="differs from its model card"):
@@ -559,7 +576,7 @@ def test_packaged_model_is_checked_against_its_card(tmp_path, caplog):
 @needs_default
 def test_bind_script_refreshes_the_card_and_refuses_foreign_specs(tmp_path):
     model = tmp_path / "fer_default_int8.tflite"
-    model.write_bytes(DEFAULT.read_bytes())
+    model.write_bytes(_unbound_default())
     card = DEFAULT.with_name("fer_default_int8.card.json")
     (tmp_path / card.name).write_text(card.read_text())
     mod = _bind_script()
