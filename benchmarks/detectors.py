@@ -52,6 +52,18 @@ PHOTOS = {"alex-lacamoire.png": 1, "biden.jpg": 1, "lin-manuel-miranda.png": 1,
           "obama.jpg": 1, "obama2.jpg": 1, "obama_and_biden.jpg": 2, "obama_small.jpg": 1}
 
 
+def clip_frames() -> list:
+    """Every frame of the Hamilton clip, (360, 640, 3) uint8 BGR, read by the demo's own
+    video source."""
+    from fer_edge.demo.sources import VideoSource
+
+    src = VideoSource(str(REAL / "short_hamilton_clip.mp4"))
+    try:
+        return [f for f, _ in src]
+    finally:
+        src.close()
+
+
 def make_detector(spec, threads: int):
     from fer_edge.faces import HaarFaceDetector, build_detector
 
@@ -74,13 +86,7 @@ def child(name: str, threads: int, counts: bool, data: str, n: int, yunet: str) 
     cv2.setNumThreads(threads)
     spec = {"name_or_path": yunet} if name == "yunet" else DETECTORS[name]
     det = make_detector(spec, threads)
-    cap = cv2.VideoCapture(str(REAL / "short_hamilton_clip.mp4"))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
+    frames = clip_frames()
     det.detect_faces(frames[0])  # warm-up
     ms, hits, boxes = [], 0, 0
     for f in frames:
@@ -134,12 +140,8 @@ def contact_sheet(path: Path, every: int = 10, cols: int = 4, tile=(320, 180)) -
     from fer_edge.faces import build_detector
 
     det = build_detector("auto")
-    cap = cv2.VideoCapture(str(REAL / "short_hamilton_clip.mp4"))
-    tiles, i = [], 0
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
+    tiles = []
+    for i, f in enumerate(clip_frames()):
         if i % every == 0:
             for d in det.detect_faces(f):
                 x, y, w, h = d.int_box()
@@ -150,7 +152,6 @@ def contact_sheet(path: Path, every: int = 10, cols: int = 4, tile=(320, 180)) -
                     cv2.circle(f, (int(kx), int(ky)), 2, (0, 0, 255), -1)
             cv2.putText(f, f"frame {i}", (8, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2)
             tiles.append(cv2.resize(f, tile, interpolation=cv2.INTER_AREA))
-        i += 1
     while len(tiles) % cols:
         tiles.append(np.zeros_like(tiles[0]))
     sheet = np.vstack([np.hstack(tiles[k:k + cols]) for k in range(0, len(tiles), cols)])

@@ -22,6 +22,22 @@ TINY_TRAIN_ARGS = ["--arch", "tiny_cnn", "--input-size", "32", "--batch-size", "
                    "--warmup-epochs", "0", "--no-tensorboard"]
 
 
+def interrupt_training_after(monkeypatch, epochs: int):
+    """Make ``fer-edge train`` stop like a Ctrl-C right after epoch ``epochs`` has been
+    checkpointed; returns a function that undoes it (for the ``--resume`` that follows)."""
+    from fer_edge.train import fit
+
+    real = fit._Checkpoint.on_epoch_end
+
+    def killed(self, epoch, logs=None):
+        real(self, epoch, logs)
+        if epoch + 1 == epochs:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit._Checkpoint, "on_epoch_end", killed)
+    return lambda: monkeypatch.setattr(fit._Checkpoint, "on_epoch_end", real)
+
+
 def pytest_addoption(parser):
     parser.addoption("--slow", action="store_true", help="also run tests marked slow")
 

@@ -9,7 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT  # noqa: E402
+from conftest import (
+    ROOT,  # noqa: E402
+    interrupt_training_after,  # noqa: E402
+)
 from conftest import TINY_TRAIN_ARGS as TINY
 
 from fer_edge.cli import main
@@ -190,17 +193,9 @@ def test_augmentations_and_mixing_in_the_graph():
 
 @pytest.mark.tf
 def test_soft_labels_ema_mix_and_resume(syn, tmp_path, monkeypatch):
-    from fer_edge.train import fit
 
     npz, fp_csv = syn
-    real = fit._Checkpoint.on_epoch_end
-
-    def killed_after_two(self, epoch, logs=None):
-        real(self, epoch, logs)
-        if epoch + 1 == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(fit._Checkpoint, "on_epoch_end", killed_after_two)
+    restore = interrupt_training_after(monkeypatch, 2)
     args = ["train", "--data", str(npz), "--weights", "none", "--finetune-epochs", "4",
             "--runs-dir", str(tmp_path), "--name", "soft", *TINY, "--labels", "ferplus-soft",
             "--ferplus", str(fp_csv), "--fer2013-weight", "0.3", "--ema", "0.9",
@@ -212,7 +207,7 @@ def test_soft_labels_ema_mix_and_resume(syn, tmp_path, monkeypatch):
     ckpt_ema = [n for n, _ in __import__("tensorflow").train.list_variables(
         str(run / "ckpt" / "finetune")) if n.startswith("ema/")]
     assert ckpt_ema, "the weight EMA is part of the resume checkpoint"
-    monkeypatch.setattr(fit._Checkpoint, "on_epoch_end", real)
+    restore()
     assert main(["train", "--resume", "--runs-dir", str(tmp_path), "--name", "soft"]) == 0
     hist = list(csv.DictReader((run / "history.csv").open()))
     assert [r["epoch"] for r in hist] == ["1", "2", "3", "4"]

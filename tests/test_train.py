@@ -16,6 +16,7 @@ from fer_edge.data.synthetic import write_npz
 pytestmark = pytest.mark.tf
 
 from conftest import TINY_TRAIN_ARGS as TINY  # noqa: E402
+from conftest import interrupt_training_after  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -88,16 +89,8 @@ def test_stage_freezing_rules():
 
 
 def test_resume_after_interruption(npz, tmp_path, monkeypatch):
-    from fer_edge.train import fit
 
-    real = fit._Checkpoint.on_epoch_end
-
-    def killed_after_two(self, epoch, logs=None):
-        real(self, epoch, logs)
-        if epoch + 1 == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(fit._Checkpoint, "on_epoch_end", killed_after_two)
+    restore = interrupt_training_after(monkeypatch, 2)
     args = ["train", "--data", str(npz), "--weights", "none", "--finetune-epochs", "5",
             "--runs-dir", str(tmp_path), "--name", "k", *TINY]
     assert main(args) == 130
@@ -105,7 +98,7 @@ def test_resume_after_interruption(npz, tmp_path, monkeypatch):
     assert [r["epoch"] for r in _history(run)] == ["1", "2"]
     assert not (run / "eval").exists()
     assert not list(run.glob(".*part*"))  # no half-written file left
-    monkeypatch.setattr(fit._Checkpoint, "on_epoch_end", real)
+    restore()
     assert main(["train", "--resume", "--runs-dir", str(tmp_path), "--name", "k"]) == 0
     assert [r["epoch"] for r in _history(run)] == ["1", "2", "3", "4", "5"]
     assert (run / "eval/test_report.json").is_file()
