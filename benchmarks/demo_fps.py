@@ -9,10 +9,12 @@ imports are per run. Configurations (``--configs``):
 - ``today``: the demo's defaults before BlazeFace (Haar on a 320-px copy, min face 64 px,
   detect every 3rd frame, classify every 2nd, no keep-alive, no alignment);
 - ``default``: the demo's current defaults (``DemoConfig()``);
+- ``tta-every-round``: the current defaults with both flip-TTA passes on every
+  classification (``--flip-tta model``, the default before alternating TTA);
+- ``short``: the current defaults with ``--detector blazeface-short``.
 
 The configurations run in turn ``--rounds`` times; each keeps its fastest run (peak memory:
 the largest).
-- ``short``: the current defaults with ``--detector blazeface-short``.
 
 Clips (``--clips``): ``sample`` (the packaged 640x480 clip, one face) and ``hamilton``
 (``../shared/data/real/short_hamilton_clip.mp4``, 640x360, 275 frames; skipped when absent).
@@ -41,9 +43,10 @@ RESULTS = HERE / "results" / "demo_fps.csv"
 REAL = ROOT.parent / "shared" / "data" / "real"
 CLIPS = {"sample": "sample", "hamilton": str(REAL / "short_hamilton_clip.mp4")}
 CONFIGS = {
-    "today": {"detector": "haar", "detect_every": 3, "classify_every": 2, "keep_alive": 0,
-              "align": False, "detect_width": 320},
+    "today": {"detector": "haar", "flip_tta": "model", "detect_every": 3, "classify_every": 2,
+              "keep_alive": 0, "align": False, "detect_width": 320},
     "default": {},
+    "tta-every-round": {"flip_tta": "model"},
     "short": {"detector": "blazeface-short"},
 }
 
@@ -97,7 +100,7 @@ def main() -> None:
     ap.add_argument("--model", default="", help=".tflite/.onnx build (default: packaged)")
     ap.add_argument("--threads", default="1", help="comma-separated thread counts")
     ap.add_argument("--repeat", type=int, default=3, help="counted replays of each clip")
-    ap.add_argument("--configs", default="today,default", help=",".join(CONFIGS))
+    ap.add_argument("--configs", default="today,default,tta-every-round", help=",".join(CONFIGS))
     ap.add_argument("--clips", default="sample,hamilton", help=",".join(CLIPS))
     ap.add_argument("--rounds", type=int, default=2, help="run the configurations in turn this "
                     "many times and keep each one's fastest run (other jobs on a shared CPU "

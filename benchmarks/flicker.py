@@ -41,9 +41,11 @@ ROOT = HERE.parent
 RESULTS = HERE / "results" / "flicker.csv"
 CLIP = ROOT.parent / "shared" / "data" / "real" / "short_hamilton_clip.mp4"
 CONFIGS = {
-    "old defaults": {"detector": "haar", "detect_every": 3, "classify_every": 2,
-                     "keep_alive": 0, "align": False, "ema": 0.35, "hysteresis": 0.08},
+    "old defaults": {"detector": "haar", "flip_tta": "model", "detect_every": 3,
+                     "classify_every": 2, "keep_alive": 0, "align": False, "ema": 0.35,
+                     "hysteresis": 0.08},
     "current defaults": {},
+    "current, TTA every round": {"flip_tta": "model"},
 }
 
 
@@ -128,7 +130,8 @@ def main() -> int:
             lg = lags(read_log(llog), starts, n, fps)
             cfg = DemoConfig(**over)
             row = {"date": dt.date.today().isoformat(), "config": name,
-                   "detector": cfg.detector, "detect_every": cfg.detect_every,
+                   "detector": cfg.detector, "flip_tta": cfg.flip_tta,
+                   "detect_every": cfg.detect_every,
                    "classify_every": cfg.classify_every, "keep_alive": cfg.keep_alive,
                    "ema": cfg.ema, "hysteresis": cfg.hysteresis,
                    "clip_label_changes": changes, "clip_face_seconds": round(face_s, 2),

@@ -23,8 +23,12 @@ No Raspberry Pi was measured; emulated (qemu) timings are meaningless and are no
    project's 2-core AVX-512 EPYC, ``results/demo_fps.csv``; assumes a Pi 4 is no faster) to
    67 ms (15 FPS, the low end of "15-25 FPS on a Pi 4 at 640x480" in hesham.us, "Face
    Detection on the Pi", taken unscaled since its cascade settings are unknown).
-5. Frame time = detector / detect_every + classifier x passes (2 with flip TTA) x faces /
-   classify_every; capture, crop/resize and drawing are left out (a few ms: optimistic).
+5. Frame time = detector / detect_every + classifier x passes x faces / classify_every, with
+   passes = 2 for flip TTA on every round (``--flip-tta model``/``on``) and 1 for the
+   demo's default ``alternate`` (face and mirror in turn; the first round of a new face runs
+   both, not modelled) or ``off``; cadences: every frame, the demo's defaults
+   (``DemoConfig``) and the old ones (detect 3, classify 2). Capture, crop/resize and drawing
+   are left out (a few ms: optimistic).
 
 Usage::
 
@@ -47,6 +51,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fer_edge.demo.config import DemoConfig  # noqa: E402
 from fer_edge.io import atomic_write_csv  # noqa: E402
 
 #: published Pi 4 latencies (ms, 4 threads; XNNPACK README) and published MACs of the anchors
@@ -169,22 +174,22 @@ def main(argv: list[str] | None = None) -> int:
         if role != "classifier":
             detectors[role] = c["pi4_ms"][1:]
     cls_lo, cls_hi = counted["classifier"]["pi4_ms"][1:]
+    dflt = DemoConfig()
+    cadences = ((1, 1), (dflt.detect_every, dflt.classify_every), (3, 2))
     est = []
     for board, speed in (("pi4", None), ("pi5", PI5_SPEEDUP)):
         for det, (d_lo, d_hi) in detectors.items():
-            for tta, faces, (de, ce) in itertools.product(
-                    (True, False), args.faces, ((1, 1), (2, 4), (3, 2))):
-                passes = 2 if tta else 1
+            for passes, faces, (de, ce) in itertools.product((2, 1), args.faces, cadences):
                 s_best, s_worst = (1.0, 1.0) if speed is None else (speed["high"], speed["low"])
                 best = fps(d_lo / s_best, cls_lo / s_best, passes, faces, de, ce)
                 worst = fps(d_hi / s_worst, cls_hi / s_worst, passes, faces, de, ce)
-                est.append({"board": board, "detector": det, "flip_tta": tta,
+                est.append({"board": board, "detector": det, "passes": passes,
                             "detect_every": de, "classify_every": ce, "faces": faces,
                             "fps_low": round(worst, 1), "fps_high": round(best, 1)})
     atomic_write_csv(Path(args.out) / "pi_estimate.csv", est)
     for e in est:
-        if e["faces"] == 1 and (e["detect_every"], e["classify_every"]) in ((1, 1), (2, 4)):
-            print(f"{e['board']} {e['detector']:<28} tta={e['flip_tta']!s:<5} detect/"
+        if e["faces"] == 1 and (e["detect_every"], e["classify_every"]) in cadences[:2]:
+            print(f"{e['board']} {e['detector']:<28} passes={e['passes']} detect/"
                   f"{e['detect_every']} classify/{e['classify_every']}: "
                   f"{e['fps_low']}-{e['fps_high']} FPS")
     print("sources:\n" + "\n".join(f"- {t}: {u}" for t, u in SOURCES))

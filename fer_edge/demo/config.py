@@ -9,7 +9,7 @@ from fer_edge.config import MAX_THREADS, check_config, opt
 from fer_edge.errors import ConfigError
 from fer_edge.faces import DEFAULT_SCORE, DETECTORS
 
-FLIP_TTA = ("model", "on", "off")
+FLIP_TTA = ("alternate", "model", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,11 @@ class DemoConfig:
     force: bool = opt(False, "replace an existing --log / --save file (default: refuse)")
     max_frames: int = opt(0, "stop after N frames (0 = until the source ends / q / Ctrl-C)")
     threads: int = opt(0, "classifier threads (0 = all cores)", ge=0, le=MAX_THREADS)
-    flip_tta: str = opt("model", "classify face + mirror image (2 passes per face): model (as "
-                        "the model's spec says), on, off", choices=FLIP_TTA)
+    flip_tta: str = opt("alternate", "flip test-time augmentation (face + mirror image): "
+                        "alternate (when the model's spec asks for it: both passes on a "
+                        "face's first classification, then one pass per round, face and "
+                        "mirror in turn, averaged by --ema), model (both passes every round "
+                        "when the spec asks for it), on, off", choices=FLIP_TTA)
     detector: str = opt("auto", "face detector: auto (= blazeface-full), blazeface-full, "
                         "blazeface-short (faster, faces within ~2 m), haar, or a path to a "
                         "YuNet .onnx")

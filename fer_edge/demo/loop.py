@@ -52,13 +52,43 @@ class DemoStats:
                 **{k: round(v, 2) for k, v in med.items()}}
 
 
+def _classify_alternating(predictor, crops: np.ndarray, tracks: list) -> np.ndarray:
+    """Flip TTA spread over frames: a face seen for the first time gets both passes (face +
+    mirror, averaged); after that each round runs one pass, the face on even rounds and its
+    mirror on odd ones, and the track's moving average combines them. Half the classifier
+    cost of full flip TTA per round.
+
+    Args:
+        predictor: has ``predict(faces (N, h, w) uint8, tta_flip=bool) -> (N, C) float32``.
+        crops: (N, h, w) uint8 grey face crops, one per track.
+        tracks: the N :class:`~fer_edge.demo.tracking.Track` objects (``probs`` None before
+            their first classification; ``rounds`` counts classifications).
+
+    Returns:
+        (N, C) float32 probabilities.
+    """
+    probs = np.empty((len(crops), predictor.spec.num_classes), np.float32)
+    new = [k for k, t in enumerate(tracks) if t.probs is None]
+    old = [k for k, t in enumerate(tracks) if t.probs is not None]
+    if new:
+        probs[new] = predictor.predict(crops[new], tta_flip=True)
+    if old:
+        x = crops[old].copy()
+        mirror = [j for j, k in enumerate(old) if tracks[k].rounds % 2 == 1]
+        x[mirror] = x[mirror, :, ::-1]
+        probs[old] = predictor.predict(x, tta_flip=False)
+    for t in tracks:
+        t.rounds += 1
+    return probs
+
+
 def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
     """Run the demo loop.
 
     Args:
         cfg: the demo config (source, model, speed options, outputs).
         predictor: anything with ``.spec`` and ``.predict(faces (N,h,w) uint8 grey) ->
-            (N, C) probs`` (called with ``tta_flip=`` only when ``cfg.flip_tta`` is on/off);
+            (N, C) probs`` (called with ``tta_flip=`` unless ``cfg.flip_tta`` is "model");
             default ``load_predictor(cfg.model or None)``.
         detector: a detector object (``detect_faces(frame)`` as in :mod:`fer_edge.faces`, or
             ``detect(frame_bgr) -> [(x, y, w, h)]``); default from ``cfg.detector``,
@@ -90,7 +120,10 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
     if not cfg.headless and not window:
         log.info("this OpenCV has no GUI (headless build): running without a window; "
                  "use --save/--log for output, or pip install 'opencv-python<5'")
+    # flip TTA: "on"/"off" forced, "model" = the spec decides, "alternate" = the spec decides
+    # whether, and the two passes are spread over a face's classification rounds
     tta = {"on": True, "off": False}.get(cfg.flip_tta)  # None: the model's spec decides
+    alternate = cfg.flip_tta == "alternate" and bool(spec.tta_flip)
     tracker = Tracker(ema=cfg.ema, hysteresis=cfg.hysteresis,
                       max_misses=max(2, 2 * cfg.detect_every), keep_alive=cfg.keep_alive)
     face_log = None
@@ -119,8 +152,11 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
             if todo:
                 t1 = time.perf_counter()
                 crops = finder.crops(frame, [t.box for t in todo], [t.eyes for t in todo])
-                probs = (predictor.predict(crops) if tta is None
-                         else predictor.predict(crops, tta_flip=tta))
+                if alternate:
+                    probs = _classify_alternating(predictor, crops, todo)
+                else:
+                    probs = (predictor.predict(crops) if tta is None
+                             else predictor.predict(crops, tta_flip=tta))
                 for t, p in zip(todo, probs):
                     tracker.observe(t, p)
                 stats.classify_ms.append((time.perf_counter() - t1) * 1e3)

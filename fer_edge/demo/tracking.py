@@ -31,6 +31,7 @@ class Track:
         label: index of the shown (hysteresis-filtered) label, -1 before classification.
         misses: consecutive detection rounds without a match.
         eyes: (2, 2) float32 eye keypoints of the latest match (frame pixels), or None.
+        rounds: classification rounds so far (the demo's alternating flip TTA uses it).
     """
 
     id: int
@@ -42,6 +43,7 @@ class Track:
     age: int = 0
     history: list = field(default_factory=list)
     eyes: np.ndarray | None = None
+    rounds: int = 0
 
 
 class Tracker:
