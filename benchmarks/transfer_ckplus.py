@@ -79,6 +79,19 @@ def fold_dataset(x, y, names, subjects, folds, fold: int, seed: int):
                    class_names=tuple(names))
 
 
+def export_fold(files, subjects, folds, fold: int, out: Path) -> None:
+    """Write one fold as the Kaggle-style folder layout ``fer-edge train --data`` reads:
+    ``out/train/<class>/`` (every other subject) and ``out/test/<class>/`` (the fold's
+    subjects), as symlinks to the CK+48 files; ``out`` must not exist yet."""
+    if out.exists():
+        raise SystemExit(f"transfer_ckplus: {out} exists; pass a new --export-dir")
+    for f, s in zip(files, subjects):
+        split = "test" if folds[s] == fold else "train"
+        dst = out / split / f.parent.name / f.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.symlink_to(Path(f).resolve())
+
+
 def zero_shot(base: Path, ds, names) -> dict:
     """Base model on the fold's test faces, CK+ classes mapped to FER-2013's."""
     from fer_edge.spec import ModelSpec
@@ -153,7 +166,7 @@ def summarise(rows: list[dict], names) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--base", required=True, help="the FER-2013 fer-edge run folder")
+    p.add_argument("--base", default="", help="the FER-2013 fer-edge run folder")
     p.add_argument("--data", required=True, help="CK+48 folder (one folder per class)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--only-folds", default="", help="run just these folds, e.g. 1,2")
@@ -174,6 +187,9 @@ def main(argv=None) -> int:
     p.add_argument("--tag", required=True, help="names the results CSV")
     p.add_argument("--results", default=str(HERE / "results"))
     p.add_argument("--table", default="")
+    p.add_argument("--export-dir", default="", help="write fold --export-fold as train/ and "
+                   "test/ class folders (symlinks) here for `fer-edge train --data`, and exit")
+    p.add_argument("--export-fold", type=int, default=1)
     a = p.parse_args(argv)
     from fer_edge.cli import setup_logging
     from fer_edge.data.readers import read_class_folders
@@ -185,6 +201,12 @@ def main(argv=None) -> int:
     x, y, names, files = read_class_folders(a.data, own_classes=True)
     subjects = [subject_of(f) for f in files]
     folds = subject_folds(subjects, a.folds, a.seed)
+    if a.export_dir:
+        export_fold(files, subjects, folds, a.export_fold - 1, Path(a.export_dir))
+        print(f"fold {a.export_fold}/{a.folds} written to {a.export_dir} (train/, test/)")
+        return 0
+    if not a.base:
+        raise SystemExit("transfer_ckplus: --base RUN (the FER-2013 fer-edge run) is needed")
     only = {int(v) - 1 for v in a.only_folds.split(",") if v.strip()} or set(range(a.folds))
     conds = [c.strip() for c in a.conditions.split(",") if c.strip()]
     rows = []
