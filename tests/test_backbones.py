@@ -365,3 +365,38 @@ def test_transfer_ckplus_end_to_end(base_run, tmp_path):
     for cond in ("zero_shot", "transfer", "finetune", "scratch"):
         assert cond in text
     assert "| finetune | 1 |" in res.stdout
+
+
+def test_transfer_folds_are_subject_disjoint_and_export_as_folders(tmp_path):
+    """benchmarks/transfer_ckplus.py: no subject in two splits of a fold, val carved from the
+    training subjects (1/8, at least one), and --export-dir writes that fold as train/ test/."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    from fer_edge.data.readers import read_class_folders
+
+    spec = importlib.util.spec_from_file_location(
+        "transfer_ckplus", ROOT / "benchmarks" / "transfer_ckplus.py")
+    tc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tc)
+    names = ["anger", "contempt", "happy"]
+    x, y = make_faces(3 * 24, 0, num_classes=3)
+    for i, (img, lab) in enumerate(zip(x, y)):
+        d = tmp_path / "ck" / names[lab]
+        d.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(d / f"S{i % 12:03d}_001_{i:08d}.png"), img)
+    x, y, cls, files = read_class_folders(tmp_path / "ck", own_classes=True)
+    subjects = [tc.subject_of(f) for f in files]
+    folds = tc.subject_folds(subjects, 3, 0)
+    for fold in range(3):
+        ds = tc.fold_dataset(x, y, cls, subjects, folds, fold, 0)
+        sizes = {k: len(v) for k, v in ds.labels.items()}
+        assert sum(sizes.values()) == len(x) and min(sizes.values()) > 0
+        assert sizes["train"] > sizes["val"] and sizes["test"] == 24
+    tc.export_fold(files, subjects, folds, 0, tmp_path / "f1")
+    test_subj = {tc.subject_of(p) for p in (tmp_path / "f1" / "test").rglob("*.png")}
+    train_subj = {tc.subject_of(p) for p in (tmp_path / "f1" / "train").rglob("*.png")}
+    assert test_subj == {s for s, k in folds.items() if k == 0} and not test_subj & train_subj
+    with pytest.raises(SystemExit, match="exists"):
+        tc.export_fold(files, subjects, folds, 0, tmp_path / "f1")
