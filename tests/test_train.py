@@ -146,3 +146,18 @@ def test_inception_v3_75_builds_and_steps():
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="sparse_categorical_crossentropy")
     x = np.zeros((2, 75, 75, 3), "float32")
     assert np.isfinite(model.train_on_batch(x, np.array([0, 1])))
+
+
+@pytest.mark.tf
+def test_threads_after_tensorflow_started_is_a_warning_not_a_crash(caplog):
+    """A second run in one process (benchmarks/transfer_ckplus.py after its zero-shot pass)
+    cannot change TensorFlow's thread pools: configure_tf warns and carries on."""
+    import tensorflow as tf
+
+    from fer_edge.config import TrainConfig
+    from fer_edge.train.fit import configure_tf
+
+    tf.constant(1.0) + 1.0  # TensorFlow's context is initialised from here on
+    # 3: a count no other test sets (setting the count TensorFlow already has is a no-op)
+    configure_tf(TrainConfig(data="synthetic", threads=3))
+    assert "--threads 3 not applied" in caplog.text

@@ -57,8 +57,13 @@ def configure_tf(cfg: TrainConfig) -> Setup:
     configured before TensorFlow initialises its devices).
     """
     if cfg.threads > 0:
-        tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(cfg.threads, 2))
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(cfg.threads, 2))
+        except RuntimeError:  # TensorFlow already ran in this process (a second run_training)
+            log.warning("--threads %d not applied: TensorFlow already started in this process "
+                        "with %d threads", cfg.threads,
+                        tf.config.threading.get_intra_op_parallelism_threads())
     gpus = tf.config.list_physical_devices("GPU")
     for g in gpus:
         try:
