@@ -61,18 +61,15 @@ def main() -> int:
     test = test[:args.n] if args.n else test
     faces, labels = d["images"][test], d["labels"][test].astype(int)
     preds = [load_predictor(m or None) for m in (args.model.split(",") if args.model else [""])]
-    tight_ok = {}
-    for pred in preds:
-        tight_ok[pred.path.name] = predict(pred, faces) == labels
-        print(f"{pred.path.name}: tight crops accuracy {tight_ok[pred.path.name].mean():.4f} "
-              f"on {len(faces)}")
+    tight_ok = [predict(pred, faces) == labels for pred in preds]  # per build, by position
+    for pred, ok in zip(preds, tight_ok):
+        print(f"{pred.path.name}: tight crops accuracy {ok.mean():.4f} on {len(faces)}")
     rows = []
     for name in args.detectors.split(","):
         # one detection per frame; each model crops it with its own spec's rule
-        finders = [(FaceFinder(p.spec, name), p) for p in preds]
-        detector = finders[0][0].detector
+        detector = FaceFinder(preds[0].spec, name).detector
         finders = [(FaceFinder(p.spec, detector), FaceFinder(p.spec, detector, align=False), p)
-                   for _, p in finders]
+                   for p in preds]
         for max_angle in (float(a) for a in args.max_angles.split(",")):
             idx = []
             crops = {(k, al): [] for k in range(len(finders)) for al in ("yes", "no")}
@@ -90,7 +87,7 @@ def main() -> int:
                             finder.crops(p.frame, [det.int_box()], [det.eyes])[0])
             idx = np.array(idx, int)
             for k, (_, _, pred) in enumerate(finders):
-                t_ok = tight_ok[pred.path.name]
+                t_ok = tight_ok[k]
                 for align in ("yes", "no"):
                     c = crops[(k, align)]
                     ok = predict(pred, np.stack(c)) == labels[idx] if len(idx) else np.zeros(0)
