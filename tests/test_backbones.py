@@ -400,3 +400,28 @@ def test_transfer_folds_are_subject_disjoint_and_export_as_folders(tmp_path):
     assert test_subj == {s for s, k in folds.items() if k == 0} and not test_subj & train_subj
     with pytest.raises(SystemExit, match="exists"):
         tc.export_fold(files, subjects, folds, 0, tmp_path / "f1")
+
+
+@pytest.mark.tf
+def test_budget_schedule_anneals_within_the_budget():
+    """With --budget-min the cosine follows the budget's clock when that ends first: half the
+    budget spent on a 12-epoch schedule is the middle of the cosine, however few steps ran."""
+    from fer_edge.train.fit import _Schedule
+
+    class Clock:
+        share = 0.0
+
+        def fraction(self):
+            return self.share
+
+    clock = Clock()
+    s = _Schedule(1.0, epochs=12, steps=100, warmup=1, budget=clock)
+    plain = _Schedule(1.0, epochs=12, steps=100, warmup=1)
+    assert s.lr_at(0, 10) == pytest.approx(plain.lr_at(0, 10))  # clock at 0: steps rule
+    clock.share = 0.5  # 6 epochs' worth of time, 0.1 epoch of steps
+    assert s.lr_at(0, 10) == pytest.approx(plain.lr_at(6, 0))
+    assert 0.4 < s.lr_at(0, 10) < 0.6
+    clock.share = 1.0
+    assert s.lr_at(0, 10) == pytest.approx(0.01)  # annealed when the budget is spent
+    clock.share = 0.1  # steps ahead of the clock: steps rule
+    assert s.lr_at(11, 0) == pytest.approx(plain.lr_at(11, 0))

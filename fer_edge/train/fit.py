@@ -110,14 +110,22 @@ class _Progress(keras.callbacks.Callback):
 
 class _Schedule(keras.callbacks.Callback):
     """Linear warm-up then cosine decay to 1 % of the peak, per step; depends only on the
-    epoch/step, so a resumed run continues the same curve."""
+    epoch/step, so a resumed run continues the same curve.
 
-    def __init__(self, peak: float, epochs: int, steps: int, warmup: int):
+    With a training budget (``--budget-min``), progress is also measured in time: the
+    schedule is at ``max(steps done, epochs x budget fraction spent)``, so a run that the
+    budget will stop before its planned epochs still warms up and anneals within the budget
+    (budgeted training, Li et al. 2020) instead of being cut off at a high learning rate."""
+
+    def __init__(self, peak: float, epochs: int, steps: int, warmup: int, budget=None):
         super().__init__()
         self.peak, self.epochs, self.steps, self.warmup = peak, epochs, steps, warmup
+        self.budget = budget  # a _Budget callback, or None
 
     def lr_at(self, epoch: int, batch: int) -> float:
         t = epoch + batch / max(self.steps, 1)
+        if self.budget is not None:
+            t = max(t, self.epochs * self.budget.fraction())
         if t < self.warmup:
             return self.peak * (t + 1.0 / self.steps) / self.warmup
         frac = (t - self.warmup) / max(self.epochs - self.warmup, 1e-9)
@@ -267,6 +275,11 @@ class _Budget(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.spent[0] = self.before + time.time() - self.t0
+
+    def fraction(self) -> float:
+        """Share of the budget spent so far (0 before training starts; may pass 1)."""
+        t0 = getattr(self, "t0", None)
+        return 0.0 if t0 is None else (self.before + time.time() - t0) / self.limit
 
     def on_train_batch_end(self, batch, logs=None):
         if self.before + time.time() - self.t0 >= self.limit:
@@ -531,7 +544,8 @@ def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
             log.info("%s: already complete (%d epochs)", stage, start)
             continue
         state["planned"].assign(epochs)
-        callbacks = [_Schedule(lr, epochs, steps, cfg.warmup_epochs),
+        budget = _Budget(cfg.budget_min, spent) if cfg.budget_min > 0 else None
+        callbacks = [_Schedule(lr, epochs, steps, cfg.warmup_epochs, budget),
                      _Checkpoint(run, stage, best_path, manager, state, cfg.patience, n_train,
                                  ema, val_ds),
                      _Progress(stage, epochs, steps, cfg.batch_size)]
@@ -545,7 +559,7 @@ def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
             if spent[0] >= cfg.budget_min * 60:
                 log.info("%s skipped: the training budget is spent", stage)
                 continue
-            callbacks.append(_Budget(cfg.budget_min, spent))
+            callbacks.append(budget)
         if cfg.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(str(run / "tensorboard" / stage),
                                                          profile_batch=0))
