@@ -14,7 +14,7 @@ that face; each detection is cropped twice with the model's crop rule for that d
   accuracy on those same faces; ``delta_pp`` = their difference, what framing + alignment
   cost.
 
-Writes ``benchmarks/results/pasted_accuracy.csv``.
+Writes ``benchmarks/results/pasted_accuracy.csv`` (or ``--out``).
 
     python benchmarks/pasted_accuracy.py --data ../shared/data/fer2013.npz
 """
@@ -53,6 +53,7 @@ def main() -> int:
     ap.add_argument("--max-angles", default="30,0", help="rotation ranges to run, degrees")
     ap.add_argument("--n", type=int, default=0, help="PrivateTest faces (0 = all 3589)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=RESULTS, help="results CSV (default: %(default)s)")
     args = ap.parse_args()
     if not Path(args.data).is_file():
         sys.exit(f"pasted_accuracy: {args.data} not found")
@@ -103,8 +104,8 @@ def main() -> int:
                                                    - row["acc_tight_same_faces"]), 2)
                     print(row)
                     rows.append(row)
-    atomic_write_csv(RESULTS, rows)
-    print(f"wrote {RESULTS}")
+    atomic_write_csv(args.out, rows)
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 def tflite_weights(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, list[str]]]:
     """Dequantised weights of every CONV_2D / DEPTHWISE / FULLY_CONNECTED op, keyed by the
     Keras layer name read from the TFLite tensor names (``<model>/quant_<layer>/...``), and
-    the input order of every CONCATENATION (the converter may put a branch first that Keras
-    has last, e.g. InceptionV3's max-pool branch of ``mixed3``/``mixed8``; the consumers'
+    the input order of every CONCATENATION (tfmot's QAT graph may put a branch first that
+    Keras has last, e.g. InceptionV3's max-pool branch of ``mixed3``/``mixed8``; the consumers'
     kernels then take their input channels in that order).
 
     Returns:
