@@ -65,8 +65,12 @@ def test_int8_onnx_rounds_like_the_int8_tflite(exported):
     faces = np.random.default_rng(1).integers(0, 255, (64, 48, 48), dtype=np.uint8)
     tfl = load_predictor(exported / "export" / BUILDS[1]).predict(faces, tta_flip=False)
     onx = load_predictor(exported / "export" / BUILDS[3]).predict(faces, tta_flip=False)
-    # the TFLite output is int8 (steps of 1/256); the ONNX keeps the softmax in float
-    assert np.abs(tfl - onx).max() < 0.03
+    # the TFLite output is int8 (steps of 1/256); the ONNX keeps the softmax in float.
+    # int8 kernels differ by CPU: with AVX-512 VNNI the outputs stayed within 0.03; on an
+    # AVX2-only EPYC (2026-12-02) max 0.10, mean 0.019, argmax agreement 1.0 on these noise
+    # faces (onnxruntime documents a saturation risk for its u8s8 kernel without VNNI)
+    assert np.abs(tfl - onx).mean() < 0.03
+    assert np.abs(tfl - onx).max() < 0.15
     assert np.mean(tfl.argmax(1) == onx.argmax(1)) >= 0.95
 
 
