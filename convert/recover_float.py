@@ -130,6 +130,7 @@ def recover(build: Path):
     if spec is None:
         raise SystemExit(f"{build}: no embedded fer-edge spec; is it a fer-edge build?")
     weights, concats = tflite_weights(build)
+    keras.backend.clear_session()  # layer names from conv2d, as in the process that built it
     model = build_model(spec, "none", dropout=0.4)
     layers = model.layers
     pos = _channel_positions(model, concats)
