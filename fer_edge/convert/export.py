@@ -69,11 +69,10 @@ def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int,
     - activations uint8 instead of int8 (zero point + 128: the same grid, value for value).
       onnxruntime on x86 fuses convolutions into integer kernels only for uint8 activations;
       with int8 ones 68 of InceptionV3's 94 convolutions ran in float, 8 ms a face against
-      2.7 ms. onnxruntime warns that on some x86 CPUs u8 x s8 products can saturate; on
-      this project's machine (which it counts as one) the default FER-2013 build gave
-      bit-identical outputs on all 3,589 PrivateTest faces with and without its
-      ``session.x64quantprecision`` mode (u8 x u8, no saturation, 2x slower), and the parity
-      gate measures every build as the runtime runs it.
+      2.7 ms. On x86 CPUs without VNNI u8 x s8 products can saturate; there the runtime runs
+      onnxruntime's ``session.x64quantprecision`` mode (u8 x u8,
+      :func:`fer_edge.runtime.onnx.u8s8_may_saturate`), and the parity gate measures every
+      build as the runtime runs it.
 
     Args:
         int8_tflite: the full-integer TFLite (int8 input and output) from :func:`tflite_int8`.
