@@ -21,6 +21,7 @@ specs by ``convert/respec.py``) and ``benchmarks/results/crop_calibration.csv``.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import json
 import sys
@@ -36,7 +37,7 @@ from fer_edge.preprocess import eye_angle
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "crop_calibration.csv"
-DETECTORS = ("blazeface-full", "blazeface-short", "haar")
+DETECTORS = ("blazeface-full", "blazeface-short", "haar", "blazeface-full+refine")
 
 
 def match(dets, box):
@@ -61,7 +62,7 @@ def measure(name: str, faces: np.ndarray, seed: int) -> dict:
     if not len(a):
         raise SystemExit(f"calibrate_crops: {name} found none of the pasted faces")
     med, sd = np.median(a, 0), a.std(0)
-    has_eyes = name.startswith("blazeface") or name == "yunet"
+    has_eyes = name.startswith("blazeface") or name == "yunet" or name.endswith("+refine")
     crop = {"square": True, "scale": round(float(1 / med[2]), 4),
             "shift_y": round(float(-med[1]), 4), "source_size": 48, "align": has_eyes}
     spread = {"n": len(a), "dx": [round(float(med[0]), 4), round(float(sd[0]), 4)],
@@ -88,7 +89,13 @@ def main() -> int:
     out = {"data": Path(args.data).name, "split": "Training", "n": args.n, "seed": args.seed,
            "frame": "640x480", "sides": [60, 240], "date": dt.date.today().isoformat(),
            "script": "benchmarks/calibrate_crops.py", "detectors": {}}
+    if CALIBRATION_FILE.is_file():  # detectors not measured this time keep their rules
+        out["detectors"] = json.loads(CALIBRATION_FILE.read_text()).get("detectors", {})
     rows = []
+    if RESULTS.is_file():
+        with RESULTS.open() as f:
+            rows = [r for r in csv.DictReader(f)
+                    if r["detector"] not in args.detectors.split(",")]
     for name in args.detectors.split(","):
         r = measure(name, faces, args.seed)
         out["detectors"][name] = {"crop": r["crop"], "spread": r["spread"]}

@@ -11,7 +11,9 @@ imports are per run. Configurations (``--configs``):
 - ``default``: the demo's current defaults (``DemoConfig()``);
 - ``tta-every-round``: the current defaults with both flip-TTA passes on every
   classification (``--flip-tta model``, the default before alternating TTA);
-- ``short``: the current defaults with ``--detector blazeface-short``.
+- ``short``: the current defaults with ``--detector blazeface-short``;
+- ``refine``: the current defaults with ``--detector blazeface-full+refine`` (a second,
+  upright BlazeFace pass on each face found).
 
 The configurations run in turn ``--rounds`` times; each keeps its fastest run (peak memory:
 the largest).
@@ -48,6 +50,7 @@ CONFIGS = {
     "default": {},
     "tta-every-round": {"flip_tta": "model"},
     "short": {"detector": "blazeface-short"},
+    "refine": {"detector": "blazeface-full+refine"},
 }
 
 CHILD = r"""

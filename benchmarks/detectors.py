@@ -43,6 +43,7 @@ DETECTORS = {
     "haar-full-frame": "haar-full",
     "blazeface-short": {"name_or_path": "blazeface-short"},
     "blazeface-full": {"name_or_path": "blazeface-full"},
+    "blazeface-full+refine": {"name_or_path": "blazeface-full+refine"},
 }
 #: each clip frame is timed this many times and the fastest run kept
 TIMING_REPS = 3

@@ -9,6 +9,12 @@ Detectors (``build_detector(name)``; ``--detector`` in the demo):
 - ``haar``: OpenCV's frontal-face Haar cascade on a downscaled grey frame (fer-edge's
   detector before BlazeFace; no keypoints).
 - a path to a YuNet ``.onnx`` (``cv2.FaceDetectorYN``; not shipped).
+- ``NAME+refine`` (e.g. ``blazeface-full+refine``): a second pass per face
+  (:class:`RefinedDetector`): the face is cut out at twice its box, turned upright by the
+  first pass's eye line, and BlazeFace short-range runs on it; its box and eyes, mapped back
+  to the frame, replace the first pass's. BlazeFace's eyes are coarse on a face that is small
+  in its input, and its box shrinks as a face tilts; the second pass sees the face large and
+  upright.
 
 Every detector has ``detect_faces(frame) -> [Detection]`` (box, score, keypoints in frame
 pixels; the first two keypoints are the eyes where the detector has them) and
@@ -43,7 +49,10 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 CALIBRATION_FILE = ASSETS / "face_crops.json"
 #: the default detector (``--detector auto``): the best one measured in benchmarks/README.md
 AUTO = "blazeface-full"
-DETECTORS = ("auto", "blazeface-full", "blazeface-short", "haar")
+DETECTORS = ("auto", "blazeface-full", "blazeface-short", "haar", "blazeface-full+refine",
+             "blazeface-short+refine", "haar+refine")
+#: suffix of a detector name that adds the second, upright pass (:class:`RefinedDetector`)
+REFINE = "+refine"
 #: default minimum face score of BlazeFace (MediaPipe's own threshold for these models)
 DEFAULT_SCORE = 0.5
 
@@ -370,6 +379,82 @@ class YuNetFaceDetector(_Boxes):
 
 # --- building one ---------------------------------------------------------------------------
 
+# --- second pass: each face again, large and upright ---------------------------------------
+
+class RefinedDetector(_Boxes):
+    """A detector plus a second BlazeFace pass on each face it finds.
+
+    For each first-pass face: a square of ``context`` x its box side around its centre is cut
+    out, rotated so the first pass's eye line is level (unrotated when it has no eyes), and
+    resampled to the refiner's input (128x128 for the short-range model). The refiner's
+    detection nearest the middle of that patch gives the face's centre, side and eye line in
+    the upright patch; they are mapped back to the frame. The result's box is the upright
+    face square (centre and side, axis-aligned in the frame) and its keypoints are in frame
+    pixels, so the eye line carries the first pass's angle plus the second's correction.
+    A face the refiner misses keeps its first-pass detection (``misses`` counts them).
+
+    Args:
+        first: any detector with ``detect_faces`` (its ``name`` + "+refine" names this one).
+        refiner: a :class:`BlazeFaceDetector` (default: short range, threshold 0.5).
+        context: patch side / first-pass box side.
+    """
+
+    def __init__(self, first: _Boxes, refiner: BlazeFaceDetector | None = None,
+                 context: float = 2.0):
+        if context < 1.2:
+            raise ConfigError(f"refine context {context} must be >= 1.2 (patch side / box side)")
+        self.first = first
+        self.refiner = refiner or BlazeFaceDetector("blazeface-short")
+        self.context = context
+        self.name = getattr(first, "name", "custom") + REFINE
+        self.misses = 0
+
+    def detect_faces(self, frame: np.ndarray) -> list[Detection]:
+        """Same contract as :meth:`BlazeFaceDetector.detect_faces` (BGR or grey frame)."""
+        out = []
+        for d in self.first.detect_faces(frame):
+            r = self.refine(frame, d)
+            if r is None:
+                self.misses += 1
+            out.append(r or d)
+        return out
+
+    def refine(self, frame: np.ndarray, det: Detection) -> Detection | None:
+        """The second pass for one first-pass detection, or None when the refiner finds no
+        face near the middle of the patch."""
+        from fer_edge.preprocess import eye_angle
+
+        x, y, w, h = det.box
+        cx, cy = x + w / 2.0, y + h / 2.0
+        side = max(w, h) * self.context
+        angle = eye_angle(det.eyes) if det.eyes is not None else 0.0
+        n = self.refiner.size
+        sc = n / max(side, 1.0)
+        m = cv2.getRotationMatrix2D((cx, cy), angle, sc)  # the face upright, n / side larger
+        m[:, 2] += (n / 2.0 - cx, n / 2.0 - cy)
+        patch = cv2.warpAffine(frame, m, (n, n), flags=cv2.INTER_AREA if sc < 1 else
+                               cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        found = [f for f in self.refiner.detect_faces(patch) if f.keypoints is not None]
+        if not found:
+            return None
+
+        def off_centre(f: Detection) -> float:
+            bx, by, bw, bh = f.box
+            return math.hypot(bx + bw / 2.0 - n / 2.0, by + bh / 2.0 - n / 2.0)
+
+        best = min(found, key=off_centre)
+        if off_centre(best) > n / 4.0:  # a neighbour, not this face
+            return None
+        inv = cv2.invertAffineTransform(m)
+        bx, by, bw, bh = best.box
+        ncx, ncy = inv @ np.array([bx + bw / 2.0, by + bh / 2.0, 1.0])
+        nside = max(bw, bh) / sc
+        kps = best.keypoints.astype(np.float64)
+        kps = (np.c_[kps, np.ones(len(kps))] @ inv.T).astype(np.float32)
+        return Detection((float(ncx - nside / 2.0), float(ncy - nside / 2.0), float(nside),
+                          float(nside)), det.score, kps)
+
+
 def _check_threshold(t: float) -> None:
     if not 0 < t < 1:
         raise ConfigError(f"face score threshold {t} is outside (0, 1); use e.g. 0.5")
@@ -389,6 +474,8 @@ def detector_name(name_or_path: str | None) -> str:
     n = str(name_or_path or "auto").strip()
     if n.lower() == "auto":
         return AUTO
+    if n.lower().endswith(REFINE):
+        return detector_name(n[:-len(REFINE)]) + REFINE
     if n.lower().endswith(".onnx"):
         return "yunet"
     return n.lower()
@@ -401,7 +488,8 @@ def build_detector(name_or_path: str | None = "auto", score_threshold: float | N
 
     Args:
         name_or_path: "auto" (= :data:`AUTO`), "blazeface-full", "blazeface-short", "haar",
-            or a path to a YuNet ``.onnx``.
+            any of those + "+refine" (:class:`RefinedDetector`), or a path to a YuNet
+            ``.onnx``.
         score_threshold: minimum face score in (0, 1); default the detector's own (BlazeFace
             0.5, YuNet 0.7). Haar has no score and ignores it.
         min_size: smallest face width in frame pixels; default BlazeFace/YuNet 0 (all), Haar
@@ -417,6 +505,11 @@ def build_detector(name_or_path: str | None = "auto", score_threshold: float | N
     name = detector_name(name_or_path)
     if score_threshold is not None:
         _check_threshold(score_threshold)
+    if name.endswith(REFINE) and name != "yunet" + REFINE:
+        first = build_detector(name[:-len(REFINE)], score_threshold, min_size, detect_width,
+                               num_threads)
+        return RefinedDetector(first, BlazeFaceDetector("blazeface-short",
+                                                        num_threads=num_threads))
     if min_size is not None and min_size < 0:
         raise ConfigError(f"minimum face size {min_size} is negative; use 0 (all) or pixels")
     if name in BLAZEFACE:

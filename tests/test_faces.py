@@ -19,7 +19,9 @@ from fer_edge.errors import ConfigError, ModelFileError
 from fer_edge.faces import (
     ASSETS,
     BlazeFaceDetector,
+    Detection,
     FaceFinder,
+    RefinedDetector,
     box_spread,
     build_detector,
     calibrated_crops,
@@ -130,6 +132,53 @@ def test_pasted_faces_recall_iou_and_eyes(full, test_faces):
     assert found / len(frames) >= 0.55
     assert np.median(ious) >= 0.6
     assert np.median(eye_err) <= 10
+
+
+def test_refined_pass_levels_the_eyes_and_keeps_the_size_of_tilted_faces(full, test_faces):
+    """The second, upright pass: its eye line is closer to the true tilt and its box does not
+    shrink as the face tilts (the first pass's does), on faces pasted at 20-30 degrees."""
+    faces, _ = test_faces
+    refined = build_detector("blazeface-full+refine")
+    assert isinstance(refined, RefinedDetector) and refined.name == "blazeface-full+refine"
+    err1, err2, side1, side2 = [], [], [], []
+    for p in pasted_frames(faces[:200], seed=4, sides=(80, 240), max_angle=30):
+        if abs(p.angle) < 20:
+            continue
+        d = max(full.detect_faces(p.frame), key=lambda d: iou(d.box, p.box), default=None)
+        if d is None or iou(d.box, p.box) < 0.3:
+            continue
+        r = refined.refine(p.frame, d)
+        if r is None:
+            continue
+        err1.append(abs(eye_angle(d.eyes) - p.angle))
+        err2.append(abs(eye_angle(r.eyes) - p.angle))
+        side1.append(max(d.box[2:]) / p.box[2])
+        side2.append(r.box[2] / p.box[2])
+        assert r.box[2] == r.box[3] and np.hypot(r.box[0] + r.box[2] / 2 - p.centre[0],
+                                                 r.box[1] + r.box[3] / 2 - p.centre[1]) \
+            < 0.25 * p.box[2]
+    print(len(err1), np.median(err1), np.median(err2), np.median(side1), np.median(side2))
+    assert len(err1) >= 25
+    assert np.median(err2) < np.median(err1)
+    # calibration (upright faces): the first pass's box is ~0.85 of the face side
+    assert np.median(side2) - np.median(side1) > 0.02
+
+
+def test_refined_pass_keeps_a_face_it_cannot_confirm():
+    """On a frame with no face the refiner finds nothing: the first-pass detection stays."""
+
+    class Fixed:
+        name = "fixed"
+
+        def detect_faces(self, frame):
+            return [Detection((100.0, 80.0, 60.0, 60.0), 0.9, None)]
+
+    r = RefinedDetector(Fixed())
+    frame = np.full((240, 320, 3), 127, np.uint8)
+    assert r.detect_faces(frame) == Fixed().detect_faces(frame) and r.misses == 1
+    assert r.name == "fixed+refine"
+    with pytest.raises(ConfigError):
+        RefinedDetector(Fixed(), context=1.0)
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:

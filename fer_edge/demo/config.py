@@ -38,7 +38,8 @@ class DemoConfig:
                         "when the spec asks for it), on, off", choices=FLIP_TTA)
     detector: str = opt("auto", "face detector: auto (= blazeface-full), blazeface-full, "
                         "blazeface-short (faster, faces within ~2 m), haar, or a path to a "
-                        "YuNet .onnx")
+                        "YuNet .onnx; a name + '+refine' (e.g. blazeface-full+refine) adds a "
+                        "second, upright BlazeFace pass on each face (truer eye line and box)")
     face_threshold: float = opt(DEFAULT_SCORE, "minimum face score, in (0, 1) (BlazeFace, "
                                 "YuNet; Haar has none)")
     min_face: int = opt(-1, "ignore faces narrower than this many frame pixels; -1 = the "
