@@ -150,6 +150,17 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge_rows(out: Path, rows: list[dict]) -> list[dict]:
+    """This call's rows plus an existing CSV's rows for the archs it did not run (so a
+    comparison can be finished in several calls with the same --tag), in DEFAULT_ARCHS order."""
+    if out.is_file():
+        with out.open() as f:
+            done = {r["arch"] for r in rows}
+            rows = rows + [r for r in csv.DictReader(f) if r["arch"] not in done]
+    order = {a: k for k, a in enumerate(DEFAULT_ARCHS)}
+    return sorted(rows, key=lambda r: order.get(r["arch"], len(order)))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="dataset (fer2013.npz/.csv, or synthetic)")
@@ -180,6 +191,7 @@ def main(argv=None) -> int:
 
     out = Path(a.results) / f"backbones_{a.tag}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
+    rows = merge_rows(out, rows)
     atomic_write_csv(out, rows)
     md = table(rows)
     if a.table:

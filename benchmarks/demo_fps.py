@@ -12,8 +12,8 @@ imports are per run. Configurations (``--configs``):
 - ``tta-every-round``: the current defaults with both flip-TTA passes on every
   classification (``--flip-tta model``, the default before alternating TTA);
 - ``short``: the current defaults with ``--detector blazeface-short``;
-- ``refine``: the current defaults with ``--detector blazeface-full+refine`` (a second,
-  upright BlazeFace pass on each face found).
+- ``full``: the current defaults with ``--detector blazeface-full`` (no second, upright
+  BlazeFace pass: the default detector before ``blazeface-full+refine``).
 
 The configurations run in turn ``--rounds`` times; each keeps its fastest run (peak memory:
 the largest).
@@ -50,7 +50,7 @@ CONFIGS = {
     "default": {},
     "tta-every-round": {"flip_tta": "model"},
     "short": {"detector": "blazeface-short"},
-    "refine": {"detector": "blazeface-full+refine"},
+    "full": {"detector": "blazeface-full"},
 }
 
 CHILD = r"""

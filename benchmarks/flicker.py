@@ -46,6 +46,7 @@ CONFIGS = {
                      "hysteresis": 0.08},
     "current defaults": {},
     "current, TTA every round": {"flip_tta": "model"},
+    "current, no second pass": {"detector": "blazeface-full"},
 }
 
 

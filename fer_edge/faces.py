@@ -2,14 +2,14 @@
 
 Detectors (``build_detector(name)``; ``--detector`` in the demo):
 
-- ``blazeface-full`` (what ``auto`` means): MediaPipe's BlazeFace full-range model (192x192
+- ``blazeface-full``: MediaPipe's BlazeFace full-range model (192x192
   input, faces up to ~5 m), run by LiteRT; the SSD decoding (anchors, score sigmoid, box and
   6 keypoints, letterbox, weighted non-maximum suppression) is :class:`BlazeFaceDetector`.
 - ``blazeface-short``: the short-range model (128x128, faces within ~2 m), faster.
 - ``haar``: OpenCV's frontal-face Haar cascade on a downscaled grey frame (fer-edge's
   detector before BlazeFace; no keypoints).
 - a path to a YuNet ``.onnx`` (``cv2.FaceDetectorYN``; not shipped).
-- ``NAME+refine`` (e.g. ``blazeface-full+refine``): a second pass per face
+- ``NAME+refine`` (``blazeface-full+refine`` is what ``auto`` means): a second pass per face
   (:class:`RefinedDetector`): the face is cut out at twice its box, turned upright by the
   first pass's eye line, and BlazeFace short-range runs on it; its box and eyes, mapped back
   to the frame, replace the first pass's. BlazeFace's eyes are coarse on a face that is small
@@ -48,7 +48,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 #: crop rules and box spread calibrated on FER-2013 by ``benchmarks/calibrate_crops.py``
 CALIBRATION_FILE = ASSETS / "face_crops.json"
 #: the default detector (``--detector auto``): the best one measured in benchmarks/README.md
-AUTO = "blazeface-full"
+AUTO = "blazeface-full+refine"
 DETECTORS = ("auto", "blazeface-full", "blazeface-short", "haar", "blazeface-full+refine",
              "blazeface-short+refine", "haar+refine")
 #: suffix of a detector name that adds the second, upright pass (:class:`RefinedDetector`)
@@ -393,30 +393,56 @@ class RefinedDetector(_Boxes):
     pixels, so the eye line carries the first pass's angle plus the second's correction.
     A face the refiner misses keeps its first-pass detection (``misses`` counts them).
 
+    On video (``reuse`` > 0) a face's second pass is reused for up to ``reuse`` later calls:
+    a first-pass box that overlaps the box a second pass was made for (IoU >= 0.5) gets that
+    result moved and scaled with it (the eye line's angle kept) instead of a new pass; then
+    the pass is made again. The demo refreshes every face's second pass every third detection
+    round this way, a third of the cost. With the default 0 every call refines every face,
+    as single images need.
+
     Args:
         first: any detector with ``detect_faces`` (its ``name`` + "+refine" names this one).
         refiner: a :class:`BlazeFaceDetector` (default: short range, threshold 0.5).
         context: patch side / first-pass box side.
+        reuse: calls a second pass is reused for (0 = none; for consecutive video frames).
     """
 
     def __init__(self, first: _Boxes, refiner: BlazeFaceDetector | None = None,
-                 context: float = 2.0):
+                 context: float = 2.0, reuse: int = 0):
         if context < 1.2:
             raise ConfigError(f"refine context {context} must be >= 1.2 (patch side / box side)")
+        if reuse < 0:
+            raise ConfigError(f"refine reuse {reuse} is negative; use 0 (refine every call) "
+                              "or the number of calls to reuse a second pass for")
         self.first = first
         self.refiner = refiner or BlazeFaceDetector("blazeface-short")
-        self.context = context
+        self.context, self.reuse = context, reuse
         self.name = getattr(first, "name", "custom") + REFINE
-        self.misses = 0
+        self.misses = self.passes = 0
+        #: (first-pass box, its second-pass Detection, calls since that pass)
+        self._cache: list[tuple[tuple, Detection, int]] = []
 
     def detect_faces(self, frame: np.ndarray) -> list[Detection]:
         """Same contract as :meth:`BlazeFaceDetector.detect_faces` (BGR or grey frame)."""
-        out = []
+        from fer_edge.demo.tracking import iou
+
+        out, cache = [], []
         for d in self.first.detect_faces(frame):
+            old = max(self._cache, key=lambda c: iou(c[0], d.box), default=None)
+            if old is not None and old[2] < self.reuse and iou(old[0], d.box) >= 0.5:
+                self._cache.remove(old)
+                r = _moved(old[1], old[0], d.box)
+                cache.append((d.box, r, old[2] + 1))
+                out.append(r)
+                continue
             r = self.refine(frame, d)
+            self.passes += 1
             if r is None:
                 self.misses += 1
+            elif self.reuse:
+                cache.append((d.box, r, 0))
             out.append(r or d)
+        self._cache = cache
         return out
 
     def refine(self, frame: np.ndarray, det: Detection) -> Detection | None:
@@ -455,6 +481,19 @@ class RefinedDetector(_Boxes):
                           float(nside)), det.score, kps)
 
 
+def _moved(det: Detection, was: tuple, now: tuple) -> Detection:
+    """``det`` moved and scaled as a box went from ``was`` to ``now`` (x, y, w, h)."""
+    c0 = np.array([was[0] + was[2] / 2.0, was[1] + was[3] / 2.0])
+    c1 = np.array([now[0] + now[2] / 2.0, now[1] + now[3] / 2.0])
+    k = max(now[2], now[3]) / max(was[2], was[3], 1e-6)
+    x, y, w, h = det.box
+    c = c1 + (np.array([x + w / 2.0, y + h / 2.0]) - c0) * k
+    kps = None if det.keypoints is None else (
+        (c1 + (det.keypoints.astype(np.float64) - c0) * k).astype(np.float32))
+    return Detection((float(c[0] - w * k / 2), float(c[1] - h * k / 2), float(w * k),
+                      float(h * k)), det.score, kps)
+
+
 def _check_threshold(t: float) -> None:
     if not 0 < t < 1:
         raise ConfigError(f"face score threshold {t} is outside (0, 1); use e.g. 0.5")
@@ -483,7 +522,7 @@ def detector_name(name_or_path: str | None) -> str:
 
 def build_detector(name_or_path: str | None = "auto", score_threshold: float | None = None,
                    min_size: int | None = None, detect_width: int = 320,
-                   num_threads: int = 1) -> _Boxes:
+                   num_threads: int = 1, refine_reuse: int = 0) -> _Boxes:
     """A face detector by name.
 
     Args:
@@ -497,6 +536,8 @@ def build_detector(name_or_path: str | None = "auto", score_threshold: float | N
         detect_width: Haar/YuNet work on the frame shrunk to this width (0 = full size);
             BlazeFace always letterboxes to its own input.
         num_threads: LiteRT threads for BlazeFace.
+        refine_reuse: "+refine" detectors: calls a face's second pass is reused for
+            (:class:`RefinedDetector`; 0 for single images).
 
     Raises:
         ConfigError: unknown name, threshold outside (0, 1), negative min size.
@@ -509,7 +550,8 @@ def build_detector(name_or_path: str | None = "auto", score_threshold: float | N
         first = build_detector(name[:-len(REFINE)], score_threshold, min_size, detect_width,
                                num_threads)
         return RefinedDetector(first, BlazeFaceDetector("blazeface-short",
-                                                        num_threads=num_threads))
+                                                        num_threads=num_threads),
+                               reuse=refine_reuse)
     if min_size is not None and min_size < 0:
         raise ConfigError(f"minimum face size {min_size} is negative; use 0 (all) or pixels")
     if name in BLAZEFACE:

@@ -181,6 +181,23 @@ def test_refined_pass_keeps_a_face_it_cannot_confirm():
         RefinedDetector(Fixed(), context=1.0)
 
 
+def test_refined_pass_is_reused_on_video_then_refreshed():
+    frame = _real("obama.jpg")
+    once = build_detector("blazeface-full+refine").detect_faces(frame)
+    r = build_detector("blazeface-full+refine", refine_reuse=2)
+    assert r.reuse == 2 and r.detect_faces(frame)[0].box == once[0].box and r.passes == 1
+    shifted = np.roll(frame, 6, axis=1)  # the face moved 6 px right
+    for _ in range(2):
+        d = r.detect_faces(shifted)[0]
+        assert r.passes == 1  # moved with its box, no new pass
+        assert abs(d.box[0] - once[0].box[0] - 6) < 2 and abs(d.box[1] - once[0].box[1]) < 2
+        assert abs(eye_angle(d.eyes) - eye_angle(once[0].eyes)) < 1e-3
+    r.detect_faces(shifted)
+    assert r.passes == 2  # reused twice: made again
+    with pytest.raises(ConfigError):
+        build_detector("blazeface-full+refine", refine_reuse=-1)
+
+
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
@@ -231,7 +248,7 @@ def test_crop_follows_the_spec_rule_and_reframes_the_face(full, test_faces):
 
 def test_box_spread_api():
     s = box_spread("auto")
-    assert s.detector == "blazeface-full" and s.n > 100 and s.size[0] > 0
+    assert s.detector == "blazeface-full+refine" and s.n > 100 and s.size[0] > 0
     j = s.sample(np.random.default_rng(0), 1000)
     assert j.shape == (1000, 4) and abs(np.median(j[:, 2]) - s.size[0]) < 0.05
     with pytest.raises(ConfigError):
@@ -254,6 +271,7 @@ def test_packaged_model_gets_calibrated_crops_explicitly():
 def test_respec_records_the_rules(tmp_path):
     import importlib.util
 
+    from fer_edge.faces import AUTO
     from fer_edge.runtime import default_model_path, load_predictor
 
     spec_ = importlib.util.spec_from_file_location("respec", ROOT / "convert" / "respec.py")
@@ -269,7 +287,7 @@ def test_respec_records_the_rules(tmp_path):
     new = mod.respec(read_tflite_spec(data, "x"))
     out.write_bytes(embed_in_tflite(mod.strip_spec(data), new))
     p = load_predictor(out)
-    assert p.spec.detector == "blazeface-full" and "face_crops_from" not in p.spec.extra
+    assert p.spec.detector == AUTO and "face_crops_from" not in p.spec.extra
     assert p.spec.face_crops == calibrated_crops()
 
 

@@ -36,10 +36,10 @@ class DemoConfig:
                         "face's first classification, then one pass per round, face and "
                         "mirror in turn, averaged by --ema), model (both passes every round "
                         "when the spec asks for it), on, off", choices=FLIP_TTA)
-    detector: str = opt("auto", "face detector: auto (= blazeface-full), blazeface-full, "
+    detector: str = opt("auto", "face detector: auto (= blazeface-full+refine), blazeface-full, "
                         "blazeface-short (faster, faces within ~2 m), haar, or a path to a "
-                        "YuNet .onnx; a name + '+refine' (e.g. blazeface-full+refine) adds a "
-                        "second, upright BlazeFace pass on each face (truer eye line and box)")
+                        "YuNet .onnx; a name + '+refine' adds a second, upright BlazeFace "
+                        "pass on each face (truer eye line and box)")
     face_threshold: float = opt(DEFAULT_SCORE, "minimum face score, in (0, 1) (BlazeFace, "
                                 "YuNet; Haar has none)")
     min_face: int = opt(-1, "ignore faces narrower than this many frame pixels; -1 = the "
@@ -50,6 +50,8 @@ class DemoConfig:
                             "full size); BlazeFace letterboxes to its own input")
     detect_every: int = opt(3, "run the detector every Nth frame; tracks carry boxes between",
                             ge=1)
+    refine_reuse: int = opt(2, "'+refine' detectors: detection rounds a face's second pass "
+                            "is reused (moved with its box) before it is made again", ge=0)
     keep_alive: int = opt(2, "detection rounds a face stays shown (at its last box) after the "
                           "detector last found it")
     classify_every: int = opt(4, "classify each face every Nth frame (staggered across faces); "

@@ -110,7 +110,8 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
         if detector is None:
             detector = build_detector(cfg.detector, score_threshold=cfg.face_threshold,
                                       min_size=None if cfg.min_face < 0 else cfg.min_face,
-                                      detect_width=cfg.detect_width)
+                                      detect_width=cfg.detect_width,
+                                      refine_reuse=cfg.refine_reuse)
         finder = FaceFinder(predictor.spec, detector, max_faces=cfg.max_faces, align=cfg.align)
     except BaseException:
         source.close()
