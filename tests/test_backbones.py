@@ -425,3 +425,27 @@ def test_budget_schedule_anneals_within_the_budget():
     assert s.lr_at(0, 10) == pytest.approx(0.01)  # annealed when the budget is spent
     clock.share = 0.1  # steps ahead of the clock: steps rule
     assert s.lr_at(11, 0) == pytest.approx(plain.lr_at(11, 0))
+
+
+def test_backbones_csv_merges_a_later_call(tmp_path):
+    """A comparison finished in two calls: the second call's archs replace theirs, the rest
+    stay, in the benchmark's arch order."""
+    import csv
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("bb", ROOT / "benchmarks" / "backbones.py")
+    bb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bb)
+    out = tmp_path / "backbones_t.csv"
+    with out.open("w", newline="") as f:
+        w = csv.DictWriter(f, ["arch", "float_accuracy"])
+        w.writeheader()
+        w.writerows([{"arch": "inception_v3", "float_accuracy": "0.29"},
+                     {"arch": "vgg16", "float_accuracy": "0.10"}])
+    rows = bb.merge_rows(out, [{"arch": "vgg19", "float_accuracy": "0.25"},
+                               {"arch": "vgg16", "float_accuracy": "0.24"}])
+    assert [(r["arch"], r["float_accuracy"]) for r in rows] == [
+        ("inception_v3", "0.29"), ("vgg16", "0.24"), ("vgg19", "0.25")]
+    assert bb.merge_rows(tmp_path / "none.csv", rows[:1]) == rows[:1]
