@@ -13,7 +13,8 @@ imports are per run. Configurations (``--configs``):
   classification (``--flip-tta model``, the default before alternating TTA);
 - ``short``: the current defaults with ``--detector blazeface-short``;
 - ``full``: the current defaults with ``--detector blazeface-full`` (no second, upright
-  BlazeFace pass: the default detector before ``blazeface-full+refine``).
+  BlazeFace pass: the default detector before ``blazeface-full+refine``);
+- ``classify5``, ``classify6``: the current defaults with ``--classify-every 5`` / ``6``.
 
 The configurations run in turn ``--rounds`` times; each keeps its fastest run (peak memory:
 the largest).
@@ -51,6 +52,8 @@ CONFIGS = {
     "tta-every-round": {"flip_tta": "model"},
     "short": {"detector": "blazeface-short"},
     "full": {"detector": "blazeface-full"},
+    "classify5": {"classify_every": 5},
+    "classify6": {"classify_every": 6},
 }
 
 CHILD = r"""

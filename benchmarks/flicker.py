@@ -47,6 +47,8 @@ CONFIGS = {
     "current defaults": {},
     "current, TTA every round": {"flip_tta": "model"},
     "current, no second pass": {"detector": "blazeface-full"},
+    "current, classify every 5th frame": {"classify_every": 5},
+    "current, classify every 6th frame": {"classify_every": 6},
 }
 
 
