@@ -4,7 +4,9 @@ From a run's int8 TFLite (``fer-edge convert --int8``) three ONNX variants are m
 ``fer_edge.convert.export.onnx_int8_from_tflite`` and run by onnxruntime on the same faces:
 
 - ``int8 activations``: tf2onnx's graph as it comes (int8 activations and weights);
-- ``uint8 activations``: what ``fer-edge convert`` ships (same grid, zero points + 128);
+- ``uint8 activations``: what ``fer-edge convert`` ships (same grid, zero points + 128),
+  run here with the precision mode off (the runtime turns it on for x86 CPUs without VNNI,
+  ``fer_edge.runtime.onnx.u8s8_may_saturate``, so on those this row is the old behaviour);
 - ``uint8 activations, x64 precision mode``: the same file with onnxruntime's
   ``session.x64quantprecision`` (u8 x u8 products, no saturation possible on x86).
 

@@ -37,8 +37,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_edge.demo.tracking import iou
 from fer_edge.errors import BackendUnavailableError, ConfigError, ModelFileError, SourceError
-from fer_edge.preprocess import frame_faces, to_gray
+from fer_edge.preprocess import eye_angle, frame_faces, to_gray
 from fer_edge.spec import CropRule, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -377,8 +378,6 @@ class YuNetFaceDetector(_Boxes):
         return sorted(out, key=lambda d: -d.box[2] * d.box[3])
 
 
-# --- building one ---------------------------------------------------------------------------
-
 # --- second pass: each face again, large and upright ---------------------------------------
 
 class RefinedDetector(_Boxes):
@@ -424,8 +423,6 @@ class RefinedDetector(_Boxes):
 
     def detect_faces(self, frame: np.ndarray) -> list[Detection]:
         """Same contract as :meth:`BlazeFaceDetector.detect_faces` (BGR or grey frame)."""
-        from fer_edge.demo.tracking import iou
-
         out, cache = [], []
         for d in self.first.detect_faces(frame):
             old = max(self._cache, key=lambda c: iou(c[0], d.box), default=None)
@@ -448,8 +445,6 @@ class RefinedDetector(_Boxes):
     def refine(self, frame: np.ndarray, det: Detection) -> Detection | None:
         """The second pass for one first-pass detection, or None when the refiner finds no
         face near the middle of the patch."""
-        from fer_edge.preprocess import eye_angle
-
         x, y, w, h = det.box
         cx, cy = x + w / 2.0, y + h / 2.0
         side = max(w, h) * self.context
@@ -493,6 +488,8 @@ def _moved(det: Detection, was: tuple, now: tuple) -> Detection:
     return Detection((float(c[0] - w * k / 2), float(c[1] - h * k / 2), float(w * k),
                       float(h * k)), det.score, kps)
 
+
+# --- building one ---------------------------------------------------------------------------
 
 def _check_threshold(t: float) -> None:
     if not 0 < t < 1:
