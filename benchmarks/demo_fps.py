@@ -14,7 +14,9 @@ imports are per run. Configurations (``--configs``):
 - ``short``: the current defaults with ``--detector blazeface-short``;
 - ``full``: the current defaults with ``--detector blazeface-full`` (no second, upright
   BlazeFace pass: the default detector before ``blazeface-full+refine``);
-- ``classify5``, ``classify6``: the current defaults with ``--classify-every 5`` / ``6``.
+- ``classify6``: the current defaults with ``--classify-every 6``;
+- ``previous``: the defaults before 2026-12-02 (``--detect-every 3 --classify-every 4``);
+  ``detect3``: ``--detect-every 3``; ``classify4``: ``--classify-every 4``.
 
 The configurations run in turn ``--rounds`` times; each keeps its fastest run (peak memory:
 the largest).
@@ -52,8 +54,10 @@ CONFIGS = {
     "tta-every-round": {"flip_tta": "model"},
     "short": {"detector": "blazeface-short"},
     "full": {"detector": "blazeface-full"},
-    "classify5": {"classify_every": 5},
     "classify6": {"classify_every": 6},
+    "previous": {"detect_every": 3, "classify_every": 4},
+    "detect3": {"detect_every": 3},
+    "classify4": {"classify_every": 4},
 }
 
 CHILD = r"""

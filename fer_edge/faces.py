@@ -106,8 +106,41 @@ class _Boxes:
         return [d.int_box() for d in self.detect_faces(frame)]
 
 
-# --- BlazeFace ----------------------------------------------------------------------------
+#: uint8 -> float32 in [-1, 1] (BlazeFace's input range), a cv2.LUT table: one pass instead of
+#: astype, multiply and subtract (0.1 vs 0.8 ms on a 192x192x3 input at 1 thread)
+_TO_UNIT = (np.arange(256, dtype=np.float32) * (2 / 255.0) - 1.0).reshape(1, 256)
 
+
+def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` resized to ``size`` (width, height): area averaging when shrinking, bilinear
+    when enlarging.
+
+    OpenCV's INTER_AREA is fast only for an integer factor that divides the image (640x360 to
+    192x108 takes ~1.4 ms at 1 thread, 640x360 to 320x180 ~0.1 ms). For any other shrink by a
+    factor f >= 1.5 the frame is box-filtered over the odd number of pixels nearest f
+    (3 for 640 to 192), then resized bilinearly:
+    0.4 ms, about half a grey level from INTER_AREA, and BlazeFace full range finds the same
+    pasted PrivateTest faces (recall 41.6 vs 41.7 % on 1,500; a 2x area step then bilinear
+    instead lost 1.3 pp). Checked in ``tests/test_faces.py``.
+
+    Args:
+        img: (H, W) or (H, W, C) uint8.
+        size: (width, height) of the result, each >= 1.
+    """
+    h, w = img.shape[:2]
+    nw, nh = size
+    if nw >= w and nh >= h:
+        return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    if w % nw == 0 and h % nh == 0 and w // nw == h // nh:
+        return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)  # OpenCV's fast path
+    f = min(w / nw, h / nh)
+    if f < 1.5:
+        return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+    k = 2 * int(f / 2) + 1  # odd, so the box is centred (an even one shifts half a pixel)
+    return cv2.resize(cv2.blur(img, (k, k)), (nw, nh), interpolation=cv2.INTER_LINEAR)
+
+
+# --- BlazeFace ----------------------------------------------------------------------------
 #: MediaPipe's SsdAnchorsCalculator options (face_detection_{short,full}_range.pbtxt) that
 #: matter for these models: input side, strides, interpolated scale aspect ratio (an extra
 #: anchor per layer when > 0). fixed_anchor_size is true for both, so an anchor is a centre.
@@ -238,8 +271,7 @@ class BlazeFaceDetector(_Boxes):
         h, w = frame.shape[:2]
         s = self.size / max(h, w)
         nw, nh = max(1, round(w * s)), max(1, round(h * s))
-        interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-        small = cv2.resize(frame, (nw, nh), interpolation=interp)
+        small = shrink(frame, (nw, nh))
         px, py = (self.size - nw) // 2, (self.size - nh) // 2
         canvas = np.zeros((self.size, self.size, 3), np.uint8)
         canvas[py:py + nh, px:px + nw] = small
@@ -252,7 +284,7 @@ class BlazeFaceDetector(_Boxes):
         if bgr.shape[2] == 4:
             bgr = cv2.cvtColor(bgr, cv2.COLOR_BGRA2BGR)
         canvas, s, px, py = self._letterbox(bgr)
-        x = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB).astype(np.float32) * (2 / 255.0) - 1.0
+        x = cv2.LUT(cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB), _TO_UNIT)  # [-1, 1] float32 RGB
         self._interp.set_tensor(self._in, x[None])
         self._interp.invoke()
         reg = self._interp.get_tensor(self._reg)[0]
@@ -335,7 +367,8 @@ class HaarFaceDetector(_Boxes):
         _check_frame(frame)
         gray = to_gray(frame)
         s = _scale_for(gray, self.detect_width)
-        small = cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else gray
+        small = gray if s >= 1 else shrink(gray, (round(gray.shape[1] * s),
+                                                 round(gray.shape[0] * s)))
         m = max(12, int(self.min_size * s))
         found = self._clf.detectMultiScale(small, scaleFactor=self.scale_factor,
                                            minNeighbors=self.min_neighbors, minSize=(m, m))
@@ -367,7 +400,7 @@ class YuNetFaceDetector(_Boxes):
         _check_frame(frame)
         bgr = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         s = _scale_for(bgr, self.detect_width)
-        small = cv2.resize(bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else bgr
+        small = shrink(bgr, (round(bgr.shape[1] * s), round(bgr.shape[0] * s))) if s < 1 else bgr
         self._det.setInputSize((small.shape[1], small.shape[0]))
         _, faces = self._det.detect(small)
         if faces is None:

@@ -94,6 +94,33 @@ def test_jsonl_log_and_classify_every(moving_face_video, tmp_path):
     assert rows and {"frame", "timestamp", "face_id", "p_happy", "label"} <= set(rows[0])
 
 
+class ScriptedDetector:
+    """Finds one face at a fixed box on the first ``until`` calls, none after."""
+
+    name = "scripted"
+
+    def __init__(self, until: int):
+        self.until, self.calls = until, 0
+
+    def detect_faces(self, frame):
+        from fer_edge.faces import Detection
+
+        self.calls += 1
+        return [Detection((216.0, 80.0, 126.0, 126.0))] if self.calls <= self.until else []
+
+
+def test_a_face_kept_alive_at_its_last_box_is_shown_but_not_classified(tmp_path):
+    log = tmp_path / "faces.csv"
+    pred = NoisyPredictor()
+    stats = run_demo(DemoConfig(video="sample", headless=True, log=str(log), detect_every=1,
+                                classify_every=1, keep_alive=2, max_frames=10),
+                     predictor=pred, detector=ScriptedDetector(until=5))
+    assert stats.frames == 10
+    frames = [int(r["frame"]) for r in _rows(log)]
+    assert frames == list(range(7))  # found on frames 0-4, shown 2 rounds more
+    assert pred.calls == 5  # classified only while the detector still finds it
+
+
 def test_image_folder_source(tmp_path):
     cap = cv2.VideoCapture(str(SAMPLE_CLIP))
     for k in range(2):

@@ -25,6 +25,7 @@ from fer_edge.faces import (
     box_spread,
     build_detector,
     calibrated_crops,
+    shrink,
     ssd_anchors,
     weighted_nms,
 )
@@ -345,3 +346,20 @@ def test_new_builds_record_the_calibrated_crops():
     assert spec.face_crops == calibrated_crops() and spec.detector == AUTO
     assert spec.crop == calibrated_crops()[AUTO] and record_crops(spec) is spec
     assert ModelSpec.from_json(spec.to_json()) == spec
+
+
+@pytest.mark.parametrize("shape,size", [((360, 640, 3), (192, 108)), ((720, 1280, 3), (192, 108)),
+                                        ((481, 643), (160, 120)), ((360, 640, 3), (320, 180)),
+                                        ((100, 120, 3), (192, 160))])
+def test_shrink_is_area_averaging_within_a_grey_level(shape, size):
+    from fer_edge.demo.sources import SAMPLE_CLIP
+
+    ok, frame = cv2.VideoCapture(str(SAMPLE_CLIP)).read()
+    assert ok
+    img = cv2.resize(frame, shape[1::-1], interpolation=cv2.INTER_AREA)
+    img = img if len(shape) == 3 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    out = shrink(img, size)
+    assert out.shape[:2] == size[::-1] and out.dtype == np.uint8 and out.ndim == img.ndim
+    up = size[0] > shape[1]
+    ref = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR if up else cv2.INTER_AREA)
+    assert np.abs(out.astype(int) - ref).mean() < 1.5

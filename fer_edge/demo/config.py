@@ -48,13 +48,13 @@ class DemoConfig:
                       "(detectors with eye keypoints)")
     detect_width: int = opt(320, "Haar/YuNet: detect on the frame shrunk to this width (0 = "
                             "full size); BlazeFace letterboxes to its own input")
-    detect_every: int = opt(3, "run the detector every Nth frame; tracks carry boxes between",
+    detect_every: int = opt(4, "run the detector every Nth frame; tracks carry boxes between",
                             ge=1)
     refine_reuse: int = opt(2, "'+refine' detectors: detection rounds a face's second pass "
                             "is reused (moved with its box) before it is made again", ge=0)
     keep_alive: int = opt(2, "detection rounds a face stays shown (at its last box) after the "
                           "detector last found it")
-    classify_every: int = opt(4, "classify each face every Nth frame (staggered across faces); "
+    classify_every: int = opt(5, "classify each face every Nth frame (staggered across faces); "
                               "smoothed labels carry between", ge=1)
     max_faces: int = opt(4, "classify at most this many (largest) faces", ge=1)
     ema: float = opt(0.35, "weight of the newest probabilities in the moving average (1 = off)",

@@ -147,9 +147,11 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
                 stats.detect_ms.append((time.perf_counter() - t0) * 1e3)
             tracks = tracker.visible()
             # each face every classify_every-th frame, staggered by track id so several faces
-            # do not all land on the same frame; a new face at once
-            todo = [t for t in tracks if t.probs is None
-                    or (i + t.id) % cfg.classify_every == 0]
+            # do not all land on the same frame; a new face at once. A face the last detection
+            # round missed (shown at its last box by keep_alive) keeps its label: its box is
+            # stale, so its crop may not hold the face
+            todo = [t for t in tracks if t.misses == 0 and (
+                t.probs is None or (i + t.id) % cfg.classify_every == 0)]
             if todo:
                 t1 = time.perf_counter()
                 crops = finder.crops(frame, [t.box for t in todo], [t.eyes for t in todo])

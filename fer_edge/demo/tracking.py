@@ -55,8 +55,9 @@ class Tracker:
         ema: weight of the newest probabilities (1 = no smoothing).
         hysteresis: the shown label changes only when another class's smoothed probability
             beats it by this margin.
-        keep_alive: detection rounds a track stays *visible* (shown, classified, logged at its
-            last box) after its last match; 0 = only tracks matched in the latest round.
+        keep_alive: detection rounds a track stays *visible* (shown and logged at its last
+            box; the demo does not classify it) after its last match; 0 = only tracks matched
+            in the latest round.
     """
 
     def __init__(self, iou_threshold: float = 0.3, max_misses: int = 3, ema: float = 0.35,
