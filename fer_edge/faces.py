@@ -367,8 +367,7 @@ class HaarFaceDetector(_Boxes):
         _check_frame(frame)
         gray = to_gray(frame)
         s = _scale_for(gray, self.detect_width)
-        small = gray if s >= 1 else shrink(gray, (round(gray.shape[1] * s),
-                                                 round(gray.shape[0] * s)))
+        small = cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else gray
         m = max(12, int(self.min_size * s))
         found = self._clf.detectMultiScale(small, scaleFactor=self.scale_factor,
                                            minNeighbors=self.min_neighbors, minSize=(m, m))
@@ -400,7 +399,7 @@ class YuNetFaceDetector(_Boxes):
         _check_frame(frame)
         bgr = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         s = _scale_for(bgr, self.detect_width)
-        small = shrink(bgr, (round(bgr.shape[1] * s), round(bgr.shape[0] * s))) if s < 1 else bgr
+        small = cv2.resize(bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else bgr
         self._det.setInputSize((small.shape[1], small.shape[0]))
         _, faces = self._det.detect(small)
         if faces is None:

@@ -108,13 +108,13 @@ def _inbound(layer) -> list:
     return list(src) if isinstance(src, (list, tuple)) else [src]
 
 
-def _kernel_var(layer):
-    """The kernel *variable* (a QuantizeWrapper swaps ``layer.kernel`` for its quantized
-    tensor)."""
+def _kernel_var(layer, name: str = "kernel"):
+    """The kernel *variable* ``name`` ("kernel", or "depthwise_kernel" of a DepthwiseConv2D;
+    a QuantizeWrapper swaps ``layer.kernel`` for its quantized tensor)."""
     for w in layer.weights:
-        if w.name.split("/")[-1] == "kernel:0":
+        if w.name.split("/")[-1] == f"{name}:0":
             return w
-    raise RuntimeError(f"{layer.name}: no kernel variable")
+    raise RuntimeError(f"{layer.name}: no {name} variable")
 
 
 def _inner(layer):
@@ -331,6 +331,9 @@ def face_ranges(float_model: keras.Model, x, batch: int = 64
     return keys, np.concatenate(lo), np.concatenate(hi)
 
 
+_KERNEL_RANGES = ("kernel_min", "kernel_max", "depthwise_kernel_min", "depthwise_kernel_max")
+
+
 def calibrate_ranges(qat_model: keras.Model, float_model: keras.Model, x,
                      batch_size: int = 8, ranges: tuple | None = None) -> int:
     """Start every quantizer at the range QAT would converge to.
@@ -376,13 +379,18 @@ def calibrate_ranges(qat_model: keras.Model, float_model: keras.Model, x,
         inner = getattr(wrapper, "layer", None)
         for v in wrapper.weights:
             leaf = v.name.split("/")[-1].split(":")[0]
-            if inner is not None and leaf in ("kernel_min", "kernel_max"):
+            if inner is not None and leaf in _KERNEL_RANGES:
                 # LastValueQuantizer only sets these in a training step; until then they
-                # are [-6, 6], which rounds a trained kernel (|w| ~0.1) to zero
-                k = _kernel_var(wrapper).numpy()
+                # are [-6, 6], which rounds a trained kernel (|w| ~0.1) to zero. A
+                # DepthwiseConv2D's are depthwise_kernel_min/max (missed before 2026-12-02:
+                # MobileNetV3-small's int8 build lost 8.5 pp, its depthwise weights rounded
+                # to 1-4 int8 levels). tfmot's per-axis range for a depthwise kernel
+                # (kh, kw, C, 1) is over its last axis, the depth multiplier: one range for
+                # all C channels (tensorflow/model-optimization#808), kept here as tfmot has it
+                k = _kernel_var(wrapper, leaf.rsplit("_", 1)[0]).numpy()
                 r = (np.abs(k).reshape(-1, k.shape[-1]).max(0) if tuple(v.shape) == (k.shape[-1],)
                      else np.abs(k).max())
-                v.assign(-r if leaf == "kernel_min" else r)
+                v.assign(-r if leaf.endswith("_min") else r)
                 done += 1
                 continue
             if isinstance(wrapper, QuantizeLayer) and leaf.endswith(("_min", "_max")):
