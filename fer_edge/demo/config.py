@@ -52,8 +52,8 @@ class DemoConfig:
                             ge=1)
     refine_reuse: int = opt(2, "'+refine' detectors: detection rounds a face's second pass "
                             "is reused (moved with its box) before it is made again", ge=0)
-    keep_alive: int = opt(2, "detection rounds a face stays shown (at its last box) after the "
-                          "detector last found it")
+    keep_alive: int = opt(2, "detection rounds a face stays shown (at its last box, keeping "
+                          "its label, not classified) after the detector last found it")
     classify_every: int = opt(5, "classify each face every Nth frame (staggered across faces); "
                               "smoothed labels carry between", ge=1)
     max_faces: int = opt(4, "classify at most this many (largest) faces", ge=1)
