@@ -75,6 +75,8 @@ def convert(run: Path, a, log: Path) -> int:
     if (run / "export" / "report.json").is_file():
         return -1
     args = ["convert", str(run), "--int8"]
+    if (run / "export").is_dir():  # a conversion killed before its report: make it again
+        args.append("--force")
     if a.convert_config:
         args += ["--config", a.convert_config]
     return _fer_edge(args + shlex.split(a.convert_args), log, ok=(0, 3))
