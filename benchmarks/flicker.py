@@ -36,6 +36,7 @@ import numpy as np
 from fer_edge.data.paste import background, paste
 from fer_edge.demo.config import DemoConfig
 from fer_edge.demo.loop import run_demo
+from fer_edge.demo.sources import VideoSource
 from fer_edge.demo.tracking import iou
 from fer_edge.faces import build_detector
 from fer_edge.io import atomic_write_csv
@@ -75,16 +76,14 @@ def flicker(rows: list[dict], fps: float) -> tuple[int, float, int]:
 
 
 def fresh_boxes(detector: str) -> list[list[tuple]]:
-    """The detector (no second-pass reuse) on every frame of the clip: [[(x, y, w, h)]]."""
+    """The detector (no second-pass reuse) on every frame of the clip, read by the demo's
+    own video source so frame numbers match its log: [[(x, y, w, h)]]."""
     det = build_detector(detector)
-    cap = cv2.VideoCapture(str(CLIP))
-    out = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        out.append([d.box for d in det.detect_faces(frame)])
-    return out
+    src = VideoSource(str(CLIP))
+    try:
+        return [[d.box for d in det.detect_faces(frame)] for frame, _ in src]
+    finally:
+        src.close()
 
 
 def following(rows: list[dict], fresh: list[list[tuple]]) -> tuple[float, float]:
@@ -164,11 +163,12 @@ def main() -> int:
             flog, llog = Path(tmp) / f"clip{k}.csv", Path(tmp) / f"splice{k}.csv"
             run_demo(DemoConfig(video=str(CLIP), headless=True, log=str(flog), threads=1,
                                 **over), predictor=pred)
-            changes, face_s, tracks = flicker(read_log(flog), 29.97)
+            clip_rows = read_log(flog)
+            changes, face_s, tracks = flicker(clip_rows, 29.97)
             cfg = DemoConfig(**over)
             if cfg.detector not in fresh:
                 fresh[cfg.detector] = fresh_boxes(cfg.detector)
-            box_iou, box_share = following(read_log(flog), fresh[cfg.detector])
+            box_iou, box_share = following(clip_rows, fresh[cfg.detector])
             run_demo(DemoConfig(video=str(splice), headless=True, log=str(llog), threads=1,
                                 **over), predictor=pred)
             lg = lags(read_log(llog), starts, n, fps)

@@ -118,10 +118,10 @@ def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     OpenCV's INTER_AREA is fast only for an integer factor that divides the image (640x360 to
     192x108 takes ~1.4 ms at 1 thread, 640x360 to 320x180 ~0.1 ms). For any other shrink by a
     factor f >= 1.5 the frame is box-filtered over the odd number of pixels nearest f
-    (3 for 640 to 192), then resized bilinearly:
-    0.4 ms, about half a grey level from INTER_AREA, and BlazeFace full range finds the same
-    pasted PrivateTest faces (recall 41.6 vs 41.7 % on 1,500; a 2x area step then bilinear
-    instead lost 1.3 pp). Checked in ``tests/test_faces.py``.
+    (3 for 640 to 192), then resized bilinearly: 0.4 ms, about half a grey level from
+    INTER_AREA, and BlazeFace full range finds the same pasted PrivateTest faces (recall
+    41.6 vs 41.7 % on 1,500; a 2x area step then bilinear instead lost 1.3 pp). Checked in
+    ``tests/test_faces.py``.
 
     Args:
         img: (H, W) or (H, W, C) uint8.
