@@ -1,0 +1,140 @@
+"""Weight-space interpolation of a model and its fine-tune (WiSE-FT, Wortsman et al. 2022).
+
+A fine-tune started from a trained model usually stays in the same loss basin, so the
+straight line between the two weight sets holds models that keep much of the start's accuracy
+on its own data and much of the fine-tune's gain on the new labels. This script writes the
+models on that line and scores each on the *validation* split (FER-2013 PublicTest) with both
+label sources, so the mixing weight is chosen without looking at PrivateTest:
+
+    python train/wise_ft.py START FINETUNE OUT --alphas 0.3,0.5,0.7 \\
+        --data ../shared/data/fer2013.npz --ferplus ../shared/data/ferplus/fer2013new.csv
+
+``START`` and ``FINETUNE`` are fer-edge run folders (or folders with ``model_float.h5`` +
+``spec.json``, e.g. from ``convert/recover_float.py``) of the same architecture, input size
+and labels; ``FINETUNE`` must have been trained from ``START`` (``--init``). For each alpha,
+``OUT/alpha_<a>/`` gets ``model_float.h5`` = (1 - a) * START + a * FINETUNE (every weight,
+BatchNorm statistics included) and ``spec.json`` (FINETUNE's, its ``extra`` naming both
+ends), ready for ``fer-edge convert OUT/alpha_<a> --int8``. ``OUT/val_scores.csv`` has one
+row per alpha (0 and 1 included): PublicTest accuracy and macro-F1 with FER-2013 labels and
+with FER+ majority labels, float model, flip TTA as the spec says. Heavy tier (TensorFlow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _model_dir(p: str) -> Path:
+    d = Path(p)
+    if not (d / "model_float.h5").is_file() or not (d / "spec.json").is_file():
+        raise SystemExit(f"wise_ft: {d} has no model_float.h5 + spec.json; pass a fer-edge run "
+                         "folder (or a convert/recover_float.py output)")
+    return d
+
+
+def interpolate(a_weights: list[np.ndarray], b_weights: list[np.ndarray],
+                alpha: float) -> list[np.ndarray]:
+    """(1 - alpha) * a + alpha * b, weight by weight.
+
+    Args:
+        a_weights, b_weights: ``model.get_weights()`` of two models of one architecture
+            (same order, shapes and dtypes).
+        alpha: in [0, 1]; 0 gives ``a``, 1 gives ``b``.
+
+    Returns:
+        The mixed weights, each in its input dtype.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha {alpha} must be in [0, 1]")
+    if len(a_weights) != len(b_weights):
+        raise ValueError(f"the models differ: {len(a_weights)} vs {len(b_weights)} weights")
+    out = []
+    for i, (wa, wb) in enumerate(zip(a_weights, b_weights)):
+        if wa.shape != wb.shape:
+            raise ValueError(f"the models differ at weight {i}: {wa.shape} vs {wb.shape}")
+        out.append(((1.0 - alpha) * wa.astype(np.float64)
+                    + alpha * wb.astype(np.float64)).astype(wa.dtype))
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("start", help="the model the fine-tune started from")
+    p.add_argument("finetune", help="the fine-tuned model (trained with --init START)")
+    p.add_argument("out", help="new folder for alpha_<a>/ model folders and val_scores.csv")
+    p.add_argument("--alphas", default="0.3,0.5,0.7", help="mixing weights of FINETUNE")
+    p.add_argument("--data", required=True, help="fer2013.npz (scored on its PublicTest)")
+    p.add_argument("--ferplus", default="", help="fer2013new.csv: also score FER+ majority")
+    a = p.parse_args(argv)
+
+    start, fine = _model_dir(a.start), _model_dir(a.finetune)
+    out = Path(a.out)
+    if out.exists():
+        raise SystemExit(f"wise_ft: {out} exists; pass a new folder (nothing is overwritten)")
+    try:
+        alphas = sorted({float(x) for x in a.alphas.split(",") if x.strip()})
+    except ValueError:
+        alphas = []
+    if not alphas or not all(0.0 <= x <= 1.0 for x in alphas):
+        raise SystemExit(f"wise_ft: --alphas {a.alphas!r}: give numbers in [0, 1], e.g. 0.3,0.5")
+
+    from fer_edge.data import load_dataset
+    from fer_edge.data.ferplus import apply_labels
+    from fer_edge.metrics import classification_report
+    from fer_edge.spec import ModelSpec
+    from fer_edge.train.pipeline import predict_probs
+    from fer_edge.train.report import load_float_model
+
+    s_a, s_b = ModelSpec.read(start / "spec.json"), ModelSpec.read(fine / "spec.json")
+    for key in ("arch", "input_size", "labels"):
+        if getattr(s_a, key) != getattr(s_b, key):
+            raise SystemExit(f"wise_ft: the two models differ in {key} ({getattr(s_a, key)} vs "
+                             f"{getattr(s_b, key)}); both ends must be one architecture")
+    m_a, m_b = load_float_model(start / "model_float.h5"), load_float_model(fine / "model_float.h5")
+    w_a, w_b = m_a.get_weights(), m_b.get_weights()
+
+    ds = load_dataset(a.data)
+    sets = {"fer2013": (ds.images["val"], ds.labels["val"])}
+    if a.ferplus:
+        fp = load_dataset(a.data)
+        apply_labels(fp, "ferplus-majority", a.ferplus)
+        sets["ferplus"] = (fp.images["val"], fp.labels["val"])
+
+    out.mkdir(parents=True)
+    rows = []
+    for alpha in sorted({0.0, 1.0, *alphas}):
+        m_b.set_weights(interpolate(w_a, w_b, alpha))
+        row = {"alpha": alpha}
+        for name, (x, y) in sets.items():
+            pred = predict_probs(m_b, x, s_b, tta_flip=s_b.tta_flip).argmax(1)
+            rep = classification_report(y, pred, s_b.labels)
+            row[f"{name}_val_acc"] = round(rep["accuracy"], 4)
+            row[f"{name}_val_macro_f1"] = round(rep["macro_f1"], 4)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if alpha in alphas:
+            d = out / f"alpha_{alpha:g}"
+            d.mkdir()
+            m_b.save(str(d / "model_float.h5"))
+            spec = s_b.replace(extra={**s_b.extra, "wise_ft": {
+                "start": str(start.resolve()), "finetune": str(fine.resolve()), "alpha": alpha}})
+            spec.write(d / "spec.json")
+    with (out / "val_scores.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {out}/val_scores.csv and alpha_*/ model folders")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
