@@ -11,7 +11,9 @@ label sources, so the mixing weight is chosen without looking at PrivateTest:
 
 ``START`` and ``FINETUNE`` are fer-edge run folders (or folders with ``model_float.h5`` +
 ``spec.json``, e.g. from ``convert/recover_float.py``) of the same architecture, input size
-and labels; ``FINETUNE`` must have been trained from ``START`` (``--init``). For each alpha,
+and labels; ``FINETUNE`` must have been trained from ``START`` (``--init``); its weights are
+those after its last epoch (``--finetune-end last``, from its resume checkpoint) or of its
+best validation epoch (``best``, its ``model_float.h5``). For each alpha,
 ``OUT/alpha_<a>/`` gets ``model_float.h5`` = (1 - a) * START + a * FINETUNE (every weight,
 BatchNorm statistics included) and ``spec.json`` (FINETUNE's, its ``extra`` naming both
 ends), ready for ``fer-edge convert OUT/alpha_<a> --int8``. ``OUT/val_scores.csv`` has one
@@ -66,6 +68,43 @@ def interpolate(a_weights: list[np.ndarray], b_weights: list[np.ndarray],
     return out
 
 
+def last_epoch_weights(run: Path, model) -> list[np.ndarray]:
+    """The weights a run ended with: its last stage's resume checkpoint (``ckpt/<stage>/``).
+
+    ``model_float.h5`` holds the epoch with the best validation accuracy, which for a short
+    fine-tune can be its first epoch; WiSE-FT's end point is the end of the schedule.
+
+    Args:
+        run: a ``fer-edge train`` run folder (``config.json`` + ``ckpt/``).
+        model: the run's model (e.g. its ``model_float.h5`` loaded); its weights are replaced.
+
+    Returns:
+        ``model.get_weights()`` after the last epoch: the weight EMA's average when the run
+        kept one (``ema`` in its config), else the raw weights.
+    """
+    from fer_edge.train._keras import tf
+    from fer_edge.train.ema import WeightEMA
+
+    latest = None
+    for stage in ("finetune", "head"):
+        latest = tf.train.latest_checkpoint(str(run / "ckpt" / stage))
+        if latest:
+            break
+    if not latest:
+        raise SystemExit(f"wise_ft: {run} has no ckpt/finetune or ckpt/head checkpoint; pass "
+                         "a fer-edge run folder or use --finetune-end best")
+    cfg = json.loads((run / "config.json").read_text()).get("config", {})
+    ema = WeightEMA(model, float(cfg["ema"])) if float(cfg.get("ema") or 0) > 0 else None
+    ckpt = tf.train.Checkpoint(model=model, **({"ema": ema} if ema is not None else {}))
+    status = ckpt.restore(latest)
+    status.assert_existing_objects_matched()
+    status.expect_partial()
+    if ema is None:
+        return model.get_weights()
+    with ema.averaged():
+        return model.get_weights()
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("start", help="the model the fine-tune started from")
@@ -74,6 +113,9 @@ def main(argv=None) -> int:
     p.add_argument("--alphas", default="0.3,0.5,0.7", help="mixing weights of FINETUNE")
     p.add_argument("--data", required=True, help="fer2013.npz (scored on its PublicTest)")
     p.add_argument("--ferplus", default="", help="fer2013new.csv: also score FER+ majority")
+    p.add_argument("--finetune-end", choices=("last", "best"), default="last",
+                   help="FINETUNE's weights after its last epoch (its resume checkpoint, EMA "
+                   "average if it kept one) or its model_float.h5 (best validation epoch)")
     a = p.parse_args(argv)
 
     start, fine = _model_dir(a.start), _model_dir(a.finetune)
@@ -100,7 +142,8 @@ def main(argv=None) -> int:
             raise SystemExit(f"wise_ft: the two models differ in {key} ({getattr(s_a, key)} vs "
                              f"{getattr(s_b, key)}); both ends must be one architecture")
     m_a, m_b = load_float_model(start / "model_float.h5"), load_float_model(fine / "model_float.h5")
-    w_a, w_b = m_a.get_weights(), m_b.get_weights()
+    w_a = m_a.get_weights()
+    w_b = last_epoch_weights(fine, m_b) if a.finetune_end == "last" else m_b.get_weights()
 
     ds = load_dataset(a.data)
     sets = {"fer2013": (ds.images["val"], ds.labels["val"])}
@@ -126,7 +169,8 @@ def main(argv=None) -> int:
             d.mkdir()
             m_b.save(str(d / "model_float.h5"))
             spec = s_b.replace(extra={**s_b.extra, "wise_ft": {
-                "start": str(start.resolve()), "finetune": str(fine.resolve()), "alpha": alpha}})
+                "start": str(start.resolve()), "finetune": str(fine.resolve()),
+                "finetune_end": a.finetune_end, "alpha": alpha}})
             spec.write(d / "spec.json")
     with (out / "val_scores.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
