@@ -24,7 +24,6 @@ with FER+ majority labels, float model, flip TTA as the spec says. Heavy tier (T
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -131,8 +130,10 @@ def main(argv=None) -> int:
 
     from fer_edge.data import load_dataset
     from fer_edge.data.ferplus import apply_labels
+    from fer_edge.io import atomic_write_csv
     from fer_edge.metrics import classification_report
     from fer_edge.spec import ModelSpec
+    from fer_edge.train.fit import save_model_atomic
     from fer_edge.train.pipeline import predict_probs
     from fer_edge.train.report import load_float_model
 
@@ -145,21 +146,22 @@ def main(argv=None) -> int:
     w_a = m_a.get_weights()
     w_b = last_epoch_weights(fine, m_b) if a.finetune_end == "last" else m_b.get_weights()
 
+    # one prediction per face and mix: the FER+ faces are the FER-2013 val faces FER+ keeps
     ds = load_dataset(a.data)
-    sets = {"fer2013": (ds.images["val"], ds.labels["val"])}
+    x, rows_val = ds.images["val"], ds.rows["val"]
+    sets = {"fer2013": (np.ones(len(x), bool), ds.labels["val"])}
     if a.ferplus:
-        fp = load_dataset(a.data)
-        apply_labels(fp, "ferplus-majority", a.ferplus)
-        sets["ferplus"] = (fp.images["val"], fp.labels["val"])
+        apply_labels(ds, "ferplus-majority", a.ferplus)  # replaces the arrays, keeps x
+        sets["ferplus"] = (np.isin(rows_val, ds.rows["val"]), ds.labels["val"])
 
     out.mkdir(parents=True)
     rows = []
     for alpha in sorted({0.0, 1.0, *alphas}):
         m_b.set_weights(interpolate(w_a, w_b, alpha))
         row = {"alpha": alpha}
-        for name, (x, y) in sets.items():
-            pred = predict_probs(m_b, x, s_b, tta_flip=s_b.tta_flip).argmax(1)
-            rep = classification_report(y, pred, s_b.labels)
+        pred = predict_probs(m_b, x, s_b, tta_flip=s_b.tta_flip).argmax(1)
+        for name, (keep, y) in sets.items():
+            rep = classification_report(y, pred[keep], s_b.labels)
             row[f"{name}_val_acc"] = round(rep["accuracy"], 4)
             row[f"{name}_val_macro_f1"] = round(rep["macro_f1"], 4)
         rows.append(row)
@@ -167,15 +169,12 @@ def main(argv=None) -> int:
         if alpha in alphas:
             d = out / f"alpha_{alpha:g}"
             d.mkdir()
-            m_b.save(str(d / "model_float.h5"))
+            save_model_atomic(m_b, d / "model_float.h5")
             spec = s_b.replace(extra={**s_b.extra, "wise_ft": {
                 "start": str(start.resolve()), "finetune": str(fine.resolve()),
                 "finetune_end": a.finetune_end, "alpha": alpha}})
             spec.write(d / "spec.json")
-    with (out / "val_scores.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    atomic_write_csv(out / "val_scores.csv", rows)
     print(f"wrote {out}/val_scores.csv and alpha_*/ model folders")
     return 0
 
