@@ -110,6 +110,21 @@ def test_resume_after_interruption(npz, tmp_path, monkeypatch):
     assert [r["epoch"] for r in _history(run)] == ["1", "2", "3", "4", "5", "6"]
 
 
+def test_history_row_of_a_retrained_epoch_replaces_the_old_one(tmp_path):
+    """Killed between the history row and the resume checkpoint, a run trains that epoch
+    again when resumed: the history keeps one row per stage and epoch, the newest."""
+    from fer_edge.train.fit import append_history
+
+    path = tmp_path / "history.csv"
+    append_history(path, {"stage": "finetune", "epoch": 1, "val_accuracy": 0.3})
+    append_history(path, {"stage": "finetune", "epoch": 2, "val_accuracy": 0.4})
+    append_history(path, {"stage": "finetune", "epoch": 2, "val_accuracy": 0.45})
+    append_history(path, {"stage": "head", "epoch": 1, "val_accuracy": 0.2})
+    rows = _history(tmp_path)
+    assert [(r["stage"], r["epoch"], r["val_accuracy"]) for r in rows] == [
+        ("finetune", "1", "0.3"), ("finetune", "2", "0.45"), ("head", "1", "0.2")]
+
+
 def test_bad_data_is_one_line_exit_2(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fer_edge", "train", "--data",
                         str(tmp_path / "missing.csv"), "--weights", "none"],

@@ -201,10 +201,14 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
 
 
 def append_history(path: Path, row: dict) -> None:
+    """Add one epoch's row to ``history.csv`` (atomic rewrite). A row for the same stage and
+    epoch is replaced, not repeated: a run killed after its history row but before its resume
+    checkpoint trains that epoch again when resumed."""
     rows = []
     if path.is_file():
         with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
+            rows = [r for r in csv.DictReader(f)
+                    if (r.get("stage"), r.get("epoch")) != (row["stage"], str(row["epoch"]))]
     rows.append({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_FIELDS})
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS)
