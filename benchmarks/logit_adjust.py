@@ -11,7 +11,7 @@ then PrivateTest is scored with and without it. PrivateTest plays no part in cho
 Such a bias could be folded into the softmax layer's bias of the float model before
 conversion; this script only measures whether it would help.
 
-Appends one row per build and variant to ``benchmarks/results/logit_adjust.csv``.
+Adds one row per build and variant to the rows already in ``benchmarks/results/logit_adjust.csv``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_edge.data import load_dataset
+from fer_edge.io import atomic_write_csv
 from fer_edge.metrics import classification_report
 from fer_edge.runtime import load_predictor
 
@@ -90,12 +91,10 @@ def main() -> int:
                   f"test {row['test_accuracy']:.2f} macro-F1 {row['test_macro_f1']:.2f} "
                   f"fear {row.get('test_recall_fear', 0):.1f}  [{row['bias_values']}]")
     out = Path(args.out)
-    new = not out.exists()
-    with out.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            w.writeheader()
-        w.writerows(rows)
+    if out.is_file():  # keep earlier runs' rows; the file is rewritten whole, atomically
+        with out.open(newline="") as f:
+            rows = list(csv.DictReader(f)) + rows
+    atomic_write_csv(out, rows)
     print(f"wrote {out}")
     return 0
 
