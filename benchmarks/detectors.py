@@ -175,6 +175,8 @@ def main() -> int:
         return 0
     if not (REAL / "short_hamilton_clip.mp4").is_file():
         sys.exit(f"detectors: {REAL} not found")
+    if args.data and not Path(args.data).is_file():
+        sys.exit(f"detectors: --data {args.data} not found; pass fer2013.npz or leave it out")
     names = list(DETECTORS) + (["yunet"] if args.yunet else [])
     rows = []
     threads = [int(t) for t in args.threads.split(",")]

@@ -18,6 +18,7 @@ import argparse
 import csv
 import datetime as dt
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from fer_edge.bench.machine import cpu_name  # noqa: E402
 from fer_edge.data import load_dataset  # noqa: E402
+from fer_edge.errors import FerEdgeError  # noqa: E402
 from fer_edge.spec import ModelSpec  # noqa: E402
 from fer_edge.train._keras import keras, tf  # noqa: E402
 from fer_edge.train.model import build_model  # noqa: E402
@@ -46,7 +48,10 @@ def main() -> None:
 
     keras.utils.set_random_seed(0)
     spec = ModelSpec(input_size=args.input_size, arch=args.arch)
-    ds = load_dataset(args.data)
+    try:
+        ds = load_dataset(args.data)
+    except FerEdgeError as exc:
+        sys.exit(f"train_input: {exc}")
     x, y = ds.images["train"], ds.labels["train"]
     model = build_model(spec, "none")
     model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.02),
