@@ -19,6 +19,7 @@ Adds one row per size to the rows already in ``benchmarks/results/input_size_pro
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import os
 import sys
@@ -27,14 +28,16 @@ from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-RESULTS = Path(__file__).resolve().parent / "results" / "input_size_probe.csv"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "input_size_probe.csv"
+DATA = HERE.parent.parent / "shared" / "data" / "fer2013.npz"  # beside the clone
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="folder with model_float.h5 and spec.json")
     ap.add_argument("--sizes", default="75,83,91,99,107", help="input sides, comma separated")
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/fer2013.npz"))
+    ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     for need in (args.run / "model_float.h5", args.run / "spec.json", args.data):
@@ -47,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"input_size_probe: --sizes {args.sizes!r} is not a list of integers")
     if min(sizes) < 75:
         sys.exit("input_size_probe: InceptionV3 needs an input of at least 75 pixels")
-
-    import csv
 
     from fer_edge.data import load_dataset
     from fer_edge.errors import FerEdgeError
@@ -64,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     except FerEdgeError as exc:
         sys.exit(f"input_size_probe: {exc}")
     x, y = ds.images["val"], ds.labels["val"]
-    rows = list(csv.DictReader(args.out.open())) if args.out.is_file() else []
+    rows = []
+    if args.out.is_file():  # earlier rows are kept
+        with args.out.open(newline="") as f:
+            rows = list(csv.DictReader(f))
     for size in sizes:
         spec = spec0.replace(input_size=size)
         model = build_model(spec, "none")
@@ -82,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{size}x{size}: accuracy {row['accuracy']} %, macro-F1 {row['macro_f1']} % "
               f"({time.perf_counter() - t:.0f} s)", flush=True)
         rows.append(row)
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    atomic_write_csv(args.out, [{k: r.get(k, "") for k in keys} for r in rows])
+    atomic_write_csv(args.out, rows)
     print(f"wrote {args.out}")
     return 0
 
