@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import TINY_TRAIN_ARGS as TINY  # noqa: E402
+from conftest import make_spec
 
 from fer_edge.cli import main
 from fer_edge.data.synthetic import make_faces, write_npz
@@ -57,7 +58,7 @@ def test_per_channel_normalisation_round_trips_and_is_applied():
     from fer_edge.errors import SpecError
     from fer_edge.preprocess import normalize
 
-    spec = ModelSpec(arch="vgg16", input_size=48, norm_scale=1.0,
+    spec = make_spec(arch="vgg16", input_size=48, norm_scale=1.0,
                      norm_offset=(-103.939, -116.779, -123.68))
     back = ModelSpec.from_json(spec.to_json())
     assert back == spec and isinstance(back.norm_offset, tuple)
@@ -66,7 +67,7 @@ def test_per_channel_normalisation_round_trips_and_is_applied():
     np.testing.assert_allclose(x[0, 0, 0], [100 - 103.939, 100 - 116.779, 100 - 123.68],
                                rtol=1e-6)
     with pytest.raises(SpecError, match="one number per channel"):
-        ModelSpec(norm_offset=(1.0, 2.0)).validate()
+        make_spec(norm_offset=(1.0, 2.0)).validate()
 
 
 @pytest.mark.parametrize("argv, msg", [
@@ -130,7 +131,7 @@ def check_archs_build_flat(all_archs: bool):
 
     for arch in KERAS_ARCHS if all_archs else ("vgg16", "efficientnet_b0"):
         size = BACKBONES[arch].min_size
-        model = build_model(ModelSpec(input_size=size, arch=arch, labels=("a", "b", "c")),
+        model = build_model(make_spec(input_size=size, arch=arch, labels=("a", "b", "c")),
                             "none")
         types = {type(layer).__name__ for layer in model.layers}
         assert not any(isinstance(layer, keras.Model) for layer in model.layers), arch
@@ -159,7 +160,7 @@ def test_arch_train_step(arch):
     from fer_edge.train.model import build_model
 
     size = BACKBONES[arch].min_size
-    model = build_model(ModelSpec(input_size=size, arch=arch, labels=("a", "b", "c")), "none")
+    model = build_model(make_spec(input_size=size, arch=arch, labels=("a", "b", "c")), "none")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     x = np.random.default_rng(0).uniform(-1, 1, (2, size, size, 3)).astype("float32")
     assert np.isfinite(model.train_on_batch(x, np.array([0, 2])))
@@ -232,7 +233,7 @@ def test_weights_path_and_imagenet_paths(tmp_path, capsys):
                                               input_tensor=inp, include_preprocessing=False)
     path = tmp_path / "mnv3s_notop.h5"
     app.save_weights(path)
-    spec = ModelSpec(input_size=32, arch="mobilenet_v3_small")
+    spec = make_spec(input_size=32, arch="mobilenet_v3_small")
     model = build_model(spec, str(path))
     np.testing.assert_array_equal(model.get_layer("Conv").get_weights()[0],
                                   app.get_layer("Conv").get_weights()[0])
