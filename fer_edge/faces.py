@@ -41,6 +41,7 @@ import numpy as np
 from fer_edge.demo.tracking import iou
 from fer_edge.errors import BackendUnavailableError, ConfigError, ModelFileError, SourceError
 from fer_edge.preprocess import eye_angle, frame_faces, to_gray
+from fer_edge.runtime.quiet import native_stderr_quiet
 from fer_edge.spec import CropRule, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -248,8 +249,10 @@ class BlazeFaceDetector(_Boxes):
             raise BackendUnavailableError("BlazeFace needs LiteRT: pip install ai-edge-litert "
                                           "(or use --detector haar)") from None
         try:
-            self._interp = Interpreter(model_path=str(path), num_threads=max(1, num_threads))
-            self._interp.allocate_tensors()
+            with native_stderr_quiet():
+                self._interp = Interpreter(model_path=str(path),
+                                           num_threads=max(1, num_threads))
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelFileError(f"{path}: not a loadable TFLite model "
                                  f"({str(exc).splitlines()[0][:100]}); restore it with "
