@@ -15,10 +15,10 @@ training subjects). Per fold:
 
 Each trained condition goes through the product's ``run_training`` (the fold's faces passed
 in memory) and is scored by the run's own test report. Rows per fold and condition go to
-``benchmarks/results/transfer_ckplus_<tag>.csv``; the summary (mean ± std over folds) to
-stdout and ``--table``.
+``studies/transfer_ckplus/results/transfer_ckplus_<tag>.csv``; the summary (mean ± std over
+folds) to stdout and ``--table``.
 
-    python benchmarks/transfer_ckplus.py --base runs/train/cpu75x \\
+    python studies/transfer_ckplus/transfer_ckplus.py --base runs/train/cpu75x \\
         --data ../shared/data/ckplus48 --folds 5 --work /work/fer-runs/transfer --tag cpu75x
 """
 
@@ -34,8 +34,6 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 
 #: CK+ folder name -> FER-2013 class (the dataset README's table)
 CK_TO_FER = {"anger": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy",
