@@ -387,7 +387,7 @@ def test_transfer_folds_are_subject_disjoint_and_export_as_folders(tmp_path):
     def export(fold: int) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, str(script), "--data", str(tmp_path / "ck"), "--folds", "3",
-             "--work", str(tmp_path / "w"), "--tag", "t", "--export-fold", str(fold),
+             "--export-fold", str(fold),
              "--export-dir", str(tmp_path / f"f{fold}")],
             cwd=ROOT, capture_output=True, text=True, timeout=300)
 
