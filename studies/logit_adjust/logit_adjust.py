@@ -1,6 +1,7 @@
 """Post-hoc per-class logit adjustment of a build, chosen on validation (issue 13 study).
 
-    python benchmarks/logit_adjust.py fer_edge/assets/fer_default_int8.tflite s24_int8.tflite \\
+    python studies/logit_adjust/logit_adjust.py \\
+        fer_edge/assets/fer_default_int8.tflite s24_int8.tflite \\
         --data ../shared/data/fer2013.npz
 
 For each build (light runtime, flip TTA as the spec says): the class probabilities of the
@@ -11,7 +12,8 @@ then PrivateTest is scored with and without it. PrivateTest plays no part in cho
 Such a bias could be folded into the softmax layer's bias of the float model before
 conversion; this script only measures whether it would help.
 
-Adds one row per build and variant to the rows already in ``benchmarks/results/logit_adjust.csv``.
+Adds one row per build and variant to the rows already in
+``studies/logit_adjust/results/logit_adjust.csv``.
 """
 
 from __future__ import annotations

@@ -7,10 +7,12 @@ to the full-int8 TFLite exactly as ``fer-edge convert`` does, and the build is r
 LiteRT (flip TTA, as the spec says) on the validation and test splits against the float Keras
 model. Choose on validation; test is reported, not used to choose.
 
-    python benchmarks/calib_study.py runs/train/cpu75x --data ../shared/data/fer2013.npz \
+    python studies/calibration_batch/calib_study.py runs/train/cpu75x \
+        --data ../shared/data/fer2013.npz \
         --batch-sizes 1 2 4 8 16 --faces 3000
 
-Writes ``benchmarks/results/calib_study_<run>.csv`` (one row per batch size and split).
+Writes ``studies/calibration_batch/results/calib_study_<run>.csv`` (one row per batch size
+and split).
 """
 
 from __future__ import annotations

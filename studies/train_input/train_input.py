@@ -7,9 +7,9 @@ Measures, in one process on the same machine:
    default augmentation, on real FER-2013 faces when ``--data`` is given (else synthetic);
 3. pipeline alone: how fast the tf.data pipeline produces batches with no model attached.
 
-and appends one row per measurement to ``benchmarks/results/train_input.csv``.
+and appends one row per measurement to ``studies/train_input/results/train_input.csv``.
 
-    python benchmarks/train_input.py --data ../shared/data/fer2013.npz --steps 40
+    python studies/train_input/train_input.py --data ../shared/data/fer2013.npz --steps 40
 """
 
 from __future__ import annotations

@@ -4,12 +4,13 @@ Full InceptionV3 trainings cost hours per strategy on a 2-core CPU, so this stud
 representation from classifier (Kang et al., ICLR 2020): the penultimate (global-average-pooled)
 features of one backbone are extracted once, then a fresh softmax head is trained on them with
 each imbalance strategy, using fer-edge's own class weights / oversampling / losses. Test and
-validation per-class recall, macro-F1 and accuracy go to ``benchmarks/results/``.
+validation per-class recall, macro-F1 and accuracy go to ``studies/seed_questions/results/``.
 
     # imbalance strategies on the backbone of a trained run
-    python benchmarks/head_study.py --model runs/train/cpu75/model_float.h5 --data fer2013.npz
+    python studies/seed_questions/head_study.py --model runs/train/cpu75/model_float.h5 \
+        --data fer2013.npz
     # seed question 1 without ImageNet weights: head on a frozen *random* InceptionV3
-    python benchmarks/head_study.py --random-init --data fer2013.npz --strategies none
+    python studies/seed_questions/head_study.py --random-init --data fer2013.npz --strategies none
 """
 
 from __future__ import annotations

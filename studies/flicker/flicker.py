@@ -15,9 +15,9 @@ tracking/smoothing defaults (the real demo loop, ``run_demo``, with its per-face
   (segments whose final label equals the previous one are skipped; a segment that never
   settles counts as lag = segment length).
 
-Writes ``benchmarks/results/flicker.csv``.
+Writes ``studies/flicker/results/flicker.csv``.
 
-    python benchmarks/flicker.py --data ../shared/data/fer2013.npz
+    python studies/flicker/flicker.py --data ../shared/data/fer2013.npz
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from fer_edge.io import atomic_write_csv
 from fer_edge.runtime import load_predictor
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+ROOT = HERE.parents[1]  # the repository; the shared data sits beside it
 RESULTS = HERE / "results" / "flicker.csv"
 CLIP = ROOT.parent / "shared" / "data" / "real" / "short_hamilton_clip.mp4"
 CONFIGS = {

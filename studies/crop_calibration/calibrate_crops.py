@@ -13,9 +13,9 @@ centre offsets, side ratio and eye-line angle) is the data for crop-jitter augme
 (``fer_edge.faces.box_spread``).
 
 Writes ``fer_edge/assets/face_crops.json`` (read by ``fer_edge.faces``; recorded into model
-specs by ``convert/respec.py``) and ``benchmarks/results/crop_calibration.csv``.
+specs by ``convert/respec.py``) and ``studies/crop_calibration/results/crop_calibration.csv``.
 
-    python benchmarks/calibrate_crops.py --data ../shared/data/fer2013.npz --n 2000
+    python studies/crop_calibration/calibrate_crops.py --data ../shared/data/fer2013.npz --n 2000
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def main() -> int:
     faces = d["images"][np.sort(pick)]
     out = {"data": Path(args.data).name, "split": "Training", "n": args.n, "seed": args.seed,
            "frame": "640x480", "sides": [60, 240], "date": dt.date.today().isoformat(),
-           "script": "benchmarks/calibrate_crops.py", "detectors": {}}
+           "script": "studies/crop_calibration/calibrate_crops.py", "detectors": {}}
     if CALIBRATION_FILE.is_file():  # detectors not measured this time keep their rules
         out["detectors"] = json.loads(CALIBRATION_FILE.read_text()).get("detectors", {})
     rows = []

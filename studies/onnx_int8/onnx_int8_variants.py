@@ -15,10 +15,10 @@ leaves in float (Conv), batch-1 median latency at 1 thread, argmax agreement wit
 reference build (flip TTA as the spec says) and the largest probability difference from the
 shipped variant.
 
-    python benchmarks/onnx_int8_variants.py runs/train/cpu75x/export_recipe \
+    python studies/onnx_int8/onnx_int8_variants.py runs/train/cpu75x/export_recipe \
         --data ../shared/data/fer2013.npz
 
-Writes ``benchmarks/results/onnx_int8_variants_<run>.csv``.
+Writes ``studies/onnx_int8/results/onnx_int8_variants_<run>.csv``.
 """
 
 from __future__ import annotations

@@ -10,17 +10,17 @@ Per arch, each step in a fresh process through the product's own commands:
 3. ``fer-edge benchmark`` on the int8 and fp32 TFLite builds, one process per build, 1 thread:
    batch-1 latency and end-to-end demo FPS on the packaged clip.
 
-Then one CSV row per arch (``benchmarks/results/backbones_<tag>.csv``): test accuracy,
+Then one CSV row per arch (``studies/backbones/results/backbones_<tag>.csv``): test accuracy,
 macro-F1 and per-class recall of the float model (flip TTA as the spec says), int8 TFLite
 accuracy, drop and agreement, sizes, ms and FPS; and the Markdown table on stdout (or
 ``--table``).
 
-    python benchmarks/backbones.py --data ../shared/data/fer2013.npz --budget-min 45 \\
+    python studies/backbones/backbones.py --data ../shared/data/fer2013.npz --budget-min 45 \\
         --work /work/fer-runs/backbones/bench45 --tag budget45
 
 Tiny check of the whole chain (synthetic data, seconds per arch):
 
-    python benchmarks/backbones.py --data synthetic --archs tiny_cnn --budget-min 0.1 \\
+    python studies/backbones/backbones.py --data synthetic --archs tiny_cnn --budget-min 0.1 \\
         --train-args "--input-size 32 --limit 200 --batch-size 16" --convert-args \\
         "--qat-epochs 0 --latency-runs 3" --work /tmp/bb --tag tiny --bench-runs 5
 """
@@ -38,10 +38,13 @@ import sys
 import time
 from pathlib import Path
 
+from fer_edge.io import atomic_write_csv
+from fer_edge.train.backbones import ARCHS  # the registry; light at import (no TensorFlow)
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-DEFAULT_ARCHS = ("inception_v3", "vgg16", "vgg19", "resnet50", "mobilenet_v3_small",
-                 "mobilenet_v3_large", "efficientnet_b0")
+ROOT = HERE.parents[1]  # the repository: its train/ and convert/ recipes
+#: every real backbone of the registry (``tiny_cnn`` is the tests' stand-in)
+DEFAULT_ARCHS = tuple(a for a in ARCHS if a != "tiny_cnn")
 
 
 def _fer_edge(args: list[str], log: Path, ok=(0,)) -> int:
@@ -188,9 +191,6 @@ def main(argv=None) -> int:
         log = work / f"{arch}.log"
         print(f"{arch}: train/convert/benchmark, log {log}", flush=True)
         rows.append(row_for(arch, a, work, log))
-    sys.path.insert(0, str(ROOT))
-    from fer_edge.io import atomic_write_csv
-
     out = Path(a.results) / f"backbones_{a.tag}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = merge_rows(out, rows)

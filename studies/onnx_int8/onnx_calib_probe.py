@@ -1,6 +1,6 @@
 """Probe onnxruntime static-quantisation variants of a run's fp32 ONNX (int8 ONNX parity study).
 
-    python benchmarks/onnx_calib_probe.py NAME N_FACES METHOD "EXTRA_OPTIONS" s8|u8 BATCH \
+    python studies/onnx_int8/onnx_calib_probe.py NAME N_FACES METHOD "EXTRA_OPTIONS" s8|u8 BATCH \
         [--run runs/train/cpu75x/export] [--data ../shared/data/fer2013.npz]
     EXCLUDE=node1,node2 ...   # keep these ONNX nodes float
     fer-edge evaluate runs/onnx_probe/*.onnx --data fer2013.npz \

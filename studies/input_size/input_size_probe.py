@@ -2,7 +2,7 @@
 
     python convert/recover_float.py fer_edge/assets/fer_default_int8.tflite rec \\
         --data ../shared/data/fer2013.npz
-    python benchmarks/input_size_probe.py rec --sizes 75,83,91,99,107 \\
+    python studies/input_size/input_size_probe.py rec --sizes 75,83,91,99,107 \\
         --data ../shared/data/fer2013.npz
 
 The question: would a larger model input (more spatial resolution in InceptionV3's last
@@ -13,7 +13,7 @@ pooling), and the FER-2013 validation split (PublicTest) is scored with the one
 preprocessing path (48x48 grey -> bilinear resize to the size -> [-1, 1], repeated to RGB) and
 flip TTA as the spec says. PrivateTest plays no part. Heavy tier (TensorFlow).
 
-Adds one row per size to the rows already in ``benchmarks/results/input_size_probe.csv``.
+Adds one row per size to the rows already in ``studies/input_size/results/input_size_probe.csv``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "input_size_probe.csv"
-DATA = HERE.parent.parent / "shared" / "data" / "fer2013.npz"  # beside the clone
+DATA = HERE.parents[2] / "shared" / "data" / "fer2013.npz"  # beside the clone
 
 
 def main(argv: list[str] | None = None) -> int:

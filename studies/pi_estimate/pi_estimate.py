@@ -32,10 +32,10 @@ No Raspberry Pi was measured; emulated (qemu) timings are meaningless and are no
 
 Usage::
 
-    python benchmarks/pi_estimate.py [--model fer_edge/assets/fer_default_int8.tflite]
+    python studies/pi_estimate/pi_estimate.py [--model fer_edge/assets/fer_default_int8.tflite]
         [--detectors fer_edge/assets/face_detection_short_range.tflite ...]
 
-Writes ``benchmarks/results/model_macs.csv`` and ``benchmarks/results/pi_estimate.csv``.
+Writes ``model_macs.csv`` and ``pi_estimate.csv`` to ``studies/pi_estimate/results/``.
 """
 
 from __future__ import annotations
@@ -48,11 +48,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import fer_edge
+from fer_edge.demo.config import DemoConfig
+from fer_edge.io import atomic_write_csv
 
-from fer_edge.demo.config import DemoConfig  # noqa: E402
-from fer_edge.io import atomic_write_csv  # noqa: E402
+HERE = Path(__file__).resolve().parent
+ASSETS = Path(fer_edge.__file__).resolve().parent / "assets"  # the installed package's
 
 #: published Pi 4 latencies (ms, 4 threads; XNNPACK README) and published MACs of the anchors
 ANCHORS = {
@@ -135,16 +136,16 @@ def fps(det_ms: float, cls_ms: float, passes: int, faces: int, detect_every: int
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=str(ROOT / "fer_edge/assets/fer_default_int8.tflite"))
+    ap.add_argument("--model", default=str(ASSETS / "fer_default_int8.tflite"))
     ap.add_argument("--detectors", nargs="*", default=None,
                     help="face-detector .tflite files (default: face_detection_*.tflite in "
                          "fer_edge/assets, if any)")
     ap.add_argument("--faces", type=int, nargs="+", default=[1, 4], help="faces in view")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks/results"))
+    ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args(argv)
     dets = args.detectors
     if dets is None:
-        dets = sorted(str(p) for p in (ROOT / "fer_edge/assets").glob("face_detection_*.tflite"))
+        dets = sorted(str(p) for p in ASSETS.glob("face_detection_*.tflite"))
     models = {"classifier": args.model, **{Path(d).stem: d for d in dets}}
     counted, rows = {}, []
     for role, path in models.items():

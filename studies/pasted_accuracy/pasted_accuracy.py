@@ -14,9 +14,9 @@ that face; each detection is cropped twice with the model's crop rule for that d
   accuracy on those same faces; ``delta_pp`` = their difference, what framing + alignment
   cost.
 
-Writes ``benchmarks/results/pasted_accuracy.csv`` (or ``--out``).
+Writes ``studies/pasted_accuracy/results/pasted_accuracy.csv`` (or ``--out``).
 
-    python benchmarks/pasted_accuracy.py --data ../shared/data/fer2013.npz
+    python studies/pasted_accuracy/pasted_accuracy.py --data ../shared/data/fer2013.npz
 """
 
 from __future__ import annotations

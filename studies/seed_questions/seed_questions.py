@@ -4,10 +4,10 @@ ImageNet weights cannot be downloaded on the machines this project is built on, 
 learning alone" is measured with what can be had: a softmax head trained on the features of a
 frozen, randomly initialised InceptionV3 (``head_study.py --random-init``, strategy ``none``).
 "After fine-tuning" is a fer-edge run that trained every layer (its ``eval/test_report.json``).
-Both on FER-2013 PrivateTest. Writes ``benchmarks/results/seed_q1_q2.csv``.
+Both on FER-2013 PrivateTest. Writes ``studies/seed_questions/results/seed_q1_q2.csv``.
 
-    python benchmarks/head_study.py --random-init --data fer2013.npz --strategies none
-    python benchmarks/seed_questions.py --run runs/train/cpu75x
+    python studies/seed_questions/head_study.py --random-init --data fer2013.npz --strategies none
+    python studies/seed_questions/seed_questions.py --run runs/train/cpu75x
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ training subjects). Per fold:
 
 Each trained condition goes through the product's ``run_training`` (the fold's faces passed
 in memory) and is scored by the run's own test report. Rows per fold and condition go to
-``benchmarks/results/transfer_ckplus_<tag>.csv``; the summary (mean ± std over folds) to
-stdout and ``--table``.
+``studies/transfer_ckplus/results/transfer_ckplus_<tag>.csv``; the summary (mean ± std over
+folds) to stdout and ``--table``.
 
-    python benchmarks/transfer_ckplus.py --base runs/train/cpu75x \\
+    python studies/transfer_ckplus/transfer_ckplus.py --base runs/train/cpu75x \\
         --data ../shared/data/ckplus48 --folds 5 --work /work/fer-runs/transfer --tag cpu75x
 """
 
@@ -34,8 +34,6 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 
 #: CK+ folder name -> FER-2013 class (the dataset README's table)
 CK_TO_FER = {"anger": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy",
@@ -182,8 +180,8 @@ def main(argv=None) -> int:
     p.add_argument("--patience", type=int, default=8)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--work", required=True, help="runs and logs (outside the repo)")
-    p.add_argument("--tag", required=True, help="names the results CSV")
+    p.add_argument("--work", default="", help="runs and logs (outside the repo)")
+    p.add_argument("--tag", default="", help="names the results CSV")
     p.add_argument("--results", default=str(HERE / "results"))
     p.add_argument("--table", default="")
     p.add_argument("--export-dir", default="", help="write fold --export-fold as train/ and "
@@ -195,8 +193,6 @@ def main(argv=None) -> int:
     from fer_edge.io import atomic_write_csv
 
     setup_logging(False)
-    base, work = Path(a.base), Path(a.work)
-    work.mkdir(parents=True, exist_ok=True)
     x, y, names, files = read_class_folders(a.data, own_classes=True)
     subjects = [subject_of(f) for f in files]
     folds = subject_folds(subjects, a.folds, a.seed)
@@ -204,8 +200,11 @@ def main(argv=None) -> int:
         export_fold(files, subjects, folds, a.export_fold - 1, Path(a.export_dir))
         print(f"fold {a.export_fold}/{a.folds} written to {a.export_dir} (train/, test/)")
         return 0
-    if not a.base:
-        raise SystemExit("transfer_ckplus: --base RUN (the FER-2013 fer-edge run) is needed")
+    if not (a.base and a.work and a.tag):
+        raise SystemExit("transfer_ckplus: --base RUN (the FER-2013 fer-edge run), --work DIR "
+                         "and --tag NAME are needed for the study (--export-dir needs none)")
+    base, work = Path(a.base), Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
     only = {int(v) - 1 for v in a.only_folds.split(",") if v.strip()} or set(range(a.folds))
     conds = [c.strip() for c in a.conditions.split(",") if c.strip()]
     rows = []
