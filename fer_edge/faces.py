@@ -48,7 +48,8 @@ log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
 ASSETS = Path(__file__).resolve().parent / "assets"
-#: crop rules and box spread calibrated on FER-2013 by ``benchmarks/calibrate_crops.py``
+#: crop rules and box spread calibrated on FER-2013
+#: (``studies/crop_calibration/calibrate_crops.py``)
 CALIBRATION_FILE = ASSETS / "face_crops.json"
 #: the default detector (``--detector auto``): the best one measured in benchmarks/README.md
 AUTO = "blazeface-full+refine"
@@ -607,7 +608,7 @@ def build_detector(name_or_path: str | None = "auto", score_threshold: float | N
 @dataclass(frozen=True)
 class BoxSpread:
     """How a detector's box sits on a FER-2013-framed face, measured on pasted training faces
-    (``benchmarks/calibrate_crops.py``), in units of the true face side.
+    (``studies/crop_calibration/calibrate_crops.py``), in units of the true face side.
 
     Use it to jitter training crops the way a detector will (crop-jitter augmentation).
 
@@ -656,7 +657,7 @@ def box_spread(detector: str = "auto") -> BoxSpread:
     d = _calibration().get("detectors", {}).get(name)
     if d is None:
         raise ConfigError(f"no box spread measured for detector {name!r}; run "
-                          "benchmarks/calibrate_crops.py")
+                          "studies/crop_calibration/calibrate_crops.py")
     s = d["spread"]
     return BoxSpread(name, int(s["n"]), tuple(s["dx"]), tuple(s["dy"]), tuple(s["size"]),
                      tuple(s.get("angle_deg", (0.0, 0.0))))
