@@ -25,12 +25,14 @@ from fer_edge.faces import (
     box_spread,
     build_detector,
     calibrated_crops,
+    record_crops,
     shrink,
     ssd_anchors,
     weighted_nms,
+    with_calibrated_crops,
 )
 from fer_edge.preprocess import crop_box, eye_angle, frame_faces
-from fer_edge.spec import ModelSpec
+from fer_edge.spec import CropRule, ModelSpec
 
 REAL = ROOT.parent / "shared" / "data" / "real"
 PORTRAITS = ["alex-lacamoire.png", "biden.jpg", "lin-manuel-miranda.png", "obama.jpg",
@@ -256,15 +258,32 @@ def test_box_spread_api():
         box_spread("nope")
 
 
-def test_packaged_model_gets_calibrated_crops_explicitly():
-    from fer_edge.runtime import load_predictor
+def test_a_build_without_crop_rules_gets_the_calibrated_ones_explicitly():
+    old = ModelSpec()  # as every build made before fer-edge recorded per-detector crop rules
+    assert not old.face_crops
+    got = with_calibrated_crops(old)
+    assert got.face_crops == calibrated_crops()
+    assert got.extra["face_crops_from"].startswith("fer-edge calibration")
+    own = record_crops(ModelSpec())  # a build that records its own rules keeps them
+    own = own.replace(face_crops={**own.face_crops, "haar": CropRule(scale=1.5)})
+    assert with_calibrated_crops(own) is own
+
+
+def test_packaged_model_has_a_crop_rule_for_every_detector_and_says_whose():
+    """Whether the packaged build records its rules (re-specced or new) or predates them."""
+    from fer_edge.runtime import default_model_path, load_predictor
+    from fer_edge.runtime.spec_io import read_tflite_spec
 
     p = load_predictor()
-    if p.spec.extra.get("face_crops_from") is None:  # re-specced build records its own
-        assert p.spec.face_crops
-        return
-    assert set(p.spec.face_crops) >= {"blazeface-full", "blazeface-short", "haar"}
-    assert p.spec.crop_for("blazeface-full") == calibrated_crops()["blazeface-full"]
+    embedded = read_tflite_spec(default_model_path().read_bytes(), "packaged")
+    assert embedded is not None  # convert/package_default.py ships the build's spec inside it
+    own = embedded.face_crops
+    cal = calibrated_crops()
+    assert set(p.spec.face_crops) >= set(cal) >= {"blazeface-full", "blazeface-short", "haar"}
+    for name, rule in p.spec.face_crops.items():  # the build's own rule wins, else fer-edge's
+        assert rule == own.get(name, cal.get(name)), name
+    assert ("face_crops_from" in p.spec.extra) == bool(set(cal) - set(own))
+    assert p.spec.crop_for("blazeface-full") == own.get("blazeface-full", cal["blazeface-full"])
     out = p.analyze(_real("obama.jpg"))
     assert len(out) == 1 and out[0]["label"] in p.spec.labels and out[0]["keypoints"]
 
