@@ -370,16 +370,9 @@ def test_transfer_ckplus_end_to_end(base_run, tmp_path):
 def test_transfer_folds_are_subject_disjoint_and_export_as_folders(tmp_path):
     """benchmarks/transfer_ckplus.py: no subject in two splits of a fold, val carved from the
     training subjects (1/8, at least one), and --export-dir writes that fold as train/ test/."""
-    import importlib.util
-
-    from conftest import ROOT
-
+    from benchmarks import transfer_ckplus as tc  # the repo root is on pytest's pythonpath
     from fer_edge.data.readers import read_class_folders
 
-    spec = importlib.util.spec_from_file_location(
-        "transfer_ckplus", ROOT / "benchmarks" / "transfer_ckplus.py")
-    tc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tc)
     names = ["anger", "contempt", "happy"]
     x, y = make_faces(3 * 24, 0, num_classes=3)
     for i, (img, lab) in enumerate(zip(x, y)):
@@ -431,13 +424,8 @@ def test_backbones_csv_merges_a_later_call(tmp_path):
     """A comparison finished in two calls: the second call's archs replace theirs, the rest
     stay, in the benchmark's arch order."""
     import csv
-    import importlib.util
 
-    from conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location("bb", ROOT / "benchmarks" / "backbones.py")
-    bb = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bb)
+    from benchmarks import backbones as bb  # the repo root is on pytest's pythonpath
     out = tmp_path / "backbones_t.csv"
     with out.open("w", newline="") as f:
         w = csv.DictWriter(f, ["arch", "float_accuracy"])

@@ -289,14 +289,10 @@ def test_packaged_model_has_a_crop_rule_for_every_detector_and_says_whose():
 
 
 def test_respec_records_the_rules(tmp_path):
-    import importlib.util
-
+    from convert import respec as mod  # the repo root is on pytest's pythonpath
     from fer_edge.faces import AUTO
     from fer_edge.runtime import default_model_path, load_predictor
 
-    spec_ = importlib.util.spec_from_file_location("respec", ROOT / "convert" / "respec.py")
-    mod = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(mod)
     src = default_model_path()
     out = tmp_path / "m.tflite"
     data = src.read_bytes()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
+import importlib
 import io
 import json
 import logging
@@ -59,10 +59,7 @@ def _unbound_default() -> bytes:
 
 
 def _bind_script():
-    spec = importlib.util.spec_from_file_location("bind_spec", ROOT / "convert" / "bind_spec.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module("convert.bind_spec")  # repo root on pytest's pythonpath
 
 
 def _rezip(data: bytes, edit) -> bytes:
