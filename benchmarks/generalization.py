@@ -180,20 +180,22 @@ def row(build: str, set_name: str, labels: str, y: np.ndarray, pred: np.ndarray,
 
 
 def score_fer(name: str, probs: dict, sets: dict) -> list[dict]:
-    """FER-2013 and FER+ rows of PrivateTest, and the pasted-frames row when measured."""
+    """FER-2013 and FER+ rows of PrivateTest."""
     p_test = probs["test"].argmax(1)
     k = sets["ferplus_keep"]
-    rows = [row(name, "fer2013-privatetest", "fer2013", sets["y_fer"], p_test),
+    return [row(name, "fer2013-privatetest", "fer2013", sets["y_fer"], p_test),
             row(name, "fer2013-privatetest", "ferplus-majority", sets["y_ferplus"][k],
                 p_test[k])]
-    if "pasted" in probs:
-        idx, found, pp = probs["pasted_idx"], probs["pasted_found"], probs["pasted"]
-        pred = np.where(found, pp.argmax(1), len(FER2013_LABELS))
-        y = sets["y_fer"][idx]
-        rows.append(row(name, "pasted-frames", "fer2013", y, pred,
-                        found=f"{100 * float(found.mean()):.1f}",
-                        accuracy_found=f"{100 * float(np.mean(pred[found] == y[found])):.2f}"))
-    return rows
+
+
+def score_pasted(name: str, probs: dict, sets: dict) -> list[dict]:
+    """The pasted-frames row: a face the detector missed counts as wrong."""
+    idx, found, pp = probs["pasted_idx"], probs["pasted_found"], probs["pasted"]
+    pred = np.where(found, pp.argmax(1), len(FER2013_LABELS))
+    y = sets["y_fer"][idx]
+    return [row(name, "pasted-frames", "fer2013", y, pred,
+                found=f"{100 * float(found.mean()):.1f}",
+                accuracy_found=f"{100 * float(np.mean(pred[found] == y[found])):.2f}")]
 
 
 def score_ck(name: str, probs: dict, sets: dict) -> list[dict]:
@@ -242,6 +244,8 @@ def score(name: str, probs: dict[str, np.ndarray], sets: dict,
         rows += score_fer(name, probs, sets)
     if "ck" in probs:
         rows += score_ck(name, probs, sets)
+    if "pasted" in probs:
+        rows += score_pasted(name, probs, sets)
     if "tfeid" in probs:
         rows += score_tfeid(name, probs, sets, labels)
     return rows
