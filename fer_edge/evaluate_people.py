@@ -135,3 +135,25 @@ def _report(y: np.ndarray, pred: np.ndarray, labels: tuple[str, ...]) -> dict[st
     rep["per_class"] = rep["per_class"][:len(labels)]
     rep["missed"] = int(np.sum(pred == len(labels)))
     return rep
+
+
+def render_people_md(reports: dict[str, dict[str, Any]], title: str) -> str:
+    """Markdown of :func:`people_report` results, one per build: overall, per class, per
+    person."""
+    first = next(iter(reports.values()))
+    labels = [c["label"] for c in first["all"]["per_class"] if c["support"]]
+    lines = [f"# {title}", "", f"Photos: n = {first['all']['n']}, people: "
+             f"{first['person_mean']['people']}; a photo without a face found counts as wrong.",
+             "", "| build | accuracy | macro-F1 | mean over people | faces found | "
+             + " | ".join(labels) + " |", "|---|---|---|---|---|" + "---|" * len(labels)]
+    for name, r in reports.items():
+        rec = {c["label"]: c["recall"] for c in r["all"]["per_class"]}
+        lines.append(f"| {name} | {r['all']['accuracy']:.2%} | {r['all']['macro_f1']:.2%} | "
+                     f"{r['person_mean']['accuracy']:.2%} | {r['found']:.1%} | "
+                     + " | ".join(f"{rec[k]:.1%}" for k in labels) + " |")
+    lines += ["", "## Accuracy per person (n photos)", "",
+              "| person | n | " + " | ".join(reports) + " |", "|---|---|" + "---|" * len(reports)]
+    for person, pr in first["per_person"].items():
+        cells = [f"{r['per_person'][person]['accuracy']:.1%}" for r in reports.values()]
+        lines.append(f"| {person} | {pr['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + [""])

@@ -143,3 +143,36 @@ def test_generalization_refuses_a_missing_tfeid_folder_in_one_line(tmp_path):
                        env=env, timeout=120)
     assert r.returncode == 2 and "--tfeid" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "g.csv").exists()
+
+
+@needs_tfeid
+def test_evaluate_cli_scores_a_folder_of_people_per_person(tmp_path, capsys):
+    import json
+
+    from fer_edge.cli import main
+
+    real, _ = scan_people(TFEID)
+    for person, label in (("ann", "happy"), ("bob", "neutral")):
+        shot = next(p for p in real if p.label == label and p.person == "07")
+        (tmp_path / "people" / person / label).mkdir(parents=True)
+        shutil.copy(shot.path, tmp_path / "people" / person / label / "1.jpg")
+    _jpg(tmp_path / "people" / "bob" / "sad" / "blank.jpg")  # no face: wrong
+    out = tmp_path / "rep"
+    assert main(["evaluate", str(ROOT / "fer_edge" / "assets" / "fer_default_int8.tflite"),
+                 "--people", str(tmp_path / "people"), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "| ann | 1 |" in text and "| bob | 2 |" in text
+    rep = json.loads((out / "report.json").read_text())["builds"]["fer_default_int8.tflite"]
+    assert rep["all"]["n"] == 3 and rep["all"]["missed"] == 1
+    assert rep["found"] == pytest.approx(2 / 3)
+    assert rep["per_person"]["bob"]["found"] == pytest.approx(1 / 2)
+    assert "| bob | 2 |" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("extra", [[], ["--data", "synthetic", "--people", "x"]])
+def test_evaluate_cli_needs_data_or_people_not_both(extra, capsys):
+    from fer_edge.cli import main
+
+    assert main(["evaluate", "m.tflite", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--data" in err[0] and "--people" in err[0]
