@@ -159,7 +159,6 @@ def pasted_crops(preds: dict, faces: np.ndarray, n: int, detector: str, seed: in
     return idx, crops
 
 
-
 def report_row(build: str, set_name: str, labels: str, rep: dict, **extra) -> dict:
     """One CSV row from a ``classification_report`` (per-class recall by label name)."""
     r = {"build": build, "set": set_name, "labels": labels, "n": rep["n"],
