@@ -25,14 +25,12 @@ from fer_edge.faces import (
     box_spread,
     build_detector,
     calibrated_crops,
-    record_crops,
     shrink,
     ssd_anchors,
     weighted_nms,
-    with_calibrated_crops,
 )
 from fer_edge.preprocess import crop_box, eye_angle, frame_faces
-from fer_edge.spec import CropRule, ModelSpec
+from fer_edge.spec import ModelSpec
 
 REAL = ROOT.parent / "shared" / "data" / "real"
 PORTRAITS = ["alex-lacamoire.png", "biden.jpg", "lin-manuel-miranda.png", "obama.jpg",
