@@ -26,17 +26,18 @@ from fer_edge.train.backbones import ARCHS, check_input_size
 
 def opt(default: Any, help: str, choices: tuple | None = None, positional: bool = False,
         cli: bool = True, *, ge: float | None = None, gt: float | None = None,
-        le: float | None = None, lt: float | None = None) -> Any:
+        le: float | None = None, lt: float | None = None, many: bool = False) -> Any:
     """A config field with CLI help and its allowed values.
 
     :func:`check_config` checks every field wherever a config is built (flags, TOML, a resumed
     run's saved config): its type; for numbers, finite and within ``ge``/``gt`` (lower) and
     ``le``/``lt`` (upper), and ``>= 0`` when no bound is given (``>= default`` for a negative
     default such as -1 = auto; ``ge=-math.inf`` allows any sign); ``choices`` for values from
-    TOML too.
+    TOML too. ``many``: a text field that also takes several values (the flag takes one or
+    more, e.g. a shell glob; TOML a string or a list of strings).
     """
     meta = {"help": help, "choices": choices, "positional": positional, "cli": cli,
-            "ge": ge, "gt": gt, "le": le, "lt": lt}
+            "ge": ge, "gt": gt, "le": le, "lt": lt, "many": many}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -50,8 +51,11 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
             continue
         tp = hints[f.name]
         default = f.default if f.default is not dataclasses.MISSING else None
-        shown = "" if default in ("", None) else f" (default: {default})"
-        kw: dict[str, Any] = {"help": f.metadata.get("help", "") + shown, "dest": f.name}
+        text = f.metadata.get("help", "")
+        # no "(default: ...)" where the help already says what the default does
+        quiet = default in ("", None) or "(default" in text.lower()
+        kw: dict[str, Any] = {"help": text + ("" if quiet else f" (default: {default})"),
+                              "dest": f.name}
         if f.metadata.get("choices"):
             kw["choices"] = f.metadata["choices"]
         if f.metadata.get("positional"):
@@ -60,7 +64,9 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
                                 **{k: v for k, v in kw.items()})
             continue
         flag = "--" + f.name.replace("_", "-")
-        if tp is bool:
+        if f.metadata.get("many"):
+            parser.add_argument(flag, nargs="+", default=None, metavar=_metavar(tp), **kw)
+        elif tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, **kw)
         else:
             parser.add_argument(flag, type=_base_type(tp), default=None, metavar=_metavar(tp),
@@ -183,6 +189,9 @@ def check_config(cfg: Any, origin: dict[str, str] | None = None) -> None:
         what = f.metadata.get("help", "")
         hint = f" ({what})" if what else ""
         tp = _field_type(hints[f.name])
+        if f.metadata.get("many") and isinstance(v, (list, tuple)) and v and all(
+                isinstance(x, str) for x in v):
+            continue  # several values of a text field
         if not _type_ok(v, tp):
             raise ConfigError(f"{where} {v!r}: must be {_TYPE_WORDS[tp]}{hint}")
         choices = f.metadata.get("choices")
