@@ -262,7 +262,7 @@ class BlazeFaceDetector(_Boxes):
             raise ModelFileError(f"{path}: not the {name} model (input {tuple(inp['shape'])}, "
                                  f"outputs {[tuple(d['shape']) for d in outs.values()]}, "
                                  f"expected {a} anchors)")
-        self.name, self.size = name, size
+        self.name, self.size, self.num_threads = name, size, max(1, num_threads)
         self._in, self._reg, self._cls = inp["index"], outs[16]["index"], outs[1]["index"]
         self.score_threshold, self.min_size = score_threshold, min_size
         self.iou_threshold = iou_threshold

@@ -47,10 +47,13 @@ def check_not_folder(flag: str, path: str) -> None:
     p = Path(path) if path else None
     if p is None or not p.is_dir():
         return
-    builds = sorted(q.name for q in p.iterdir() if q.suffix.lower() in (".tflite", ".onnx"))
+    builds = _builds(p)
     if (p / "export").is_dir() or (p / "spec.json").is_file():
-        fix = (f"for a training run give one of its builds, e.g. --model "
-               f"{p / 'export'}/<name>.tflite (make them with fer-edge convert {p})")
+        made = _builds(p / "export")
+        build = p / "export" / made[0] if made else f"{p / 'export'}/<name>.tflite"
+        what = "" if flag == "--model" else "it is a training run, not a video; "
+        fix = (f"{what}a run's builds are in its export/ folder: --model {build}" +
+               ("" if made else f" (make them with fer-edge convert {p})"))
     elif builds:
         fix = f"give one of its builds, e.g. --model {p / builds[0]}"
     elif any(q.suffix.lower() in _IMAGE_EXT for q in p.iterdir()):
@@ -58,6 +61,14 @@ def check_not_folder(flag: str, path: str) -> None:
     else:
         fix = "give a .tflite/.onnx build" if flag == "--model" else "give a video file"
     raise SourceError(f"{flag} {p}: is a folder, not a file; {fix}")
+
+
+def _builds(folder: Path) -> list[str]:
+    """Names of the .tflite/.onnx files of a folder, int8 TFLite first (the demo's usual)."""
+    if not folder.is_dir():
+        return []
+    names = [q.name for q in folder.iterdir() if q.suffix.lower() in (".tflite", ".onnx")]
+    return sorted(names, key=lambda n: (not n.endswith("int8.tflite"), n))
 
 
 class VideoSource:
