@@ -124,3 +124,14 @@ def test_threads_reach_detector_classifier_and_opencv(monkeypatch):
     run_demo(DemoConfig(video="sample", headless=True, threads=2, max_frames=2))
     assert seen["classifier"] == seen["detector"] == seen["opencv"] == 2
     assert seen["interpreters"] == {2}
+
+
+def test_threads_reach_the_video_decoder():
+    from fer_edge.demo.sources import VideoSource
+
+    src = VideoSource("sample", threads=1)  # FFmpeg's pool is not cv2.setNumThreads's
+    try:
+        assert src.cap.get(cv2.CAP_PROP_N_THREADS) == 1
+        assert sum(1 for _ in src) == 60
+    finally:
+        src.close()

@@ -63,6 +63,17 @@ def check_not_folder(flag: str, path: str) -> None:
     raise SourceError(f"{flag} {p}: is a folder, not a file; {fix}")
 
 
+def _open_video(path: Path, threads: int) -> cv2.VideoCapture:
+    """OpenCV's capture of a video file; with ``threads`` > 0 FFmpeg decodes on that many
+    threads (its default is one per core, which ``cv2.setNumThreads`` does not limit)."""
+    if threads and hasattr(cv2, "CAP_PROP_N_THREADS"):
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
+        if cap.isOpened():
+            return cap
+        cap.release()
+    return cv2.VideoCapture(str(path))
+
+
 def _builds(folder: Path) -> list[str]:
     """Names of the .tflite/.onnx files of a folder, int8 TFLite first (the demo's usual)."""
     if not folder.is_dir():
@@ -72,18 +83,23 @@ def _builds(folder: Path) -> list[str]:
 
 
 class VideoSource:
-    """Every frame of a video file; timestamps are video time (s)."""
+    """Every frame of a video file; timestamps are video time (s).
+
+    Args:
+        path: the file, or "sample" for the packaged clip.
+        threads: decoder threads (FFmpeg's own pool; 0 = FFmpeg's default, one per core).
+    """
 
     #: frames are consecutive: the demo tracks and smooths faces across them
     independent = False
     skipped = 0
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, threads: int = 0):
         p = SAMPLE_CLIP if path == "sample" else Path(path)
         check_not_folder("--video", str(p))
         if not p.is_file():
             raise SourceError(f"{p}: video file not found")
-        self.cap = cv2.VideoCapture(str(p))
+        self.cap = _open_video(p, threads)
         ok, first = self.cap.read() if self.cap.isOpened() else (False, None)
         if not ok:
             raise SourceError(f"{p}: cannot read this video (unsupported codec or not a video); "
@@ -312,7 +328,7 @@ class PiCameraSource(CameraSource):
 def open_source(cfg) -> VideoSource | ImageSource | CameraSource:
     """The source selected by a :class:`~fer_edge.demo.config.DemoConfig`."""
     if cfg.video:
-        return VideoSource(cfg.video)
+        return VideoSource(cfg.video, cfg.threads)
     if cfg.images:
         return ImageSource(cfg.images)
     size = parse_size(cfg.frame_size)
