@@ -163,6 +163,13 @@ def _type_ok(v: Any, tp: type) -> bool:
     return True
 
 
+def _several_texts(v: Any, meta: dict) -> bool:
+    """Several values of a text field that takes them (``opt(..., many=True)``): a non-empty
+    list of strings."""
+    return bool(meta.get("many")) and isinstance(v, (list, tuple)) and bool(v) and all(
+        isinstance(x, str) for x in v)
+
+
 def _bounds(meta: dict, default: Any = 0) -> tuple[list[tuple[str, float]], str]:
     pairs = [(k, meta[k]) for k in ("ge", "gt", "le", "lt") if meta.get(k) is not None]
     if not pairs:  # no bound given: >= 0, or >= the default when that is negative (-1 = auto)
@@ -189,9 +196,8 @@ def check_config(cfg: Any, origin: dict[str, str] | None = None) -> None:
         what = f.metadata.get("help", "")
         hint = f" ({what})" if what else ""
         tp = _field_type(hints[f.name])
-        if f.metadata.get("many") and isinstance(v, (list, tuple)) and v and all(
-                isinstance(x, str) for x in v):
-            continue  # several values of a text field
+        if _several_texts(v, f.metadata):
+            continue
         if not _type_ok(v, tp):
             raise ConfigError(f"{where} {v!r}: must be {_TYPE_WORDS[tp]}{hint}")
         choices = f.metadata.get("choices")
@@ -276,11 +282,16 @@ def read_toml(path: str | Path, cls: type) -> dict[str, Any]:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} for [{section}]" +
                           (f" (did you mean {', '.join(tips)})" if tips else ""))
     hints = typing.get_type_hints(cls)
+    meta = {f.name: f.metadata for f in dataclasses.fields(cls)}
     out = {}
     for k, v in data.items():
         tp = _field_type(hints[k])
+        if _several_texts(v, meta[k]):
+            out[k] = list(v)
+            continue
         if not _type_ok(v, tp):
-            raise ConfigError(f"{path}: {k} = {v!r} must be {_TYPE_WORDS[tp]}")
+            several = ", or a non-empty list of them" if meta[k].get("many") else ""
+            raise ConfigError(f"{path}: {k} = {v!r} must be {_TYPE_WORDS[tp]}{several}")
         out[k] = float(v) if tp is float else v
     return out
 

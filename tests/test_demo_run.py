@@ -135,3 +135,15 @@ def test_threads_reach_the_video_decoder():
         assert sum(1 for _ in src) == 60
     finally:
         src.close()
+
+
+def test_help_says_each_default_once(capsys):
+    from fer_edge.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: -1)" not in text.split("--camera N", 1)[1].split("--picamera")[0]
+    assert "(default: none)" in text
+    assert "(default: refuse) (default: False)" not in text and "(default: refuse)" in text
+    assert "--detect-tiles S" in text and "--image S [S ...]" in text

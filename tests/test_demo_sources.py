@@ -217,3 +217,22 @@ def test_folder_given_as_model_or_video(tmp_path, capsys, make, flag, words):
 def test_missing_image_path_named(tmp_path, capsys):
     assert_refused(["demo", "--headless", "--image", tmp_path / "nope.png"], capsys, tmp_path,
                    "nope.png", "no image found", "check the path")
+
+
+def test_several_images_from_a_recipe(tmp_path, capsys):
+    folder = _photo_folder(tmp_path, 2)
+    recipe = tmp_path / "photos.toml"
+    recipe.write_text(f'[demo]\nimage = ["{folder / "p1.png"}", "{folder / "p0.png"}"]\n'
+                      f'headless = true\nlog = "{tmp_path / "l.csv"}"\n')
+    rc, err, out = run_cli(["demo", "--config", recipe], capsys)
+    assert rc == 0, err
+    assert [r["source"] for r in _rows(tmp_path / "l.csv")] == ["p1.png", "p0.png"]
+
+
+@pytest.mark.parametrize("value", ["[]", "[1, 2]"])
+def test_recipe_image_list_must_hold_paths(tmp_path, capsys, value):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "r.toml").write_text(f"[demo]\nimage = {value}\n")
+    assert_refused(["demo", "--config", ws / "r.toml", "--headless"], capsys, ws,
+                   f"image = {value}", "non-empty list")
