@@ -283,17 +283,18 @@ def read_toml(path: str | Path, cls: type) -> dict[str, Any]:
                           (f" (did you mean {', '.join(tips)})" if tips else ""))
     hints = typing.get_type_hints(cls)
     meta = {f.name: f.metadata for f in dataclasses.fields(cls)}
-    out = {}
-    for k, v in data.items():
-        tp = _field_type(hints[k])
-        if _several_texts(v, meta[k]):
-            out[k] = list(v)
-            continue
-        if not _type_ok(v, tp):
-            several = ", or a non-empty list of them" if meta[k].get("many") else ""
-            raise ConfigError(f"{path}: {k} = {v!r} must be {_TYPE_WORDS[tp]}{several}")
-        out[k] = float(v) if tp is float else v
-    return out
+    return {k: _toml_value(path, k, v, _field_type(hints[k]), meta[k]) for k, v in data.items()}
+
+
+def _toml_value(path: Any, key: str, v: Any, tp: type, meta: dict) -> Any:
+    """A recipe's value for a field of type ``tp``, checked (a whole number is taken for a
+    float; a list of strings for a text field that takes several)."""
+    if _several_texts(v, meta):
+        return list(v)
+    if not _type_ok(v, tp):
+        several = ", or a non-empty list of them" if meta.get("many") else ""
+        raise ConfigError(f"{path}: {key} = {v!r} must be {_TYPE_WORDS[tp]}{several}")
+    return float(v) if tp is float else v
 
 
 def to_json(cfg: Any) -> str:

@@ -106,8 +106,7 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
     cfg.check_outputs()  # an existing --log/--save is refused before anything runs
     source = open_source(cfg)  # first: a wrong source is the likeliest mistake
     photos = source.independent  # each photo on its own: detected and classified, no tracks
-    if photos:
-        cfg = dataclasses.replace(cfg, detect_every=1, refine_reuse=0)
+    cfg = _settings_for(source, cfg)
     try:
         if predictor is None:
             from fer_edge.runtime import load_predictor
@@ -271,6 +270,14 @@ class _CtrlC:
         for s, previous in self._previous.items():
             signal.signal(s, previous)
         self._previous = {}
+
+
+def _settings_for(source, cfg: DemoConfig) -> DemoConfig:
+    """Photos (an independent source) are each detected, with a fresh second pass: detect
+    every frame, no reuse of a second pass made for another photo."""
+    if not source.independent:
+        return cfg
+    return dataclasses.replace(cfg, detect_every=1, refine_reuse=0)
 
 
 def _limit_opencv_threads(threads: int) -> int:
