@@ -135,3 +135,35 @@ def test_log_suffix_any_case(tmp_path, capsys, name):
 def test_log_bad_suffix_names_the_choices(tmp_path, capsys):
     assert_refused(["demo", "--video", "sample", "--headless", "--log", tmp_path / "f.txt"],
                    capsys, tmp_path, "f.txt", ".csv or .jsonl", "- for JSON Lines")
+
+
+@needs_default
+def test_log_dash_reader_that_stops_reading_ends_the_run_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    import cv2
+
+    from fer_edge.demo.sources import SAMPLE_CLIP
+
+    ok, frame = cv2.VideoCapture(str(SAMPLE_CLIP)).read()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(tmp_path / "face.png"), frame)
+    for k in range(400):  # 400 rows of ~400 bytes: more than a pipe buffer holds
+        (photos / f"{k:03d}.png").symlink_to(tmp_path / "face.png")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    demo = subprocess.Popen([sys.executable, "-m", "fer_edge", "demo", "--image", str(photos),
+                             "--headless", "--log", "-", "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=work)
+    first = demo.stdout.readline()  # a reader that wants one event, then goes away
+    demo.stdout.close()
+    err = demo.stderr.read()
+    assert demo.wait(timeout=60) == 2
+    assert json.loads(first)["frame"] == 0
+    ours = [ln for ln in err.splitlines() if ln.startswith("fer-edge")]
+    assert ours == [err.strip().splitlines()[-1]] and "broken pipe" in ours[0], err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    assert not list(work.iterdir())

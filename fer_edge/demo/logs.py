@@ -72,6 +72,13 @@ class FaceLog:
         """Log the classified tracks of one frame (tracks not yet classified are skipped)."""
         try:
             self._write(frame, timestamp, tracks, source)
+        except BrokenPipeError:
+            if not self.stdout:
+                raise
+            # later flushes (the interpreter's at exit) go nowhere instead of failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise OutputError(f"--log -: the program reading standard output stopped reading "
+                              f"(broken pipe) after {self.rows} row(s); the run stopped") from None
         except OSError as exc:  # e.g. disk full: name the file, not just the errno
             raise OSError(exc.errno, exc.strerror, str(self.path)) from None
 
