@@ -167,3 +167,14 @@ def test_log_dash_reader_that_stops_reading_ends_the_run_in_one_line(tmp_path):
     assert ours == [err.strip().splitlines()[-1]] and "broken pipe" in ours[0], err
     assert "Traceback" not in err and "Exception ignored" not in err
     assert not list(work.iterdir())
+
+
+def test_summary_says_when_the_log_got_no_row(tmp_path):
+    from fer_edge.demo.report import summary_lines
+
+    log = tmp_path / "faces.csv"
+    stats = run_demo(DemoConfig(video="sample", headless=True, log=str(log), max_frames=3),
+                     predictor=Fixed(), detector=NoFaces())
+    lines = summary_lines(stats, log=str(log))
+    assert lines[1] == "faces: none found on 3 frames"
+    assert lines[2].startswith(f"--log {log}: no face was classified, so nothing was written")

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(DemoConfig, args)
     stats = run_demo(cfg)
     out = sys.stderr if cfg.log_to_stdout else sys.stdout  # stdout carries the rows then
-    for line in summary_lines(stats, photos=bool(cfg.images)):
+    for line in summary_lines(stats, photos=bool(cfg.images), log=cfg.log):
         print(line, file=out)
     if args.verbose if hasattr(args, "verbose") else False:
         print(json.dumps(stats.summary()), file=out)

@@ -33,8 +33,9 @@ class FaceTally:
                 f"{self.most_faces} at once); shown labels ({per}): {counts}")
 
 
-def summary_lines(stats, photos: bool = False) -> list[str]:
-    """The end-of-run summary: speed, then what was seen (and skipped / resized)."""
+def summary_lines(stats, photos: bool = False, log: str = "") -> list[str]:
+    """The end-of-run summary: speed, then what was seen (and skipped / resized; a ``log``
+    that got no row, and so was not written)."""
     s = stats.summary()
     unit = "photos" if photos else "frames"
     how = {"": "", "SIGINT": "stopped by Ctrl-C; ", "SIGTERM": "stopped by SIGTERM; "}
@@ -45,6 +46,9 @@ def summary_lines(stats, photos: bool = False) -> list[str]:
              stats.tally.line(s["frames"], unit)]
     if stats.skipped:
         lines.append(f"skipped {stats.skipped} unreadable image(s) (see the warnings above)")
+    if log and log != "-" and not stats.rows_logged:
+        lines.append(f"--log {log}: no face was classified, so nothing was written (an "
+                     "existing file was left as it was)")
     if stats.resized:
         lines.append(f"--save: {stats.resized} frame(s) of another size letterboxed to the "
                      "first frame's size")
