@@ -90,6 +90,11 @@ def _classify_alternating(predictor, crops: np.ndarray, tracks: list) -> np.ndar
 def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
     """Run the demo loop.
 
+    Video and cameras: faces are detected every ``detect_every`` frames, tracked, classified
+    every ``classify_every`` frames and smoothed. Photos (``--image``) are independent: each is
+    detected and every face in it classified, with nothing carried over from the photo before.
+    SIGINT/SIGTERM stop at the next frame with the log flushed and ``--save`` finalised.
+
     Args:
         cfg: the demo config (source, model, speed options, outputs).
         predictor: anything with ``.spec`` and ``.predict(faces (N,h,w) uint8 grey) ->
