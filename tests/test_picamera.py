@@ -120,6 +120,7 @@ def _log(path) -> list[dict]:
         rows = list(csv.DictReader(f))
     for r in rows:
         del r["timestamp"]  # video time vs wall-clock time
+        del r["source"]  # the video's file name vs "picamera2"
     return rows
 
 
