@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
                               "replace it, or choose another folder")
     preds = {Path(b).name: load_predictor(b, args.threads) for b in args.builds}
     labels = next(iter(preds.values())).spec.labels
-    ds = load_dataset_for(args.data, labels, skip_unknown_classes=args.skip_unknown_classes)
+    ds = load_dataset_for(args.data, labels, skip_unknown_classes=args.skip_unknown_classes,
+                          need=(args.split,))
     if args.labels != "fer2013":
         from fer_edge.data.ferplus import apply_labels
 

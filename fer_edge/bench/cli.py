@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data:
         from fer_edge.data import load_dataset
 
-        ds = load_dataset(args.data)
+        ds = load_dataset(args.data, need=(args.split,))
         x, y = ds.images[args.split], ds.labels[args.split]
         data = (x[:args.limit], y[:args.limit]) if args.limit else (x, y)
     facts = machine_facts()

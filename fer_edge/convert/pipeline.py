@@ -25,7 +25,7 @@ from fer_edge.errors import (
     ModelFileError,
     SpecError,
 )
-from fer_edge.evaluate import build_facts, compare, predict_all, write_report
+from fer_edge.evaluate import build_facts, compare, predict_all, size_mb, write_report
 from fer_edge.faces import record_crops
 from fer_edge.io import atomic_write_bytes, check_output_dir, temp_path_for
 from fer_edge.preprocess import to_model_input
@@ -74,7 +74,7 @@ def _write_build(path: Path, data: bytes, spec: ModelSpec) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     spec.write(sidecar_path(path))
-    log.info("wrote %s (%.1f MB)", path, len(data) / 1e6)
+    log.info("wrote %s (%s MB)", path, size_mb(len(data)))
 
 
 def check_model_matches_spec(model, spec: ModelSpec, model_path: Path, spec_path: Path) -> None:
