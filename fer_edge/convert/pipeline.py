@@ -57,6 +57,70 @@ def build_names(spec: ModelSpec) -> dict[str, str]:
             "onnx_fp32": f"{stem}_fp32.onnx", "onnx_int8": f"{stem}_int8.onnx"}
 
 
+def plan_builds(cfg: ConvertConfig, spec: ModelSpec, out: Path
+                ) -> tuple[dict[str, str], dict[str, str]]:
+    """(builds to make, builds of ``out`` kept as they are): build key -> file name.
+
+    A requested build that already exists is kept (not rebuilt) unless ``--force``; so adding
+    the int8 builds to a converted run needs no ``--force`` and leaves the float builds alone.
+    Kept builds are checked again and stay in the report.
+
+    Raises:
+        ConfigError: every build switched off, or every requested one exists (no ``--force``).
+        OutputError: ``out`` cannot be written.
+    """
+    wanted = {k: getattr(cfg, k) for k in ("tflite_fp32", "onnx_fp32")}
+    wanted.update({k: cfg.int8 and getattr(cfg, k) for k in ("tflite_int8", "onnx_int8")})
+    every = build_names(spec)
+    names = {k: n for k, n in every.items() if wanted[k]}
+    if not names:
+        raise ConfigError("every build is switched off; nothing to do")
+    check_output_dir(out, "--out")
+    for n in every.values():
+        if (out / n).is_dir():
+            raise ConfigError(f"{out / n}: is a folder where a build goes; move it away")
+    existing = {k for k, n in names.items() if (out / n).exists()}
+    if existing == set(names) and not cfg.force:
+        hint = "" if cfg.int8 else ", add builds with --int8"
+        raise ConfigError(f"{out}: every requested build exists ({', '.join(names.values())});"
+                          f" pass --force to rebuild them{hint}, or --out another folder")
+    if not cfg.force:
+        names = {k: n for k, n in names.items() if k not in existing}
+    kept = {k: n for k, n in every.items() if k not in names and (out / n).is_file()}
+    for n in kept.values():
+        try:
+            kept_spec = load_predictor(out / n, 1).spec
+        except FerEdgeError as exc:
+            raise ConfigError(f"{out / n}: exists but does not load ({exc}); pass --force (with "
+                              "the flags that request it) to rebuild it, or --out another "
+                              "folder") from None
+        if tuple(kept_spec.labels) != tuple(spec.labels):
+            raise ConfigError(f"{out / n}: a build kept from before has other labels than this "
+                              "model; pass --force (with the flags that request it) to rebuild "
+                              "it, or --out another folder")
+        log.info("keeping %s as it is (already built; --force rebuilds a requested build)", n)
+    return names, kept
+
+
+def _earlier_facts(out: Path) -> dict[str, dict]:
+    """Build facts of the report already in ``out`` (file name -> facts), or {}."""
+    try:
+        return dict(json.loads((out / "report.json").read_text()).get("builds", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _kept_facts(path: Path, earlier: dict, pred, x1: np.ndarray, runs: int) -> dict:
+    """A kept build's facts: the earlier report's (its QAT log and latencies) when the file is
+    the one measured then, else measured now."""
+    from fer_edge.evaluate import sha256
+
+    old = earlier.get(path.name)
+    if isinstance(old, dict) and old.get("sha256") == sha256(path):
+        return old
+    return build_facts(path, pred, x1, runs)
+
+
 def _write_build(path: Path, data: bytes, spec: ModelSpec) -> None:
     """Write a build and its sidecar spec; the build is loaded through the light runtime under
     a temporary name first, so a build the runtime cannot load never takes the final name."""
@@ -152,16 +216,7 @@ def run_convert(cfg: ConvertConfig) -> dict:
     if not data:
         raise ConfigError("no dataset: pass --data (needed for QAT, calibration and the check)")
     out = Path(cfg.out) if cfg.out else model_path.parent / "export"
-    wanted = {k: getattr(cfg, k) for k in ("tflite_fp32", "onnx_fp32")}
-    wanted.update({k: cfg.int8 and getattr(cfg, k) for k in ("tflite_int8", "onnx_int8")})
-    names = {k: n for k, n in build_names(spec).items() if wanted[k]}
-    if not names:
-        raise ConfigError("every build is switched off; nothing to do")
-    check_output_dir(out, "--out")
-    existing = [n for n in names.values() if (out / n).exists()]
-    if existing and not cfg.force:
-        raise ConfigError(f"{out / existing[0]} exists; pass --force to replace the builds or "
-                          "--out another folder")
+    names, kept = plan_builds(cfg, spec, out)
     ds = load_dataset_for(data, spec.labels, seed=run_cfg.get("seed", 0))
     log.info("data %s", ds.summary())
 
@@ -247,10 +302,14 @@ def run_convert(cfg: ConvertConfig) -> dict:
     reference = predict_probs(float_model, x, spec, tta_flip=spec.tta_flip)
     probs, facts = {}, {}
     x1 = to_model_input(x[:1], spec)
-    for name in names.values():
+    earlier = _earlier_facts(out)
+    for key, name in build_names(spec).items():
+        if key not in names and key not in kept:
+            continue
         pred = load_predictor(out / name)
         probs[name] = predict_all(pred, x)
-        facts[name] = build_facts(out / name, pred, x1, cfg.latency_runs)
+        facts[name] = (build_facts(out / name, pred, x1, cfg.latency_runs) if key in names
+                       else _kept_facts(out / name, earlier, pred, x1, cfg.latency_runs))
     facts["float"] = {"file": model_path.name, "bytes": model_path.stat().st_size}
     if qat_log is not None:
         for k in ("tflite_int8", "onnx_int8"):
