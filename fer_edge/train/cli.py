@@ -17,7 +17,7 @@ from fer_edge.config import (
     make_config,
 )
 from fer_edge.errors import ConfigError, require_training_stack
-from fer_edge.train.runs import resolve_run_dir
+from fer_edge.train.runs import lock_run, resolve_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(TrainConfig, args)
-    require_training_stack("train")
     worker = _worker(cfg)
     if cfg.resume and not (worker and not (Path(cfg.runs_dir) / cfg.name / "config.json")
                            .is_file()):
@@ -42,9 +41,13 @@ def run(args: argparse.Namespace) -> int:
         # given (the chief's) and receives the chief's checkpoint when training starts
         log.info("%s: no local copy of run %r; resuming with the given settings", worker,
                  cfg.name)
-    cfg.validate()
+    cfg.validate()  # the recipe is checked first, on a light install too
     if not worker:  # a worker never writes the run folder (the chief makes it)
-        resolve_run_dir(cfg)  # a taken --name, a file in the way: said before TensorFlow loads
+        run_dir = resolve_run_dir(cfg)  # a taken --name, a file in the way: before TensorFlow
+        if cfg.resume:
+            lock_run(run_dir)  # the run is not training in another process
+    require_training_stack("train")
+    log.info("loading TensorFlow...")
     from fer_edge.train.fit import run_training
 
     run_dir = run_training(cfg)

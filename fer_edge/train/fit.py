@@ -42,7 +42,7 @@ from fer_edge.train.backbones import check_input_size
 from fer_edge.train.distribute import Setup
 from fer_edge.train.model import arch_normalisation, build_model, set_stage
 from fer_edge.train.pipeline import Augment, Mix, make_dataset
-from fer_edge.train.runs import resolve_run_dir
+from fer_edge.train.runs import lock_run, resolve_run_dir, unlock_run
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,15 @@ class _Progress(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.t0 = epoch, time.time()
 
+    def on_train_begin(self, logs=None):
+        self.first = True
+        log.info("%s: first steps (the first one builds the training graph; progress every "
+                 "%d steps)", self.stage, self.every)
+
     def on_train_batch_end(self, batch, logs=None):
+        if self.first:
+            self.first = False
+            log.info("%s: first step done in %.0fs", self.stage, time.time() - self.t0)
         if (batch + 1) % self.every == 0 and batch + 1 < self.steps:
             dt = time.time() - self.t0
             rate = (batch + 1) * self.batch / dt
@@ -377,6 +385,8 @@ def run_training(cfg: TrainConfig, dataset: Dataset | None = None) -> Path:
 def _run_training(cfg: TrainConfig, run: Path, dataset: Dataset | None = None,
                   init_path: Path | None = None, init_spec: ModelSpec | None = None) -> Path:
     # data first: bad input must fail before a run folder is made or a saved config rewritten
+    if dataset is None:
+        log.info("reading data: %s", cfg.data)
     ds = dataset if dataset is not None else load_dataset(
         cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, skip_bad=cfg.skip_bad,
         skip_unknown_classes=cfg.skip_unknown_classes, own_classes=bool(cfg.init))
@@ -387,15 +397,20 @@ def _run_training(cfg: TrainConfig, run: Path, dataset: Dataset | None = None,
     check_output_dir(run, "--runs-dir/--name")
     created = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
+    lock_run(run)  # before anything in it is written: one process trains a run at a time
     try:
         return _train_in(run, cfg, ds, init_path, init_spec)
-    except BaseException:
+    except BaseException as exc:
         # a run that failed before its first epoch ended holds nothing to resume: remove
         # what start-up made, so the name is free again (never a run that has epochs)
         if created and not (run / "history.csv").exists():
             shutil.rmtree(run, ignore_errors=True)
             log.info("removed %s: the run stopped before its first epoch", run)
+            exc.fer_edge_hint = ("; the run stopped before its first epoch ended and was "
+                                 "removed (nothing to resume): start it again")
         raise
+    finally:
+        unlock_run(run)
 
 
 def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
@@ -475,6 +490,7 @@ def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
                     if isinstance(layer, keras.layers.BatchNormalization):
                         layer.momentum = cfg.bn_momentum
         else:
+            log.info("building the model (%s, %s weights)", cfg.arch, cfg.weights)
             model = build_model(spec, cfg.weights, cfg.dropout, cfg.bn_momentum or None)
     log.info("model %s: %d layers, %.1f M parameters, input %s", model.name, len(model.layers),
              model.count_params() / 1e6, model.input_shape)

@@ -3,6 +3,7 @@ and ``--name`` mistakes are reported before the training stack loads."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fer_edge.config import TrainConfig, check_run_name
@@ -36,3 +37,41 @@ def resolve_run_dir(cfg: TrainConfig) -> Path:
     while run.exists():
         run, k = runs / f"{base}_{k}", k + 1
     return run
+
+
+#: run folders this process holds the lock of: resolved path -> open descriptor
+_LOCKS: dict[str, int] = {}
+
+
+def lock_run(run: Path) -> None:
+    """Hold an exclusive lock on the run folder for the rest of this process, so a second
+    ``fer-edge train`` (``--resume`` while the run is still training) is refused before it
+    rewrites anything. The lock is ``flock`` on the folder itself (no file is made in it); the
+    system releases it when the process exits or crashes. Taking it again in the same process
+    is a no-op. Where ``flock`` is unavailable (not POSIX) nothing is locked.
+
+    Raises:
+        ConfigError: another process holds the lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks on folders
+        return
+    key = str(Path(run).resolve())
+    if key in _LOCKS:
+        return
+    fd = os.open(key, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(f"{run}: another `fer-edge train` is training this run right now; "
+                          "wait for it to end (or stop it), then --resume") from None
+    _LOCKS[key] = fd
+
+
+def unlock_run(run: Path) -> None:
+    """Release :func:`lock_run`'s lock (a run removed, or a test that trains twice)."""
+    fd = _LOCKS.pop(str(Path(run).resolve()), None)
+    if fd is not None:
+        os.close(fd)
