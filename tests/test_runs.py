@@ -113,3 +113,18 @@ def test_ctrl_c_before_the_first_epoch_does_not_advise_resume(tmp_path, monkeypa
     assert not (tmp_path / "early").exists()
     assert "removed" in err[-1] and "--resume" not in err[-1], err
     assert "interrupted" in err[-1]
+
+
+@pytest.mark.tf
+def test_start_up_says_what_it_does(tmp_path, capsys):
+    """`train` is never silent for long before its first progress line: each start-up step
+    (TensorFlow, data, resizing, the model, the first step) is logged as it begins."""
+    rc, err, _ = run_cli(["train", "--data", "synthetic", "--weights", "none", "--runs-dir",
+                          str(tmp_path), "--name", "talk", *TINY_TRAIN_ARGS,
+                          "--finetune-epochs", "1"], capsys)
+    assert rc == 0, err
+    text = "\n".join(err)
+    steps = ["loading TensorFlow", "reading data: synthetic", "resizing 840 faces to 32x32",
+             "building the model", "first steps", "first step done"]
+    at = [text.find(s) for s in steps]
+    assert -1 not in at and at == sorted(at), text

@@ -464,6 +464,8 @@ def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
                   degrade_prob=cfg.degrade_prob,
                   jitter=_box_jitter(cfg.box_spread)) if cfg.augment else None
     mix = Mix(cfg.mix, cfg.mix_alpha, cfg.mix_prob) if cfg.mix != "none" else None
+    log.info("resizing %d faces to %dx%d", sum(len(ds.labels[s]) for s in ("train", "val")),
+             cfg.input_size, cfg.input_size)  # seconds for FER-2013: not a silent start
     train_ds = make_dataset(ds.images["train"], ds.labels["train"], spec, cfg.batch_size,
                             training=True, aug=aug, seed=cfg.seed, indices=indices,
                             targets=soft, mix=mix,

@@ -13,7 +13,6 @@ a 2-core CPU (see ``benchmarks/train_input.py``).
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 
@@ -22,8 +21,6 @@ import numpy as np
 from fer_edge.preprocess import resize_faces
 from fer_edge.spec import ModelSpec
 from fer_edge.train._keras import tf
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -235,8 +232,6 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, spec: ModelSpec, batch_
         ``tf.data.Dataset`` yielding x (B, S, S, C) float32, y (B, 7) float32 or (B,) int32,
         and w (B,) float32 when ``sample_weights`` is given.
     """
-    if len(images) >= 1000:  # seconds for FER-2013: say so, so start-up is not silent
-        log.info("resizing %d faces to %dx%d", len(images), spec.input_size, spec.input_size)
     cache = tf.constant(resize_faces(images, spec.input_size))  # (N, S, S) float32 in memory
     y_all = tf.constant(np.asarray(labels, np.int32))
     t_all = None if targets is None else tf.constant(np.asarray(targets, np.float32))
