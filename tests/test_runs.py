@@ -124,7 +124,7 @@ def test_start_up_says_what_it_does(tmp_path, capsys):
                           "--finetune-epochs", "1"], capsys)
     assert rc == 0, err
     text = "\n".join(err)
-    steps = ["loading TensorFlow", "reading data: synthetic", "resizing 840 faces to 32x32",
+    steps = ["reading data: synthetic", "loading TensorFlow", "resizing 840 faces to 32x32",
              "building the model", "first steps", "first step done"]
     at = [text.find(s) for s in steps]
     assert -1 not in at and at == sorted(at), text

@@ -17,7 +17,8 @@ from fer_edge.config import (
     make_config,
 )
 from fer_edge.errors import ConfigError, require_training_stack
-from fer_edge.train.runs import lock_run, resolve_run_dir
+from fer_edge.train.data import read_training_data
+from fer_edge.train.runs import init_source, lock_run, resolve_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,14 @@ def run(args: argparse.Namespace) -> int:
         run_dir = resolve_run_dir(cfg)  # a taken --name, a file in the way: before TensorFlow
         if cfg.resume:
             lock_run(run_dir)  # the run is not training in another process
+    if cfg.init:
+        init_source(cfg.init)  # not a fer-edge model: said before the data is read
+    dataset = read_training_data(cfg)  # a bad --data is said now, not after TensorFlow loads
     require_training_stack("train")
     log.info("loading TensorFlow...")
     from fer_edge.train.fit import run_training
 
-    run_dir = run_training(cfg)
+    run_dir = run_training(cfg, dataset)
     if run_dir.is_dir():
         print(f"run folder: {run_dir}")
     else:

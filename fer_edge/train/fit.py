@@ -31,18 +31,19 @@ import numpy as np
 
 from fer_edge import __version__
 from fer_edge.config import TrainConfig
-from fer_edge.data import Dataset, load_dataset
+from fer_edge.data import Dataset
 from fer_edge.data.balance import class_weights, oversample_indices
-from fer_edge.errors import ClusterError, ConfigError, ModelFileError, SpecError
+from fer_edge.errors import ClusterError, ConfigError, ModelFileError
 from fer_edge.io import atomic_write_text, check_output_dir, temp_path_for
 from fer_edge.spec import ModelSpec
 from fer_edge.train import distribute
 from fer_edge.train._keras import keras, tf
 from fer_edge.train.backbones import check_input_size
+from fer_edge.train.data import read_training_data
 from fer_edge.train.distribute import Setup
 from fer_edge.train.model import arch_normalisation, build_model, set_stage
 from fer_edge.train.pipeline import Augment, Mix, make_dataset
-from fer_edge.train.runs import lock_run, resolve_run_dir, unlock_run
+from fer_edge.train.runs import init_source, lock_run, resolve_run_dir, unlock_run
 
 log = logging.getLogger(__name__)
 
@@ -300,29 +301,6 @@ class _Budget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _init_source(init: str) -> tuple[Path, ModelSpec]:
-    """(model .h5, its spec) of ``--init``: a run folder or a model file with spec.json beside.
-
-    Raises:
-        ModelFileError: not a fer-edge run or model.
-    """
-    p = Path(init)
-    model = p / "model_float.h5" if p.is_dir() else p
-    spec_path = model.with_name("spec.json")
-    if not model.is_file() or model.suffix.lower() not in (".h5", ".keras"):
-        raise ModelFileError(f"--init {init}: not a fer-edge run or model (expected a run "
-                             "folder with model_float.h5, or a model_float.h5 with its "
-                             "spec.json beside it)")
-    if not spec_path.is_file():
-        raise ModelFileError(f"--init {init}: no spec.json beside {model.name}; is it a "
-                             "fer-edge model? (a run folder has both)")
-    try:
-        spec = ModelSpec.read(spec_path)
-    except SpecError as exc:
-        raise ModelFileError(f"--init {init}: not a fer-edge model ({exc})") from None
-    return model, spec
-
-
 def init_model(path: Path, spec: ModelSpec, labels: tuple[str, ...], dropout: float
                ) -> tuple[keras.Model, bool]:
     """Load a trained fer-edge model; give it a new softmax head when ``labels`` differ.
@@ -366,7 +344,7 @@ def run_training(cfg: TrainConfig, dataset: Dataset | None = None) -> Path:
         dataset: faces already in memory (study scripts); ``cfg.data`` then only names them.
     """
     cfg.validate()
-    init_path, init_spec = (_init_source(cfg.init) if cfg.init else (None, None))
+    init_path, init_spec = (init_source(cfg.init) if cfg.init else (None, None))
     if init_spec is not None:  # the model decides the arch and input geometry
         cfg = replace(cfg, arch=init_spec.arch, input_size=init_spec.input_size)
     cfg = replace(cfg, input_size=check_input_size(cfg.arch, cfg.input_size))
@@ -385,11 +363,7 @@ def run_training(cfg: TrainConfig, dataset: Dataset | None = None) -> Path:
 def _run_training(cfg: TrainConfig, run: Path, dataset: Dataset | None = None,
                   init_path: Path | None = None, init_spec: ModelSpec | None = None) -> Path:
     # data first: bad input must fail before a run folder is made or a saved config rewritten
-    if dataset is None:
-        log.info("reading data: %s", cfg.data)
-    ds = dataset if dataset is not None else load_dataset(
-        cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, skip_bad=cfg.skip_bad,
-        skip_unknown_classes=cfg.skip_unknown_classes, own_classes=bool(cfg.init))
+    ds = dataset if dataset is not None else read_training_data(cfg)
     if cfg.labels != "fer2013":
         from fer_edge.data.ferplus import apply_labels
 

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 from fer_edge.config import TrainConfig, check_run_name
-from fer_edge.errors import ConfigError
+from fer_edge.errors import ConfigError, ModelFileError, SpecError
+from fer_edge.spec import ModelSpec
 
 
 def resolve_run_dir(cfg: TrainConfig) -> Path:
@@ -75,3 +76,26 @@ def unlock_run(run: Path) -> None:
     fd = _LOCKS.pop(str(Path(run).resolve()), None)
     if fd is not None:
         os.close(fd)
+
+
+def init_source(init: str) -> tuple[Path, ModelSpec]:
+    """(model .h5, its spec) of ``--init``: a run folder or a model file with spec.json beside.
+
+    Raises:
+        ModelFileError: not a fer-edge run or model.
+    """
+    p = Path(init)
+    model = p / "model_float.h5" if p.is_dir() else p
+    spec_path = model.with_name("spec.json")
+    if not model.is_file() or model.suffix.lower() not in (".h5", ".keras"):
+        raise ModelFileError(f"--init {init}: not a fer-edge run or model (expected a run "
+                             "folder with model_float.h5, or a model_float.h5 with its "
+                             "spec.json beside it)")
+    if not spec_path.is_file():
+        raise ModelFileError(f"--init {init}: no spec.json beside {model.name}; is it a "
+                             "fer-edge model? (a run folder has both)")
+    try:
+        spec = ModelSpec.read(spec_path)
+    except SpecError as exc:
+        raise ModelFileError(f"--init {init}: not a fer-edge model ({exc})") from None
+    return model, spec
