@@ -24,6 +24,25 @@ from fer_edge.runtime import Predictor
 log = logging.getLogger(__name__)
 
 
+BUILD_SUFFIXES = (".tflite", ".onnx")
+
+
+def folder_as_build(path: str | Path, flag: str) -> str:
+    """The one-line message for a folder given where a build file goes: what the folder holds
+    (builds, a train run whose builds are in ``export/``, a folder of photos) and what to pass.
+    """
+    p = Path(path)
+    builds = sorted(q.name for q in p.iterdir() if q.suffix in BUILD_SUFFIXES)
+    if builds:
+        hint = f"it holds {', '.join(builds[:4])}: pass one of those files"
+    elif (p / "export").is_dir() or (p / "model_float.h5").is_file():
+        hint = (f"it is a train run: its builds are in {p / 'export'}"
+                + ("" if (p / "export").is_dir() else f" once `fer-edge convert {p}` made them"))
+    else:
+        hint = "pass a .tflite or .onnx file"
+    return f"{flag}{p}: is a folder, not a model file; {hint}"
+
+
 def predict_all(pred: Predictor, faces: np.ndarray, batch: int = 64,
                 desc: str = "") -> np.ndarray:
     """Probabilities of a build on (N, h, w) uint8 grey faces, with progress logging."""

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from fer_edge.config import MAX_THREADS, number
-from fer_edge.errors import AccuracyGateError, ConfigError
+from fer_edge.errors import AccuracyGateError, ConfigError, ModelFileError
 from fer_edge.gate import CLASS_CORRECTIONS, Gate
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from fer_edge.data import load_dataset_for
-    from fer_edge.evaluate import build_facts, compare, predict_all, render_md, write_report
+    from fer_edge.evaluate import (
+        build_facts,
+        compare,
+        folder_as_build,
+        predict_all,
+        render_md,
+        write_report,
+    )
     from fer_edge.io import check_output_dir
     from fer_edge.preprocess import to_model_input
     from fer_edge.runtime import load_predictor
@@ -70,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
         if taken and not args.force:
             raise ConfigError(f"--out {out}: holds a report ({taken[0]}); pass --force to "
                               "replace it, or choose another folder")
+    for b in [*args.builds, *([args.reference] if args.reference else [])]:
+        if Path(b).is_dir():
+            raise ModelFileError(folder_as_build(b, "--reference " if b == args.reference
+                                                 else ""))
     preds = {Path(b).name: load_predictor(b, args.threads) for b in args.builds}
     labels = next(iter(preds.values())).spec.labels
     ds = load_dataset_for(args.data, labels, skip_unknown_classes=args.skip_unknown_classes,

@@ -121,7 +121,11 @@ def _expand(paths: list[str]) -> list[Path]:
         else:
             raise ModelFileError(f"{p}: no such build or folder")
     if not out:
-        raise ModelFileError("no .tflite/.onnx builds found in " + ", ".join(paths))
+        from fer_edge.evaluate import folder_as_build
+
+        first = Path(paths[0])
+        raise ModelFileError("no .tflite/.onnx builds found in " + ", ".join(paths) + (
+            "; " + folder_as_build(first, "").split("; ", 1)[1] if first.is_dir() else ""))
     return out
 
 

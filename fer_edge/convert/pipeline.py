@@ -51,6 +51,22 @@ def resolve_source(source: str) -> tuple[Path, Path, dict]:
     raise ModelFileError(f"{p}: no such run folder or model file")
 
 
+def _read_source_spec(path: Path) -> ModelSpec:
+    """The float model's spec.json, whose problems name the fix for a train run's spec (which
+    only `fer-edge train` writes: re-exporting does not make one).
+
+    Raises:
+        SpecError: missing or unreadable, with what to do.
+    """
+    try:
+        return ModelSpec.read(path)
+    except SpecError as exc:
+        problem = str(exc).split("; ")[0]
+        raise SpecError(f"{problem}; convert needs the spec.json that `fer-edge train` wrote "
+                        "beside model_float.h5: restore it from a backup or a copy of the run, "
+                        "or train the run again") from None
+
+
 def build_names(spec: ModelSpec) -> dict[str, str]:
     stem = f"fer_{spec.arch}_{spec.input_size}"
     return {"tflite_fp32": f"{stem}_fp32.tflite", "tflite_int8": f"{stem}_int8.tflite",
@@ -211,13 +227,15 @@ def run_convert(cfg: ConvertConfig) -> dict:
     cfg.validate()
     model_path, spec_path, run_cfg = resolve_source(cfg.source)
     # every build records the crop rule calibrated for each face detector
-    spec = record_crops(ModelSpec.read(spec_path))
+    spec = record_crops(_read_source_spec(spec_path))
     data = cfg.data or run_cfg.get("data", "")
     if not data:
         raise ConfigError("no dataset: pass --data (needed for QAT, calibration and the check)")
     out = Path(cfg.out) if cfg.out else model_path.parent / "export"
     names, kept = plan_builds(cfg, spec, out)
-    ds = load_dataset_for(data, spec.labels, seed=run_cfg.get("seed", 0))
+    ds = load_dataset_for(data, spec.labels, seed=run_cfg.get("seed", 0),
+                          skip_unknown_classes=cfg.skip_unknown_classes
+                          or bool(run_cfg.get("skip_unknown_classes", False)))
     log.info("data %s", ds.summary())
 
     from fer_edge.train._keras import keras

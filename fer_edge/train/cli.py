@@ -17,7 +17,7 @@ from fer_edge.config import (
     make_config,
 )
 from fer_edge.errors import ConfigError, require_training_stack
-from fer_edge.train.data import read_training_data
+from fer_edge.train.data import check_training_faces, read_training_data
 from fer_edge.train.runs import init_source, lock_run, resolve_run_dir
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg.init:
         init_source(cfg.init)  # not a fer-edge model: said before the data is read
     dataset = read_training_data(cfg)  # a bad --data is said now, not after TensorFlow loads
+    check_training_faces(cfg, dataset)
     require_training_stack("train")
     log.info("loading TensorFlow...")
     from fer_edge.train.fit import run_training
@@ -99,7 +100,24 @@ def _resumed_config(cfg: TrainConfig, args: argparse.Namespace) -> TrainConfig:
         raise ConfigError(f"--resume {run.name}: cannot change what the run is: "
                           f"{'; '.join(changed)}; drop the flag, or start a new run with "
                           "another --name")
+    _note_saved_keys(run, saved, given)
     known = {k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}
     known.update(given)
     known.update(resume=True, name=run.name, runs_dir=str(run.parent))
     return make_config(TrainConfig, known, origin)
+
+
+def _note_saved_keys(run: Path, saved: dict, given: dict) -> None:
+    """Say which keys of a resumed run's ``config.json`` this version does not know (ignored)
+    and which it lacks (the defaults apply): a run saved by another version resumes, but not
+    silently."""
+    fields = TrainConfig.__dataclass_fields__
+    unknown = sorted(k for k in saved if k not in fields)
+    missing = sorted(k for k in fields if k not in saved and k not in given
+                     and k not in ("resume", "name", "runs_dir"))
+    if unknown:
+        log.warning("note: %s/config.json has setting(s) this version does not know, ignored: "
+                    "%s", run, ", ".join(unknown))
+    if missing:
+        log.warning("note: %s/config.json lacks setting(s), so their defaults apply: %s (pass "
+                    "the flag to choose another value)", run, ", ".join(missing))
