@@ -249,15 +249,13 @@ def read_toml(path: str | Path, cls: type) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save the recipe as UTF-8") from None
-    if not text.strip():
-        raise ConfigError(f"{path}: is empty; give a recipe with a [{section}] table, or drop "
-                          "--config to use the defaults")
     try:
         data = tomllib.loads(text)
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; save the recipe as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    if not data:
+        raise ConfigError(f"{path}: is empty (no settings); give a recipe with a [{section}] "
+                          "table, or drop --config to use the defaults")
     tables = [k for k, v in data.items() if isinstance(v, dict)]
     for t in tables:
         if t not in SECTIONS:

@@ -44,11 +44,28 @@ def resolve_source(source: str) -> tuple[Path, Path, dict]:
         if not model.is_file():
             raise ModelFileError(f"{p}: no model_float.h5 in this folder; is it a finished "
                                  "`fer-edge train` run?")
-        run_cfg = json.loads(cfg.read_text())["config"] if cfg.is_file() else {}
-        return model, spec, run_cfg
+        return model, spec, _run_config(cfg)
     if p.is_file():
         return p, p.with_name("spec.json"), {}
     raise ModelFileError(f"{p}: no such run folder or model file")
+
+
+def _run_config(path: Path) -> dict:
+    """The ``config`` dict of a run's config.json ({} when the file is absent).
+
+    Raises:
+        ConfigError: the file is not a config.json that `fer-edge train` wrote.
+    """
+    if not path.is_file():
+        return {}
+    try:
+        cfg = json.loads(path.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a `fer-edge train` config.json ({type(exc).__name__}: "
+                          f"{exc}); restore it, or pass --data (and move it away)") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: its 'config' is not a table; restore the run's config.json")
+    return cfg
 
 
 def _read_source_spec(path: Path) -> ModelSpec:
