@@ -78,6 +78,10 @@ def _read_source_spec(path: Path) -> ModelSpec:
         return ModelSpec.read(path)
     except SpecError as exc:
         problem = str(exc).split("; ")[0]
+        if "schema" in problem:  # a run trained by an older fer-edge
+            raise SpecError(f"{problem}; the run was trained by an older fer-edge: train it "
+                            "again with this version (a run still in progress rewrites its "
+                            "spec.json on `fer-edge train --resume`)") from None
         raise SpecError(f"{problem}; convert needs the spec.json that `fer-edge train` wrote "
                         "beside model_float.h5: restore it from a backup or a copy of the run, "
                         "or train the run again") from None
