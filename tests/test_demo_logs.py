@@ -10,6 +10,7 @@ import os
 
 import pytest
 from cli_sweep import assert_refused, run_cli
+from conftest import make_spec
 
 from fer_edge.demo.config import DemoConfig
 from fer_edge.demo.logs import FaceLog
@@ -17,7 +18,6 @@ from fer_edge.demo.loop import run_demo
 from fer_edge.demo.tracking import Track
 from fer_edge.errors import OutputError
 from fer_edge.runtime import default_model_path
-from fer_edge.spec import ModelSpec
 
 needs_default = pytest.mark.skipif(default_model_path() is None,
                                    reason="this checkout has no packaged model")
@@ -34,7 +34,7 @@ class Fixed:
     """The sample clip's face, always."""
 
     def __init__(self):
-        self.spec = ModelSpec()
+        self.spec = make_spec()
 
     def predict(self, faces, tta_flip=None):
         import numpy as np
@@ -71,12 +71,12 @@ def test_log_that_appears_or_gets_locked_mid_start_is_not_truncated(tmp_path):
     (created by the first run) and stops instead of truncating it; with --force it finds the
     lock held."""
     path = tmp_path / "faces.csv"
-    first = FaceLog(path, ModelSpec().labels)
+    first = FaceLog(path, make_spec().labels)
     first.write(0, 0.0, [_track()], "a.png")
-    second = FaceLog(path, ModelSpec().labels)
+    second = FaceLog(path, make_spec().labels)
     with pytest.raises(OutputError, match="appeared while this run started"):
         second.write(0, 0.0, [_track()], "b.png")
-    forced = FaceLog(path, ModelSpec().labels, force=True)
+    forced = FaceLog(path, make_spec().labels, force=True)
     with pytest.raises(OutputError, match="another process is writing"):
         forced.write(0, 0.0, [_track()], "b.png")
     first.write(1, 0.1, [_track()], "a.png")
@@ -84,7 +84,7 @@ def test_log_that_appears_or_gets_locked_mid_start_is_not_truncated(tmp_path):
     rows = list(csv.DictReader(path.open()))
     assert [r["source"] for r in rows] == ["a.png", "a.png"]
     # closed: the lock is released and a --force run may replace it
-    again = FaceLog(path, ModelSpec().labels, force=True)
+    again = FaceLog(path, make_spec().labels, force=True)
     again.write(0, 0.0, [_track()], "c.png")
     again.close()
     assert [r["source"] for r in csv.DictReader(path.open())] == ["c.png"]

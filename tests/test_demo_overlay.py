@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import make_spec
 
 from fer_edge.demo.overlay import _LABEL_H, draw, panel_size, place_panel
 from fer_edge.demo.tracking import Track
-from fer_edge.spec import ModelSpec
 
-LABELS = ModelSpec().labels
+LABELS = make_spec().labels
 #: the four faces the default detector finds on frame 250 of the Hamilton clip (640x360)
 HAMILTON_250 = [(40, 68, 75, 75), (165, 100, 75, 75), (311, 56, 92, 92), (387, 109, 75, 75)]
 

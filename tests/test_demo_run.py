@@ -12,12 +12,12 @@ import cv2
 import numpy as np
 import pytest
 from cli_sweep import run_cli
+from conftest import make_spec
 
 from fer_edge.demo.config import DemoConfig
 from fer_edge.demo.loop import run_demo
 from fer_edge.demo.sources import SAMPLE_CLIP
 from fer_edge.runtime import default_model_path
-from fer_edge.spec import ModelSpec
 
 needs_default = pytest.mark.skipif(default_model_path() is None,
                                    reason="this checkout has no packaged model")
@@ -70,7 +70,7 @@ def test_summary_counts_labels_per_face_frame():
     from fer_edge.demo.report import FaceTally
     from fer_edge.demo.tracking import Track
 
-    labels = ModelSpec().labels
+    labels = make_spec().labels
     p = np.full(7, 1 / 7, np.float32)
     tally = FaceTally()
     tally.note([Track(1, (0, 0, 9, 9), probs=p, label=3), Track(2, (20, 0, 9, 9))], labels)
@@ -90,7 +90,7 @@ def test_threads_reach_detector_classifier_and_opencv(monkeypatch):
     before = cv2.getNumThreads()
 
     class Pred:
-        spec = ModelSpec()
+        spec = make_spec()
 
         def predict(self, faces, tta_flip=None):
             return np.full((len(faces), 7), 1 / 7, np.float32)

@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import pytest
 from cli_sweep import assert_refused, run_cli
+from conftest import make_spec
 
 from fer_edge.demo.config import DemoConfig
 from fer_edge.demo.loop import run_demo
 from fer_edge.demo.sources import SAMPLE_CLIP
 from fer_edge.faces import Detection
 from fer_edge.runtime import default_model_path
-from fer_edge.spec import ModelSpec
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 needs_default = pytest.mark.skipif(default_model_path() is None,
@@ -41,7 +41,7 @@ class PerPhotoPredictor:
     (smoothing, hysteresis, a track kept alive) would show."""
 
     def __init__(self):
-        self.spec, self.calls = ModelSpec(), 0
+        self.spec, self.calls = make_spec(), 0
 
     def predict(self, faces, tta_flip=None):
         out = np.full((len(faces), 7), 0.01, np.float32)
@@ -87,7 +87,7 @@ def test_photos_are_independent_no_tracking_or_smoothing(tmp_path):
     assert [r["source"] for r in rows] == ["p0.png", "p2.png", "p3.png"]
     assert [int(r["x"]) for r in rows] == [20, 80, 110]  # each photo its own box
     # the label is each photo's own (no EMA, no hysteresis from the photo before)
-    labels = ModelSpec().labels
+    labels = make_spec().labels
     assert [r["label"] for r in rows] == [labels[0], labels[1], labels[2]]
     assert all(r["label"] == r["raw_label"] and r["face_id"] == "1" for r in rows)
 

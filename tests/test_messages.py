@@ -11,6 +11,7 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
+from conftest import make_spec
 from test_backbones import write_class_folders
 from test_hardening import run_cli, snapshot
 
@@ -121,7 +122,6 @@ def test_eval_folder_of_builds_lists_them(tmp_path, capsys):
 
 @pytest.mark.tf
 def test_convert_corrupt_run_spec_and_unknown_class_folders(tmp_path, capsys):
-    from fer_edge.spec import ModelSpec
 
     run = tmp_path / "run"
     run.mkdir()
@@ -135,7 +135,7 @@ def test_convert_corrupt_run_spec_and_unknown_class_folders(tmp_path, capsys):
     before = snapshot(tmp_path)
     rc, err, _ = run_cli(["convert", str(run), "--data", str(faces)], capsys)
     assert rc == 2 and "not valid JSON" in err[-1] and "train the run again" in err[-1], err
-    ModelSpec().write(run / "spec.json")
+    make_spec().write(run / "spec.json")
     before = snapshot(tmp_path)
     rc, err, _ = run_cli(["convert", str(run), "--data", str(faces)], capsys)
     assert rc == 2 and "contempt" in err[-1] and "--skip-unknown-classes" in err[-1], err

@@ -8,7 +8,7 @@ import shlex
 
 import numpy as np
 import pytest
-from conftest import HAS_TF
+from conftest import HAS_TF, make_spec
 from test_hardening import run_cli, snapshot
 
 from fer_edge.data import load_dataset
@@ -101,11 +101,10 @@ def test_cli_bad_npz_is_one_line(bad_data, cmd, bad, capsys):
 def test_cli_bad_npz_is_one_line_train_convert(bad_data, cmd, bad, capsys):
     run = bad_data / "run"
     if not run.is_dir():  # a run folder convert accepts up to reading the data
-        from fer_edge.spec import ModelSpec
 
         run.mkdir()
         (run / "model_float.h5").write_bytes(b"never read: the data fails first")
-        ModelSpec().write(run / "spec.json")
+        make_spec().write(run / "spec.json")
     _one_line(bad_data, cmd, bad, capsys)
 
 
