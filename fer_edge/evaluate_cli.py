@@ -32,6 +32,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--skip-unknown-classes", action="store_true",
                    help="class-folder data: skip folders naming no FER-2013 class (contempt)")
     p.add_argument("--reference", help="a build to compare against (e.g. the fp32 TFLite)")
+    p.add_argument("--profile", default="",
+                   help="personal profile from `fer-edge enroll`: score the builds with it (it "
+                        "must have been made with each of them; --reference stays plain)")
     p.add_argument("--limit", type=number(int), default=0, help="at most N faces (0 = all)")
     p.add_argument("--threads", type=number(int, ge=1, le=MAX_THREADS), default=None,
                    help="runtime threads (default all cores)")
@@ -71,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--out {out}: holds a report ({taken[0]}); pass --force to "
                               "replace it, or choose another folder")
     preds = {Path(b).name: load_predictor(b, args.threads) for b in args.builds}
+    if args.profile:
+        from fer_edge.personal.profile import load_profile
+
+        profile = load_profile(args.profile)
+        for p in preds.values():
+            p.use_profile(profile)
+        log.info("personal profile %s active on %s", args.profile, ", ".join(preds))
     labels = next(iter(preds.values())).spec.labels
     ds = load_dataset_for(args.data, labels, skip_unknown_classes=args.skip_unknown_classes)
     if args.labels != "fer2013":
@@ -99,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
                      gate)
     title = f"Evaluation on {Path(args.data).name}, {args.split} split" + (
         f", FER+ majority labels ({Path(args.ferplus).name})" if args.labels != "fer2013" else "")
+    title += f", personal profile {Path(args.profile).name}" if args.profile else ""
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         write_report(Path(args.out), result, facts, title)

@@ -105,6 +105,8 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
             from fer_edge.runtime import load_predictor
 
             predictor = load_predictor(cfg.model or None, cfg.threads or None)
+        if cfg.profile:
+            use_profile(predictor, cfg.profile)
         from fer_edge.faces import FaceFinder, build_detector
 
         if detector is None:
@@ -172,7 +174,8 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
                     shown = "  --" if fps is None else f"{fps:4.1f}"
                     hud = (f"{shown} fps  detect {_last(stats.detect_ms):.1f} ms  classify "
                            f"{_last(stats.classify_ms):.1f} ms  draw {_last(stats.draw_ms):.1f} ms")
-                draw(frame, tracks, spec.labels, hud)
+                draw(frame, tracks, spec.labels, hud,
+                     badge="personal profile" if cfg.profile else "")
                 if cfg.save:
                     writer = writer or _open_writer(cfg.save, frame, source.fps)
                     writer.write(frame)
@@ -209,6 +212,18 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
             raise OutputError(f"--save {saved}: the video could not be written (disk full, or "
                               "not a regular file); free some space or choose another file")
     return stats
+
+
+def use_profile(predictor, path: str) -> None:
+    """Load a ``fer-edge enroll`` profile and personalise ``predictor`` with it (every face in
+    view: the demo does not recognise who is who), saying so in the log."""
+    from fer_edge.personal.profile import load_profile
+
+    profile = load_profile(path)
+    predictor.use_profile(profile)
+    log.info("personal profile %s active (enrolled: %s; made with model sha256 %s..): it "
+             "applies to every face in view", path, ", ".join(profile.enrolled),
+             profile.model_sha256[:12])
 
 
 class LoopRate:

@@ -9,7 +9,8 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _GREEN, _WHITE, _BLACK = (80, 200, 80), (255, 255, 255), (0, 0, 0)
 
 
-def draw(frame: np.ndarray, tracks, labels: tuple[str, ...], hud: str = "") -> np.ndarray:
+def draw(frame: np.ndarray, tracks, labels: tuple[str, ...], hud: str = "",
+         badge: str = "") -> np.ndarray:
     """Draw boxes, labels, confidences, the main face's class bars and a status line.
 
     Args:
@@ -17,6 +18,7 @@ def draw(frame: np.ndarray, tracks, labels: tuple[str, ...], hud: str = "") -> n
         tracks: visible :class:`~fer_edge.demo.tracking.Track` objects.
         labels: class names in output order.
         hud: status text (FPS, per-stage ms).
+        badge: a note drawn at the top right (e.g. "personal profile" when one is active).
 
     Returns:
         The same frame.
@@ -35,6 +37,11 @@ def draw(frame: np.ndarray, tracks, labels: tuple[str, ...], hud: str = "") -> n
             cv2.rectangle(frame, (8, y0 - 10), (8 + int(100 * p), y0 + 2),
                           _GREEN if k == main.label else (160, 160, 160), -1)
             cv2.putText(frame, f"{lab} {p:.2f}", (114, y0), _FONT, 0.4, _WHITE, 1, cv2.LINE_AA)
+    if badge:
+        (tw, _), _ = cv2.getTextSize(badge, _FONT, 0.5, 1)
+        x0 = frame.shape[1] - tw - 10
+        cv2.putText(frame, badge, (x0, 20), _FONT, 0.5, _BLACK, 3, cv2.LINE_AA)
+        cv2.putText(frame, badge, (x0, 20), _FONT, 0.5, (80, 220, 255), 1, cv2.LINE_AA)
     if hud:
         cv2.putText(frame, hud, (8, frame.shape[0] - 10), _FONT, 0.45, _BLACK, 3, cv2.LINE_AA)
         cv2.putText(frame, hud, (8, frame.shape[0] - 10), _FONT, 0.45, _WHITE, 1, cv2.LINE_AA)

@@ -30,13 +30,13 @@ def embedding_stats(predictor) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         SpecError: the model's spec records no embedding (a build from before embeddings).
     """
-    emb = getattr(predictor.spec, "embedding", None) or {}
-    if not emb.get("mean") or not emb.get("std"):
+    emb = getattr(predictor.spec, "embedding", None)
+    mean, std = (getattr(emb, "mean", None), getattr(emb, "std", None))
+    if not mean or not std:
         raise SpecError(f"{predictor.path.name}: this build has no embedding output (or no "
                         "statistics for it) in its spec; re-export it with `fer-edge convert` "
                         "or use the packaged default model")
-    std = np.asarray(emb["std"], np.float32)
-    return np.asarray(emb["mean"], np.float32), np.maximum(std, 1e-6)
+    return np.asarray(mean, np.float32), np.maximum(np.asarray(std, np.float32), 1e-6)
 
 
 def enrol_crops(predictor, crops: np.ndarray, y: np.ndarray,
@@ -44,8 +44,8 @@ def enrol_crops(predictor, crops: np.ndarray, y: np.ndarray,
     """Fit a profile from one person's face crops.
 
     Args:
-        predictor: a loaded model with ``predict(faces, tta_flip=, embedding=True)`` and no
-            profile in use.
+        predictor: a loaded model with an embedding output and **no profile in use** (its
+            ``predict(faces, tta_flip=, embedding=True)`` gives the plain model's output).
         crops: (N, h, w) uint8 grey face crops (as ``FaceFinder`` makes them).
         y: (N,) int class ids in the model's label order.
         recipe: the method's switches (default: the shipped method).
@@ -53,10 +53,29 @@ def enrol_crops(predictor, crops: np.ndarray, y: np.ndarray,
     Returns:
         A :class:`Profile` bound to the predictor's model file.
     """
-    y = np.asarray(y, np.int64)
-    mean, std = embedding_stats(predictor)
-    faces, src = shot_variants(np.asarray(crops, np.uint8), recipe.variants)
+    probs, emb, src = shot_outputs(predictor, crops, recipe.variants)
+    return profile_from_outputs(predictor, probs, emb, np.asarray(y, np.int64), src, recipe)
+
+
+def shot_outputs(predictor, crops: np.ndarray, variants: str = Recipe.variants
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's output on every variant of every shot (no flip TTA: the mirror image is a
+    variant of its own).
+
+    Returns:
+        (M, C) float32 probabilities, (M, D) float32 embeddings, (M,) int64 source shot index.
+    """
+    if getattr(predictor, "profile", None) is not None:
+        raise ValueError("enrol with the plain model: call predictor.use_profile(None) first")
+    faces, src = shot_variants(np.asarray(crops, np.uint8), variants)
     probs, emb = predictor.predict(faces, tta_flip=False, embedding=True)
+    return probs, emb, src
+
+
+def profile_from_outputs(predictor, probs: np.ndarray, emb: np.ndarray, y: np.ndarray,
+                         src: np.ndarray, recipe: Recipe = Recipe()) -> Profile:
+    """Fit the profile from :func:`shot_outputs` (y: (N,) class ids of the shots)."""
+    mean, std = embedding_stats(predictor)
     labels = tuple(predictor.spec.labels)
     counts = np.bincount(y, minlength=len(labels))
     shots = float(counts[counts > 0].mean())

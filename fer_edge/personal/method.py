@@ -1,18 +1,19 @@
 """The calibration method: a per-person linear correction of the model's logits. Light tier
 (numpy only).
 
-Measured on ``tfeid_dev`` (method table in ``benchmarks/README.md#per-person-calibration``):
-the model's log-probabilities ``z0`` are kept and a correction learned from the person's
-shots is added, for the classes the person enrolled only (the others fall back to the model):
+Measured on ``tfeid_dev`` (the method table in ``benchmarks/README.md``, made by
+``python benchmarks/personal.py --study``): the model's log-probabilities ``z0`` are kept and a
+correction learned from the person's shots is added, for the classes the person enrolled only
+(the others fall back to the model):
 
     x = l2normalise((emb - mean) / std)        # embedding standardised with FER-2013 stats
     z = z0 + enrolled * (x @ W + b)            # W: (D, C), b: (C,)
 
-``b`` is a per-person logit bias (fitted first, unregularised), ``W`` a ridge-regularised
-correction (shrunk toward the model, ``W = 0``) whose strength falls with the number of shots
-per class (``lam = RIDGE / shots``). Each shot is used with its mirror image and six small
-shifts/zooms. ``W`` is fitted in the dual (``W = X.T @ A``), so fitting costs O(n^2 C) for n
-shot variants, not O(D^2).
+fitted by cross-entropy on the shots, ``b`` (a per-person logit bias) free and ``W``
+ridge-regularised, i.e. shrunk toward the plain model (``W = 0``) with a strength that falls
+as the shots per class grow (``ridge / shots``). Each shot is used with its mirror image and
+six small shifts/zooms. ``W`` is fitted in the dual (``W = X.T @ A``), so fitting costs
+O(n^2 C) for n shot variants, not O(D^2).
 """
 
 from __future__ import annotations
@@ -42,14 +43,13 @@ class Recipe:
     method table of ``benchmarks/personal.py --study``).
 
     Attributes:
-        bias: fit the per-person logit bias.
-        head: fit the ridge-regularised embedding correction W.
+        head: fit the embedding correction W with the bias b; False: the bias b alone (the
+            issue's naive baseline).
         standardise: standardise the embedding with the model's FER-2013 mean/std first.
         ridge: L2 strength on W for one shot per class (divided by the shots per class).
         variants: one of :data:`VARIANTS`.
     """
 
-    bias: bool = True
     head: bool = True
     standardise: bool = True
     ridge: float = RIDGE
@@ -181,10 +181,10 @@ def fit_correction(probs: np.ndarray, emb: np.ndarray, y: np.ndarray, shots: flo
     if not recipe.standardise:
         mean, std = np.zeros(d, np.float32), np.ones(d, np.float32)
     z0 = log_probs(probs).astype(np.float64)
-    b = fit_bias(z0, y, enrolled) if recipe.bias else np.zeros(c)
-    w, b2 = np.zeros((d, c)), np.zeros(c)
     if recipe.head:
         x = features(emb, mean, std).astype(np.float64)
-        w, b2 = fit_head(x, z0 + b, y, enrolled, recipe.ridge / max(shots, 1e-6))
-    return Correction(w.astype(np.float32), (b + b2).astype(np.float32), enrolled,
+        w, b = fit_head(x, z0, y, enrolled, recipe.ridge / max(shots, 1e-6))
+    else:
+        w, b = np.zeros((d, c)), fit_bias(z0, y, enrolled)
+    return Correction(w.astype(np.float32), b.astype(np.float32), enrolled,
                       np.asarray(mean, np.float32), np.asarray(std, np.float32))

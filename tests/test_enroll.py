@@ -1,0 +1,117 @@
+"""``fer-edge enroll``: photo folders, the guided --video session, bad input."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from test_personal import tfeid_person
+
+from fer_edge.cli import main
+from fer_edge.personal.guided import ORDER
+from fer_edge.personal.profile import load_profile
+
+
+def one_line_error(capsys, needle: str) -> None:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+
+
+def write_clip(path, frames: list[np.ndarray], fps: float = 10.0) -> None:
+    h, w = frames[0].shape[:2]
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for f in frames:
+        vw.write(f)
+    vw.release()
+
+
+def session_frames(photos: dict, per: int) -> list[np.ndarray]:
+    """For each expression the session asks in turn: its first photo twice (the copy is
+    rejected as a duplicate), then the next per-1 photos."""
+    out = []
+    for expression in ORDER:
+        files = photos[expression][:per]
+        imgs = [cv2.imread(str(f)) for f in files]
+        out += [imgs[0], imgs[0]] + imgs[1:]
+    return out
+
+
+def test_enroll_from_folders_with_synonyms_and_a_class_left_out(tmp_path, capsys):
+    photos = tfeid_person("02")
+    tree = tmp_path / "photos"
+    for folder, expression in (("Happiness", "happy"), ("sadness", "sad"), ("anger", "angry"),
+                               ("neutral", "neutral")):
+        (tree / folder).mkdir(parents=True)
+        for f in photos[expression][:2]:
+            (tree / folder / f.name).write_bytes(f.read_bytes())
+    out = tmp_path / "sub" / "p.fer"
+    assert main(["enroll", "--images", str(tree), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "not enrolled (left to the model): disgust, fear, surprise" in said
+    prof = load_profile(out)
+    assert prof.shots == {"angry": 2, "happy": 2, "sad": 2, "neutral": 2}
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert not any(p.name.endswith(".part") for p in out.parent.iterdir())
+    # never over an existing profile without --force; with it, replaced
+    before = out.read_bytes()
+    assert main(["enroll", "--images", str(tree), "--out", str(out)]) == 2
+    one_line_error(capsys, "exists; pass --force")
+    assert out.read_bytes() == before
+    assert main(["enroll", "--images", str(tree), "--out", str(out), "--force"]) == 0
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_enroll_bad_folders_one_line_exit_2(tmp_path, capsys):
+    tree = tmp_path / "photos"
+    (tree / "contempt").mkdir(parents=True)
+    cv2.imwrite(str(tree / "contempt" / "a.png"), np.full((64, 64, 3), 128, np.uint8))
+    out = tmp_path / "p.fer"
+    assert main(["enroll", "--images", str(tree), "--out", str(out)]) == 2
+    one_line_error(capsys, "names no expression")
+    (tree / "contempt").rename(tree / "happy")
+    assert main(["enroll", "--images", str(tree), "--out", str(out)]) == 2
+    one_line_error(capsys, "no face found in any of its 1 photos")
+    assert main(["enroll", "--images", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    one_line_error(capsys, "not a folder")
+    assert not out.exists()
+
+
+def test_guided_video_session_headless(tmp_path, capsys):
+    photos = tfeid_person("03")
+    clip = tmp_path / "session.avi"
+    write_clip(clip, session_frames(photos, 2))
+    out = tmp_path / "p.fer"
+    assert main(["enroll", "--video", str(clip), "--headless", "--per-expression", "2",
+                 "--out", str(out)]) == 0
+    prof = load_profile(out)
+    assert prof.shots == {e: 2 for e in prof.labels}, prof.shots
+
+
+def test_guided_video_that_ends_mid_session_writes_nothing(tmp_path, capsys):
+    photos = tfeid_person("03")
+    clip = tmp_path / "short.avi"
+    write_clip(clip, session_frames(photos, 2)[:7])  # neutral, happy, then part of surprise
+    out = tmp_path / "p.fer"
+    assert main(["enroll", "--video", str(clip), "--headless", "--per-expression", "2",
+                 "--out", str(out)]) == 2
+    one_line_error(capsys, "ended during 'surprise' (2 of 7 expressions done); nothing was "
+                           "written")
+    assert list(tmp_path.iterdir()) == [clip]
+
+
+def test_guided_session_rejects_blurred_and_duplicate_frames():
+    from fer_edge.personal.guided import is_duplicate, sharpness
+
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, (48, 48), dtype=np.uint8)
+    assert sharpness(cv2.GaussianBlur(crop, (9, 9), 3)) < sharpness(crop)
+    assert is_duplicate(crop, [crop]) and not is_duplicate(crop, [255 - crop])
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--camera", "0", "--headless"], "needs a window"),
+    (["--video", "missing.mp4", "--headless"], "video file not found"),
+])
+def test_guided_bad_sources_one_line_exit_2(tmp_path, capsys, args, needle):
+    assert main(["enroll", *args, "--out", str(tmp_path / "p.fer")]) == 2
+    one_line_error(capsys, needle)
