@@ -147,7 +147,7 @@ def crops_from_folders(finder, root: str | Path, labels: tuple[str, ...]
             faces = finder(frame)
             if not faces:
                 missed.append(str(f))
-                log.info("%s: no face found; skipped", f)
+                log.debug("%s: no face found; skipped", f)
                 continue
             crops.append(faces[0].crop)
             ys.append(cid)

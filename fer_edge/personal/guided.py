@@ -29,8 +29,14 @@ LIMIT_S = 12.0
 #: a crop is sharp enough when the variance of its Laplacian (48x48 grey) reaches this
 #: (tfeid_dev crops: 1240-2360; one of them from the photo blurred by a 15 px Gaussian: 445)
 BLUR_MIN = 400.0
-#: a crop whose mean absolute difference to a kept crop is below this (grey levels) is a copy
-DUPLICATE_MAX = 3.0
+#: a crop is a near-copy of a kept one when, both shrunk to DUPLICATE_SIZE px, their mean
+#: absolute difference is below DUPLICATE_MAX grey levels (shrinking ignores the pixel jitter
+#: of detection and alignment: one tfeid_dev photo in two frames of an MJPG clip differs by
+#: 3.3 at 12 px, two photos of one person's expression by 2.0-7.7, median 7.7)
+DUPLICATE_SIZE = 12
+DUPLICATE_MAX = 2.0
+#: with a window (a live session), kept frames are at least this far apart in time
+MIN_GAP_S = 0.3
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -56,10 +62,16 @@ def sharpness(crop: np.ndarray) -> float:
     return float(cv2.Laplacian(crop, cv2.CV_64F).var())
 
 
+def _small(crop: np.ndarray) -> np.ndarray:
+    size = (DUPLICATE_SIZE, DUPLICATE_SIZE)
+    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA).astype(np.int16)
+
+
 def is_duplicate(crop: np.ndarray, kept: list) -> bool:
-    """Whether ``crop`` is a near-copy (mean |difference| < DUPLICATE_MAX) of one in ``kept``."""
-    c = crop.astype(np.int16)
-    return any(np.abs(c - k.astype(np.int16)).mean() < DUPLICATE_MAX for k in kept)
+    """Whether a (s, s) uint8 grey ``crop`` is a near-copy of one in ``kept`` (see
+    :data:`DUPLICATE_MAX`)."""
+    c = _small(crop)
+    return any(np.abs(c - _small(k)).mean() < DUPLICATE_MAX for k in kept)
 
 
 def judge(finder, frame: np.ndarray, kept: list) -> tuple[str, object]:
@@ -136,15 +148,16 @@ def _one_expression(frames, finder, expression: str, per: int, headless: bool,
                     session: Session) -> list | None:
     """Kept crops for one expression ([] when skipped or timed out), None if the source
     ended first."""
-    kept, start = [], None
+    kept, start, last = [], None, -np.inf
     for frame, ts in frames:
         start = ts if start is None else start
         left = 0.0 if headless else COUNTDOWN_S - (ts - start)
         face = None
-        if left <= 0:
+        if left <= 0 and (headless or ts - last >= MIN_GAP_S):
             verdict, face = judge(finder, frame, kept)
             if verdict == "ok":
                 kept.append(face.crop)
+                last = ts
             else:
                 session.rejected[verdict] += 1
         if not headless:
