@@ -119,3 +119,19 @@ def test_guided_session_rejects_blurred_and_duplicate_frames():
 def test_guided_bad_sources_one_line_exit_2(tmp_path, capsys, args, needle):
     assert main(["enroll", *args, "--out", str(tmp_path / "p.fer")]) == 2
     one_line_error(capsys, needle)
+
+
+def test_enroll_is_light_tier():
+    """`fer-edge enroll` and profiles never import TensorFlow (they run on the device)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, fer_edge.cli, fer_edge.personal.cli, fer_edge.personal.enroll, "
+            "fer_edge.personal.guided, fer_edge.personal.profile, fer_edge.personal.method\n"
+            "try:\n    fer_edge.cli.build_parser().parse_args(['enroll', '--help'])\n"
+            "except SystemExit as e:\n    assert e.code == 0\n"
+            "print('HEAVY:' + ','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('tensorflow', 'keras', 'tf_keras', 'sklearn'))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "HEAVY:", r.stdout[-500:]

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from fer_edge.data.readers import CLASS_SYNONYMS, class_id
-from fer_edge.errors import DataError, SpecError
+from fer_edge.errors import DataError, InputError, SpecError
 from fer_edge.personal.method import Recipe, fit_correction, shot_variants
 from fer_edge.personal.profile import Profile, make_profile
 
@@ -66,7 +66,7 @@ def shot_outputs(predictor, crops: np.ndarray, variants: str = Recipe.variants
         (M, C) float32 probabilities, (M, D) float32 embeddings, (M,) int64 source shot index.
     """
     if getattr(predictor, "profile", None) is not None:
-        raise ValueError("enrol with the plain model: call predictor.use_profile(None) first")
+        raise InputError("enrol with the plain model: call predictor.use_profile(None) first")
     faces, src = shot_variants(np.asarray(crops, np.uint8), variants)
     probs, emb = predictor.predict(faces, tta_flip=False, embedding=True)
     return probs, emb, src

@@ -91,7 +91,8 @@ def draw_prompt(frame: np.ndarray, expression: str, countdown: float | None, kep
                 per: int, face) -> None:
     """Draw the prompt, the countdown or the progress bar, and the face box (in place)."""
     h, w = frame.shape[:2]
-    text = f"show: {expression}" + (f"  {int(np.ceil(countdown))}" if countdown else "")
+    text = f"show: {expression}" + (f"  {int(np.ceil(countdown))}" if countdown
+                                     else f"  {kept}/{per}")
     for colour, thick in (((0, 0, 0), 4), ((255, 255, 255), 2)):
         cv2.putText(frame, text, (12, 36), _FONT, 1.0, colour, thick, cv2.LINE_AA)
     cv2.rectangle(frame, (12, 48), (w - 12, 62), (200, 200, 200), 1)
