@@ -179,3 +179,19 @@ def test_enrol_from_photo_folders_improves_the_persons_other_photos(tmp_path):
         truth.append(expression)
     acc = [np.mean(np.array(p) == np.array(truth)) for p in (y_plain, y_personal)]
     assert acc[1] > acc[0] + 0.1, acc
+
+
+def test_evaluate_with_a_profile(profile, faces, tmp_path, capsys):
+    data = tmp_path / "faces"
+    for name, crops in (("happy", faces), ("neutral", faces[:, :, ::-1])):
+        (data / name).mkdir(parents=True)
+        for i in range(10):
+            cv2.imwrite(str(data / name / f"{i}.png"), np.roll(crops[i % len(crops)], i % 3, 1))
+    good = profile.save(tmp_path / "me.profile")
+    model = str(ROOT / "fer_edge" / "assets" / "fer_default_int8.tflite")
+    args = ["evaluate", model, "--data", str(data), "--split", "train", "--latency-runs", "1"]
+    assert main([*args, "--profile", str(good)]) == 0
+    assert "personal profile me.profile" in capsys.readouterr().out
+    other = dataclasses.replace(profile, model_sha256="f" * 64).save(tmp_path / "other.profile")
+    assert main([*args, "--profile", str(other)]) == 2
+    assert "made for model sha256 ffffffffffff" in capsys.readouterr().err
