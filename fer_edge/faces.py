@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,13 +41,15 @@ import numpy as np
 from fer_edge.demo.tracking import iou
 from fer_edge.errors import BackendUnavailableError, ConfigError, ModelFileError, SourceError
 from fer_edge.preprocess import eye_angle, frame_faces, to_gray
+from fer_edge.runtime.quiet import native_stderr_quiet
 from fer_edge.spec import CropRule, ModelSpec
 
 log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
 ASSETS = Path(__file__).resolve().parent / "assets"
-#: crop rules and box spread calibrated on FER-2013 by ``benchmarks/calibrate_crops.py``
+#: crop rules and box spread calibrated on FER-2013
+#: (``studies/crop_calibration/calibrate_crops.py``)
 CALIBRATION_FILE = ASSETS / "face_crops.json"
 #: the default detector (``--detector auto``): the best one measured in benchmarks/README.md
 AUTO = "blazeface-full+refine"
@@ -247,8 +250,10 @@ class BlazeFaceDetector(_Boxes):
             raise BackendUnavailableError("BlazeFace needs LiteRT: pip install ai-edge-litert "
                                           "(or use --detector haar)") from None
         try:
-            self._interp = Interpreter(model_path=str(path), num_threads=max(1, num_threads))
-            self._interp.allocate_tensors()
+            with native_stderr_quiet():
+                self._interp = Interpreter(model_path=str(path),
+                                           num_threads=max(1, num_threads))
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelFileError(f"{path}: not a loadable TFLite model "
                                  f"({str(exc).splitlines()[0][:100]}); restore it with "
@@ -603,7 +608,7 @@ def build_detector(name_or_path: str | None = "auto", score_threshold: float | N
 @dataclass(frozen=True)
 class BoxSpread:
     """How a detector's box sits on a FER-2013-framed face, measured on pasted training faces
-    (``benchmarks/calibrate_crops.py``), in units of the true face side.
+    (``studies/crop_calibration/calibrate_crops.py``), in units of the true face side.
 
     Use it to jitter training crops the way a detector will (crop-jitter augmentation).
 
@@ -652,39 +657,26 @@ def box_spread(detector: str = "auto") -> BoxSpread:
     d = _calibration().get("detectors", {}).get(name)
     if d is None:
         raise ConfigError(f"no box spread measured for detector {name!r}; run "
-                          "benchmarks/calibrate_crops.py")
+                          "studies/crop_calibration/calibrate_crops.py")
     s = d["spread"]
     return BoxSpread(name, int(s["n"]), tuple(s["dx"]), tuple(s["dy"]), tuple(s["size"]),
                      tuple(s.get("angle_deg", (0.0, 0.0))))
 
 
-def with_calibrated_crops(spec: ModelSpec) -> ModelSpec:
-    """A spec with a crop rule for every calibrated detector it does not record itself.
+def crop_fields() -> dict:
+    """The crop fields of a new model spec: every calibrated crop rule in ``face_crops``, the
+    default detector (:data:`AUTO`) as ``detector`` and its rule as ``crop``. ``fer-edge
+    train`` records them in the run's spec; every build copies them, and the runtime reads
+    them from the build alone.
 
-    Builds made before fer-edge recorded per-detector crop rules (``face_crops`` empty, such as
-    the packaged default model until it is re-specced with ``convert/respec.py``) get this
-    fer-edge's calibration; ``extra["face_crops_from"]`` says so.
+    Raises:
+        ConfigError: this install has no calibration for the default detector.
     """
-    cal = calibrated_crops()
-    missing = {k: v for k, v in cal.items() if k not in spec.face_crops}
-    if not missing:
-        return spec
-    extra = dict(spec.extra)
-    extra.setdefault("face_crops_from", "fer-edge calibration (benchmarks/calibrate_crops.py)")
-    return spec.replace(face_crops={**missing, **spec.face_crops}, extra=extra)
-
-
-def record_crops(spec: ModelSpec) -> ModelSpec:
-    """The spec a new build carries: every calibrated crop rule in ``face_crops``, the default
-    detector (:data:`AUTO`) as ``detector`` and its rule as ``crop``. Unchanged when the spec
-    already records crop rules or no calibration exists. ``fer-edge convert`` and
-    ``convert/respec.py`` call it."""
     crops = calibrated_crops()
-    if spec.face_crops or AUTO not in crops:
-        return spec
-    extra = {k: v for k, v in spec.extra.items() if k != "face_crops_from"}
-    extra["face_crops"] = "benchmarks/calibrate_crops.py (fer_edge/assets/face_crops.json)"
-    return spec.replace(detector=AUTO, crop=crops[AUTO], face_crops=crops, extra=extra)
+    if AUTO not in crops:
+        raise ConfigError(f"no crop calibration for {AUTO} in {CALIBRATION_FILE}; reinstall "
+                          "fer-edge")
+    return {"detector": AUTO, "crop": crops[AUTO], "face_crops": crops}
 
 
 # --- the product function: detect -> align -> crop -------------------------------------------
@@ -710,6 +702,9 @@ class Face:
 class FaceFinder:
     """detect -> align -> crop, with the crop rule the model spec records for the detector.
 
+    Safe to call from several threads: detection runs under a per-finder lock (detectors
+    keep state), cropping does not.
+
     Args:
         spec: the model's :class:`~fer_edge.spec.ModelSpec` (its ``face_crops``).
         detector: a detector name/path for :func:`build_detector`, or a detector object
@@ -727,13 +722,15 @@ class FaceFinder:
         self.detector = detector
         self.spec, self.max_faces = spec, max_faces
         name = getattr(detector, "name", "custom")
-        rule = spec.crop_for(name) or with_calibrated_crops(spec).crop_for(name)
+        rule = spec.crop_for(name)
         if rule is None:
-            log.info("no crop rule recorded for detector %r; using the spec's default", name)
+            log.info("the model records no crop rule for detector %r; using its rule for %r",
+                     name, spec.detector)
             rule = spec.crop
         if not align and rule.align:
             rule = CropRule(rule.square, rule.scale, rule.shift_y, rule.source_size, False)
         self.rule = rule
+        self._lock = threading.Lock()
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Detections of a frame, largest first, at most ``max_faces``."""
@@ -761,6 +758,7 @@ class FaceFinder:
         Returns:
             [:class:`Face`] largest first.
         """
-        dets = self.detect(frame)
+        with self._lock:  # detectors keep state (interpreter tensors, refine cache)
+            dets = self.detect(frame)
         crops = self.crops(frame, [d.int_box() for d in dets], [d.eyes for d in dets])
         return [Face(d.int_box(), d.score, d.keypoints, c) for d, c in zip(dets, crops)]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_spec
 
 from fer_edge.cli import main
 from fer_edge.errors import ModelFileError, SpecError
@@ -162,7 +163,7 @@ def test_spec_missing_or_mismatched(exported, tmp_path):
     ModelSpec.read(sidecar_path(src)).replace(labels=tuple("abcdefg")).write(sidecar_path(dst))
     with pytest.raises(SpecError, match="differ"):
         load_predictor(dst)
-    ModelSpec(labels=("a", "b", "c")).write(sidecar_path(dst))
+    make_spec(labels=("a", "b", "c")).write(sidecar_path(dst))
     with pytest.raises(SpecError):
         load_predictor(dst)
     # a tflite with no embedded spec and no sidecar
@@ -172,7 +173,7 @@ def test_spec_missing_or_mismatched(exported, tmp_path):
     with pytest.raises(SpecError, match="no fer-edge model spec"):
         load_predictor(bare)
     # wrong input size in the sidecar
-    ModelSpec(input_size=48).write(sidecar_path(bare))
+    make_spec(input_size=48).write(sidecar_path(bare))
     with pytest.raises(SpecError, match="does not match"):
         load_predictor(bare)
 

@@ -11,19 +11,19 @@ import time
 import cv2
 import numpy as np
 import pytest
+from conftest import make_spec
 
 from fer_edge.cli import main
 from fer_edge.demo.config import DemoConfig
 from fer_edge.demo.loop import run_demo
 from fer_edge.demo.sources import SAMPLE_CLIP
-from fer_edge.spec import ModelSpec
 
 
 class NoisyPredictor:
     """Stand-in classifier: 'happy' with noise that makes the raw argmax flicker."""
 
     def __init__(self):
-        self.spec, self.rng, self.calls = ModelSpec(), np.random.default_rng(0), 0
+        self.spec, self.rng, self.calls = make_spec(), np.random.default_rng(0), 0
 
     def predict(self, faces):
         assert faces.ndim == 3 and faces.dtype == np.uint8 and faces.shape[1:] == (48, 48)
@@ -72,7 +72,7 @@ def test_log_rows_tracks_and_smoothing(moving_face_video, tmp_path):
     assert frames == sorted(frames) and ts == sorted(ts)
     assert abs(ts[-1] - frames[-1] / 20) < 1e-3  # video time
     assert {r["face_id"] for r in rows} == {"1"}  # one face, one stable id
-    p = np.array([[float(r[f"p_{lab}"]) for lab in ModelSpec().labels] for r in rows])
+    p = np.array([[float(r[f"p_{lab}"]) for lab in make_spec().labels] for r in rows])
     assert np.all((p >= 0) & (p <= 1)) and np.allclose(p.sum(1), 1, atol=1e-3)
     flips = lambda seq: sum(a != b for a, b in zip(seq, seq[1:]))  # noqa: E731
     assert flips([r["label"] for r in rows]) < flips([r["raw_label"] for r in rows])

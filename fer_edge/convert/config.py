@@ -50,7 +50,8 @@ class ConvertConfig:
     calib_batch_size: int = opt(4, "faces per batch when setting the QAT ranges (each range "
                                 "is the mean of per-batch min/max: smaller batches, tighter "
                                 "ranges; on a FER-2013 model 4 agreed best with float on "
-                                "validation, 1 and 16 worst: benchmarks/calib_study.py)", ge=1)
+                                "validation, 1 and 16 worst: "
+                                "studies/calibration_batch/calib_study.py)", ge=1)
     calib_select: str = opt("", "calibration batch sizes to try, e.g. 2,4,8: each one's int8 "
                             "TFLite is run on the validation split and the one agreeing best "
                             "with float is kept (about 1.5 min each for InceptionV3 on 2 "

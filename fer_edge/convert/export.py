@@ -79,7 +79,7 @@ def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int,
         spec: the model spec.
         opset: ONNX opset.
         uint8_activations: rewrite activations to uint8 (False keeps tf2onnx's int8, for
-            ``benchmarks/onnx_int8_variants.py``).
+            ``studies/onnx_int8/onnx_int8_variants.py``).
     """
     import onnx
     import tf2onnx

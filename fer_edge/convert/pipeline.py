@@ -26,7 +26,6 @@ from fer_edge.errors import (
     SpecError,
 )
 from fer_edge.evaluate import build_facts, compare, predict_all, write_report
-from fer_edge.faces import record_crops
 from fer_edge.io import atomic_write_bytes, check_output_dir, temp_path_for
 from fer_edge.preprocess import to_model_input
 from fer_edge.runtime import load_predictor
@@ -147,7 +146,7 @@ def run_convert(cfg: ConvertConfig) -> dict:
     cfg.validate()
     model_path, spec_path, run_cfg = resolve_source(cfg.source)
     # every build records the crop rule calibrated for each face detector
-    spec = record_crops(ModelSpec.read(spec_path))
+    spec = ModelSpec.read(spec_path)
     data = cfg.data or run_cfg.get("data", "")
     if not data:
         raise ConfigError("no dataset: pass --data (needed for QAT, calibration and the check)")

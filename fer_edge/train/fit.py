@@ -34,6 +34,7 @@ from fer_edge.config import TrainConfig
 from fer_edge.data import Dataset, load_dataset
 from fer_edge.data.balance import class_weights, oversample_indices
 from fer_edge.errors import ClusterError, ConfigError, ModelFileError, SpecError
+from fer_edge.faces import crop_fields
 from fer_edge.io import atomic_write_text, check_output_dir, temp_path_for
 from fer_edge.spec import ModelSpec
 from fer_edge.train import distribute
@@ -431,9 +432,9 @@ def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
         spec = init_spec.replace(labels=labels, tta_flip=cfg.tta_flip, extra=extra)
     else:
         scale, offset = arch_normalisation(cfg.arch, cfg.weights)
-        spec = ModelSpec(labels=labels, input_size=cfg.input_size, arch=cfg.arch,
-                         tta_flip=cfg.tta_flip, extra=extra,
-                         **_compact_norm(scale, offset))
+        spec = ModelSpec(labels=labels, input_size=cfg.input_size, channels=3,
+                         input_dtype="float32", arch=cfg.arch, tta_flip=cfg.tta_flip,
+                         extra=extra, **crop_fields(), **_compact_norm(scale, offset))
     spec.write(run / "spec.json")
 
     weights = class_weights(counts, cfg.imbalance, cfg.effective_beta)
