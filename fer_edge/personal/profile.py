@@ -125,10 +125,15 @@ class Profile:
             header = json.loads(data[start:start + n].decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise ProfileError(f"{where}: unreadable profile header; {fix}") from None
+        if not isinstance(header, dict):
+            raise ProfileError(f"{where}: unreadable profile header; {fix}")
         if header.get("version") != VERSION:
             raise ProfileError(f"{where}: profile format version {header.get('version')!r}, "
                                f"this fer-edge reads version {VERSION}; {fix}")
-        return cls._from_parts(header, memoryview(data)[start + n:-32], where)
+        try:
+            return cls._from_parts(header, memoryview(data)[start + n:-32], where)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ProfileError(f"{where}: the profile's header is incomplete; {fix}") from None
 
     @classmethod
     def _from_parts(cls, header: dict, raw: memoryview, where: str) -> Profile:
