@@ -74,13 +74,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--out {out}: holds a report ({taken[0]}); pass --force to "
                               "replace it, or choose another folder")
     preds = {Path(b).name: load_predictor(b, args.threads) for b in args.builds}
-    if args.profile:
-        from fer_edge.personal.profile import load_profile
-
-        profile = load_profile(args.profile)
-        for p in preds.values():
-            p.use_profile(profile)
-        log.info("personal profile %s active on %s", args.profile, ", ".join(preds))
+    profiled = _use_profile(preds, args.profile)
     labels = next(iter(preds.values())).spec.labels
     ds = load_dataset_for(args.data, labels, skip_unknown_classes=args.skip_unknown_classes)
     if args.labels != "fer2013":
@@ -109,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                      gate)
     title = f"Evaluation on {Path(args.data).name}, {args.split} split" + (
         f", FER+ majority labels ({Path(args.ferplus).name})" if args.labels != "fer2013" else "")
-    title += f", personal profile {Path(args.profile).name}" if args.profile else ""
+    title += profiled
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         write_report(Path(args.out), result, facts, title)
@@ -118,3 +112,21 @@ def run(args: argparse.Namespace) -> int:
     if fails:
         raise AccuracyGateError("; ".join(fails[:3]))
     return 0
+
+
+def _use_profile(preds: dict, path: str) -> str:
+    """Personalise every build with the ``fer-edge enroll`` profile at ``path`` (none when
+    empty); returns the report title's note (", personal profile NAME" or "").
+
+    Raises:
+        ProfileError: a damaged profile, or one made for another model than a build.
+    """
+    if not path:
+        return ""
+    from fer_edge.personal.profile import load_profile
+
+    profile = load_profile(path)
+    for p in preds.values():
+        p.use_profile(profile)
+    log.info("personal profile %s active on %s", path, ", ".join(preds))
+    return f", personal profile {Path(path).name}"

@@ -105,8 +105,7 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
             from fer_edge.runtime import load_predictor
 
             predictor = load_predictor(cfg.model or None, cfg.threads or None)
-        if cfg.profile:
-            use_profile(predictor, cfg.profile)
+        badge = use_profile(predictor, cfg.profile)
         from fer_edge.faces import FaceFinder, build_detector
 
         if detector is None:
@@ -174,8 +173,7 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
                     shown = "  --" if fps is None else f"{fps:4.1f}"
                     hud = (f"{shown} fps  detect {_last(stats.detect_ms):.1f} ms  classify "
                            f"{_last(stats.classify_ms):.1f} ms  draw {_last(stats.draw_ms):.1f} ms")
-                draw(frame, tracks, spec.labels, hud,
-                     badge="personal profile" if cfg.profile else "")
+                draw(frame, tracks, spec.labels, hud, badge)
                 if cfg.save:
                     writer = writer or _open_writer(cfg.save, frame, source.fps)
                     writer.write(frame)
@@ -214,16 +212,23 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
     return stats
 
 
-def use_profile(predictor, path: str) -> None:
+def use_profile(predictor, path: str) -> str:
     """Load a ``fer-edge enroll`` profile and personalise ``predictor`` with it (every face in
-    view: the demo does not recognise who is who), saying so in the log."""
+    view: the demo does not recognise who is who), saying so in the log.
+
+    Returns:
+        The overlay's note: "personal profile", or "" when ``path`` is empty (no profile).
+    """
     from fer_edge.personal.profile import load_profile
 
+    if not path:
+        return ""
     profile = load_profile(path)
     predictor.use_profile(profile)
     log.info("personal profile %s active (enrolled: %s; made with model sha256 %s..): it "
              "applies to every face in view", path, ", ".join(profile.enrolled),
              profile.model_sha256[:12])
+    return "personal profile"
 
 
 class LoopRate:
