@@ -18,7 +18,7 @@ O(n^2 C) for n shot variants, not O(D^2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -53,7 +53,7 @@ class Recipe:
     head: bool = True
     standardise: bool = True
     ridge: float = RIDGE
-    variants: str = field(default="flip+shift")
+    variants: str = "flip+shift"
 
 
 @dataclass(frozen=True)
