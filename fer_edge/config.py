@@ -235,6 +235,8 @@ def number(kind: type = int, ge: float | None = 0, le: float | None = None,
 
 #: most CPU threads any stage accepts (more than this is a typo; the runtimes crash on it)
 MAX_THREADS = 256
+#: the largest --batch-size (large-batch multi-GPU runs use a few thousand)
+MAX_BATCH = 65536
 
 #: TOML tables a recipe may hold: one per stage (each stage reads its own, skips the others)
 SECTIONS = ("train", "convert", "demo", "evaluate", "benchmark")
@@ -248,15 +250,26 @@ def read_toml(path: str | Path, cls: type) -> dict[str, Any]:
     the stage does not have, or a value of the wrong type is a :class:`ConfigError`.
     """
     path = Path(path)
-    if not path.is_file():
+    section = getattr(cls, "SECTION", None)
+    example = f" (e.g. {section}/cpu.toml)" if section == "train" else ""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; --config takes a recipe .toml file{example}")
+    if not path.exists():
         raise ConfigError(f"{path}: config file not found")
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a regular file (a device or pipe); --config takes a "
+                          f"recipe .toml file{example}")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save the recipe as UTF-8") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    section = getattr(cls, "SECTION", None)
+    if not data:
+        raise ConfigError(f"{path}: is empty (no settings); give a recipe with a [{section}] "
+                          "table, or drop --config to use the defaults")
     tables = [k for k, v in data.items() if isinstance(v, dict)]
     for t in tables:
         if t not in SECTIONS:
@@ -337,7 +350,8 @@ class TrainConfig:
                     "folder names, and a new head replaces its own when they differ)")
     budget_min: float = opt(0.0, "stop training after this many minutes of training "
                             "(all stages; the best model so far is kept); 0 = no limit", ge=0)
-    batch_size: int = opt(64, "batch size (global, across GPUs)", ge=1)
+    batch_size: int = opt(64, "batch size (global, across GPUs; at most the number of "
+                          "training faces)", ge=1, le=MAX_BATCH)
     head_epochs: int = opt(5, "stage 1 (transfer learning): epochs with the base frozen; "
                            "skipped with --weights none")
     head_lr: float = opt(1e-3, "stage 1 learning rate", gt=0)

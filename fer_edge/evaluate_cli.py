@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from fer_edge.config import MAX_THREADS, number
-from fer_edge.errors import AccuracyGateError, ConfigError
+from fer_edge.errors import AccuracyGateError, ConfigError, ModelFileError
 from fer_edge.gate import CLASS_CORRECTIONS, Gate
 
 log = logging.getLogger(__name__)
@@ -78,16 +78,28 @@ def run(args: argparse.Namespace) -> int:
 def run_data(args: argparse.Namespace) -> int:
     """``--data``: the parity check of every build on a FER-2013 split (exit 3 on a failure)."""
     from fer_edge.data import load_dataset_for
-    from fer_edge.evaluate import build_facts, compare, predict_all, render_md, write_report
+    from fer_edge.evaluate import (
+        build_facts,
+        compare,
+        folder_as_build,
+        predict_all,
+        render_md,
+        write_report,
+    )
     from fer_edge.preprocess import to_model_input
     from fer_edge.runtime import load_predictor
 
     if args.labels != "fer2013" and not args.ferplus:
         raise ConfigError(f"--labels {args.labels} needs --ferplus PATH/fer2013new.csv")
+    for b in [*args.builds, *([args.reference] if args.reference else [])]:
+        if Path(b).is_dir():
+            raise ModelFileError(folder_as_build(b, "--reference " if b == args.reference
+                                                 else ""))
     preds = {Path(b).name: load_predictor(b, args.threads) for b in args.builds}
     profiled = _use_profile(preds, args.profile)
     labels = next(iter(preds.values())).spec.labels
-    ds = load_dataset_for(args.data, labels, skip_unknown_classes=args.skip_unknown_classes)
+    ds = load_dataset_for(args.data, labels, skip_unknown_classes=args.skip_unknown_classes,
+                          need=(args.split,))
     if args.labels != "fer2013":
         from fer_edge.data.ferplus import apply_labels
 

@@ -26,8 +26,11 @@ class ConvertConfig:
     tflite_int8: bool = opt(True, "build the full-integer int8 TFLite (int8 input/output)")
     onnx_fp32: bool = opt(True, "build the float ONNX (tf2onnx)")
     onnx_int8: bool = opt(True, "build the int8 QDQ ONNX")
+    skip_unknown_classes: bool = opt(False, "class-folder data: skip folders naming no "
+                                     "FER-2013 class (e.g. CK+'s contempt)")
     out: str = opt("", "output folder; default <run>/export")
-    force: bool = opt(False, "overwrite existing builds")
+    force: bool = opt(False, "rebuild requested builds that exist (without it they are kept "
+                      "and only missing ones are built)")
     qat_epochs: int = opt(1, "quantization-aware fine-tuning epochs on the train split")
     qat_steps: int = opt(0, "cap on QAT steps per epoch; 0 = full epochs")
     qat_lr: float = opt(1e-5, "QAT learning rate (Adam)", gt=0)
