@@ -23,6 +23,7 @@ COMMANDS = {
     "evaluate": "fer_edge.evaluate_cli",
     "demo": "fer_edge.demo.cli",
     "benchmark": "fer_edge.bench.cli",
+    "enroll": "fer_edge.personal.cli",
 }
 
 

@@ -74,3 +74,7 @@ class AccuracyGateError(FerEdgeError):
 class ClusterError(FerEdgeError):
     """Distributed training cannot start or lost a peer (TF_CONFIG, unreachable worker), or
     the device cannot run the requested precision."""
+
+
+class ProfileError(FerEdgeError):
+    """A personal profile is missing, damaged, edited, or made for another model."""

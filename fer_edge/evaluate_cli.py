@@ -40,6 +40,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--skip-unknown-classes", action="store_true",
                    help="class-folder data: skip folders naming no FER-2013 class (contempt)")
     p.add_argument("--reference", help="a build to compare against (e.g. the fp32 TFLite)")
+    p.add_argument("--profile", default="",
+                   help="personal profile from `fer-edge enroll`: score the builds with it (it "
+                        "must have been made with each of them; --reference stays plain)")
     p.add_argument("--limit", type=number(int), default=0, help="at most N faces (0 = all)")
     p.add_argument("--threads", type=number(int, ge=1, le=MAX_THREADS), default=None,
                    help="runtime threads (default all cores)")
@@ -93,6 +96,7 @@ def run_data(args: argparse.Namespace) -> int:
             raise ModelFileError(folder_as_build(b, "--reference " if b == args.reference
                                                  else ""))
     preds = {Path(b).name: load_predictor(b, args.threads) for b in args.builds}
+    profiled = _use_profile(preds, args.profile)
     labels = next(iter(preds.values())).spec.labels
     ds = load_dataset_for(args.data, labels, skip_unknown_classes=args.skip_unknown_classes,
                           need=(args.split,))
@@ -122,6 +126,7 @@ def run_data(args: argparse.Namespace) -> int:
                      gate)
     title = f"Evaluation on {Path(args.data).name}, {args.split} split" + (
         f", FER+ majority labels ({Path(args.ferplus).name})" if args.labels != "fer2013" else "")
+    title += profiled
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         write_report(Path(args.out), result, facts, title)
@@ -160,9 +165,10 @@ def run_people(args: argparse.Namespace) -> int:
     reports = {}
     for b in args.builds:
         pred = load_predictor(b, args.threads)
+        note = _use_profile({Path(b).name: pred}, args.profile)
         probs, found = predict_photos(pred, photos, args.detector)
         reports[Path(b).name] = people_report(photos, probs, found, pred.spec.labels)
-    title = f"Evaluation on the people of {Path(args.people).name}, whole pipeline"
+    title = f"Evaluation on the people of {Path(args.people).name}, whole pipeline" + note
     text = render_people_md(reports, title)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -172,3 +178,21 @@ def run_people(args: argparse.Namespace) -> int:
         atomic_write_text(Path(args.out) / "report.md", text)
     print(text)
     return 0
+
+
+def _use_profile(preds: dict, path: str) -> str:
+    """Personalise every build with the ``fer-edge enroll`` profile at ``path`` (none when
+    empty); returns the report title's note (", personal profile NAME" or "").
+
+    Raises:
+        ProfileError: a damaged profile, or one made for another model than a build.
+    """
+    if not path:
+        return ""
+    from fer_edge.personal.profile import load_profile
+
+    profile = load_profile(path)
+    for p in preds.values():
+        p.use_profile(profile)
+    log.info("personal profile %s active on %s", path, ", ".join(preds))
+    return f", personal profile {Path(path).name}"

@@ -19,6 +19,8 @@ class DemoConfig:
     SECTION = "demo"
 
     model: str = opt("", ".tflite/.onnx build; default the packaged model")
+    profile: str = opt("", "personal profile from `fer-edge enroll`, made with this model: "
+                       "personalises every face in view (default: none)")
     camera: int = opt(-1, "camera index, 0 = the first camera (OpenCV capture; picamera2 on a "
                       "Pi with --picamera) (default: none)", ge=-1)
     picamera: bool = opt(False, "use the Raspberry Pi camera module through picamera2")

@@ -117,6 +117,7 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
             from fer_edge.runtime import load_predictor
 
             predictor = load_predictor(cfg.model or None, cfg.threads or None)
+        badge = use_profile(predictor, cfg.profile)
         from fer_edge.faces import FaceFinder, build_detector
 
         if detector is None:
@@ -189,7 +190,7 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
                     shown = "  --" if fps is None else f"{fps:4.1f}"
                     hud = (f"{shown} fps  detect {_last(stats.detect_ms):.1f} ms  classify "
                            f"{_last(stats.classify_ms):.1f} ms  draw {_last(stats.draw_ms):.1f} ms")
-                draw(frame, tracks, spec.labels, hud)
+                draw(frame, tracks, spec.labels, (hud + badge).strip())
                 if saver:
                     saver.write(frame)
                 if window:
@@ -224,6 +225,26 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
     if saver:
         saver.check()
     return stats
+
+
+def use_profile(predictor, path: str) -> str:
+    """Load a ``fer-edge enroll`` profile and personalise ``predictor`` with it (every face in
+    view: the demo does not recognise who is who), saying so in the log.
+
+    Returns:
+        The note appended to the overlay's status line ("  | personal profile"), or "" when
+        ``path`` is empty (no profile).
+    """
+    from fer_edge.personal.profile import load_profile
+
+    if not path:
+        return ""
+    profile = load_profile(path)
+    predictor.use_profile(profile)
+    log.info("personal profile %s active (enrolled: %s; made with model sha256 %s..): it "
+             "applies to every face in view", path, ", ".join(profile.enrolled),
+             profile.model_sha256[:12])
+    return "  | personal profile"
 
 
 class LoopRate:

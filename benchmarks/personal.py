@@ -1,0 +1,387 @@
+"""Per-person calibration (``fer-edge enroll`` profiles) on tfeid_dev. Light tier only.
+
+    python benchmarks/personal.py            # people table + costs -> results/personal.csv
+    python benchmarks/personal.py --study    # also the method table (each change of the method)
+
+Whole pipeline, packaged model by default: each photo of ``../shared/data/tfeid_dev`` (15
+people; file names ``PPTVEnn.jpg``: person, performance type, view, expression) goes through
+the product's ``FaceFinder`` (detect -> align -> crop, largest face); a photo without a face
+counts as wrong with and without a profile. Profiles are made by the product's functions
+(``fer_edge.personal.enroll.shot_outputs`` + ``profile_from_outputs`` = ``enrol_crops``; the
+model's output on each photo's shot variants is computed once and reused by every split) and
+applied by ``Profile.adjust`` to the model's flip-averaged output, exactly what
+``predict`` returns with ``use_profile`` (checked on the first split).
+
+Protocols, per person:
+- ``cross-type``: enrol from one performance type (theatrical, FACS, personal event) + one
+  neutral photo, test on the person's other two types; each type in turn, pooled.
+- ``random-kK``: K random photos per expression (a class needs K + 1 photos; fewer: all but
+  one), test on the rest of the person's photos; seeds 0..``--seeds``-1, pooled.
+
+Writes ``benchmarks/results/personal.csv`` (``table`` column: ``people`` = per person and
+pooled accuracy and per-class recall with and without the profile; ``study`` = the method
+table; ``cost`` = enrol time, adjust cost, profile size, demo FPS) and prints the markdown
+tables for ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fer_edge import load  # noqa: E402
+from fer_edge.io import atomic_write_csv  # noqa: E402
+from fer_edge.personal.enroll import (  # noqa: E402
+    crops_from_folders,
+    enrol_crops,
+    profile_from_outputs,
+    shot_outputs,
+)
+from fer_edge.personal.method import RIDGE, Recipe  # noqa: E402
+
+log = logging.getLogger("personal")
+DATA = ROOT.parent / "shared" / "data" / "tfeid_dev"
+LETTERS = {"a": "neutral", "b": "happy", "c": "sad", "d": "angry", "e": "disgust", "f": "fear",
+           "g": "surprise"}
+TYPES = {1: "theatrical", 2: "FACS", 3: "personal event"}
+NAME = re.compile(r"^(\d\d)(\d)(\d)([a-z])(\d\d)$")
+
+
+@dataclass
+class Photos:
+    """tfeid_dev through the pipeline: (N,) arrays person, ptype, y, found; crops (N, 48, 48)
+    uint8 (zeros where no face); probs (N, C) / emb (N, D) flip-averaged model output;
+    shots[variants] = (probs, emb, src) of every photo's shot variants."""
+
+    names: np.ndarray
+    person: np.ndarray
+    ptype: np.ndarray
+    y: np.ndarray
+    found: np.ndarray
+    crops: np.ndarray
+    probs: np.ndarray
+    emb: np.ndarray
+    shots: dict
+
+
+def read_photos(data: Path, model) -> Photos:
+    """Every photo with a known expression letter, largest face each, model output once."""
+    finder = model.finder("auto")
+    rows, crops = [], []
+    for f in sorted(data.glob("*.jpg")):
+        m = NAME.match(f.stem)
+        if not m or m.group(4) not in LETTERS:
+            continue
+        faces = finder(cv2.imread(str(f)))
+        rows.append((f.stem, int(m.group(1)), int(m.group(2)),
+                     model.spec.labels.index(LETTERS[m.group(4)]), bool(faces)))
+        crops.append(faces[0].crop if faces else np.zeros((48, 48), np.uint8))
+    names, person, ptype, y, found = (np.array(c) for c in zip(*rows))
+    crops = np.stack(crops)
+    probs, emb = model.predict(crops, embedding=True)
+    log.info("%d photos of %d people, %d without a face found", len(y), len(set(person)),
+             int((~found).sum()))
+    return Photos(names, person, ptype, y, found, crops, probs, emb, {})
+
+
+def variant_outputs(model, ph: Photos, variants: str) -> tuple:
+    """shot_outputs of all photos at once (cached): (probs, emb, src) over variants."""
+    if variants not in ph.shots:
+        ph.shots[variants] = shot_outputs(model, ph.crops, variants)
+    return ph.shots[variants]
+
+
+def cross_splits(ph: Photos):
+    """(person, fold name, shot indices, test indices) of the cross-type protocol."""
+    for p in sorted(set(ph.person)):
+        neutral = np.flatnonzero((ph.person == p) & (ph.ptype == 0) & ph.found)
+        for t, name in TYPES.items():
+            shots = np.flatnonzero((ph.person == p) & (ph.ptype == t) & ph.found)
+            if not len(shots):
+                continue
+            shots = np.r_[shots, neutral[:1]]
+            test = np.flatnonzero((ph.person == p) & (ph.ptype != t) & (ph.ptype != 0))
+            yield p, name, shots, test
+
+
+def random_splits(ph: Photos, k: int, seed: int):
+    """(person, fold name, shot indices, test indices): k random photos per expression."""
+    rng = np.random.default_rng(seed)
+    for p in sorted(set(ph.person)):
+        shots = []
+        for c in range(ph.probs.shape[1]):
+            idx = np.flatnonzero((ph.person == p) & (ph.y == c) & ph.found)
+            if len(idx) >= 2:
+                shots += list(rng.choice(idx, min(k, len(idx) - 1), replace=False))
+        shots = np.array(sorted(shots), np.int64)
+        yield p, f"seed {seed}", shots, np.setdiff1d(np.flatnonzero(ph.person == p), shots)
+
+
+def protocols(ph: Photos, seeds: int) -> dict:
+    """protocol name -> list of splits."""
+    out = {"cross-type": list(cross_splits(ph))}
+    for k in (1, 2, 3):
+        out[f"random-k{k}"] = [s for seed in range(seeds) for s in random_splits(ph, k, seed)]
+    return out
+
+
+def fit_split(model, ph: Photos, shots: np.ndarray, recipe: Recipe):
+    """The profile of one split, by the product's enrolment functions."""
+    probs, emb, src = variant_outputs(model, ph, recipe.variants)
+    take = np.flatnonzero(np.isin(src, shots))
+    local = {int(s): i for i, s in enumerate(shots)}
+    return profile_from_outputs(model, probs[take], emb[take], ph.y[shots],
+                                np.array([local[int(s)] for s in src[take]]), recipe)
+
+
+def predictions(model, ph: Photos, splits: list, recipe: Recipe | str | None) -> list:
+    """Per split: (person, test indices, predicted ids) for a recipe, "ncm" (the issue's naive
+    nearest expression mean of the pooled features) or None (the model); -1 = no face."""
+    out = []
+    for p, _, shots, test in splits:
+        if recipe is None:
+            pred = ph.probs[test].argmax(1)
+        elif recipe == "ncm":
+            pred = _ncm(ph, shots, test)
+        else:
+            profile = fit_split(model, ph, shots, recipe)
+            pred = profile.adjust(ph.probs[test], ph.emb[test]).argmax(1)
+        out.append((p, test, np.where(ph.found[test], pred, -1)))
+    return out
+
+
+def _ncm(ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
+    def unit(e):
+        return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+    classes = np.unique(ph.y[shots])
+    means = unit(np.stack([ph.emb[shots][ph.y[shots] == c].mean(0) for c in classes]))
+    return classes[(unit(ph.emb[test]) @ means.T).argmax(1)]
+
+
+def score(ph: Photos, preds: list, labels: tuple) -> dict:
+    """person (and "all") -> {"n", "acc", "recall": (C,) (nan where absent)}."""
+    by: dict = {}
+    for p, test, pred in preds:
+        for key in (p, "all"):
+            by.setdefault(key, ([], []))
+            by[key][0].append(ph.y[test])
+            by[key][1].append(pred)
+    out = {}
+    for key, (ys, ps) in by.items():
+        y, pr = np.concatenate(ys), np.concatenate(ps)
+        recall = np.array([np.mean(pr[y == c] == c) if (y == c).any() else np.nan
+                           for c in range(len(labels))])
+        out[key] = {"n": len(y), "acc": float(np.mean(pr == y)), "recall": recall}
+    return out
+
+
+def check_predict_path(model, ph: Photos, split) -> None:
+    """The benchmark's shortcut (adjust on cached outputs) equals predict with the profile."""
+    _, _, shots, test = split
+    profile = fit_split(model, ph, shots, Recipe())
+    model.use_profile(profile)
+    try:
+        direct = model.predict(ph.crops[test])
+    finally:
+        model.use_profile(None)
+    cached = profile.adjust(ph.probs[test], ph.emb[test])
+    if not np.allclose(direct, cached, atol=1e-5):
+        raise SystemExit("predict with the profile differs from adjust on cached outputs")
+    log.info("checked: predict with use_profile == adjust on the cached output")
+
+
+def people_rows(ph: Photos, model, protos: dict, labels: tuple) -> list[dict]:
+    """The per-person table: model vs profile, per protocol."""
+    rows = []
+    for proto, splits in protos.items():
+        base = score(ph, predictions(model, ph, splits, None), labels)
+        mine = score(ph, predictions(model, ph, splits, Recipe()), labels)
+        for key in sorted(base, key=lambda k: (k == "all", k if k != "all" else 0)):
+            b, m = base[key], mine[key]
+            row = {"table": "people", "protocol": proto, "person": key, "n": b["n"],
+                   "acc_model": round(100 * b["acc"], 1), "acc_profile": round(100 * m["acc"], 1),
+                   "delta_pp": round(100 * (m["acc"] - b["acc"]), 1)}
+            if key == "all":
+                deltas = [mine[q]["acc"] - base[q]["acc"] for q in base if q != "all"]
+                row["people_worse"] = int(sum(d < 0 for d in deltas))
+                row["worst_delta_pp"] = round(100 * min(deltas), 1)
+            for c, lab in enumerate(labels):
+                row[f"recall_{lab}_model"] = _pct(b["recall"][c])
+                row[f"recall_{lab}_profile"] = _pct(m["recall"][c])
+            rows.append(row)
+    return rows
+
+
+def _pct(v: float) -> float | str:
+    return "" if np.isnan(v) else round(100 * float(v), 1)
+
+
+#: the method table: each change, in the order it was tried
+STUDY = (("model as shipped", None),
+         ("naive per-person logit bias (the issue's)", Recipe(head=False, variants="shot")),
+         ("naive nearest expression mean of the features (the issue's)", "ncm"),
+         ("bias + embedding correction, raw features", Recipe(standardise=False,
+                                                             variants="shot")),
+         ("+ standardised with FER-2013 statistics", Recipe(variants="shot")),
+         ("+ mirror image of each shot", Recipe(variants="flip")),
+         ("+ 6 small shifts/zooms of each shot (shipped)", Recipe()),
+         ("shipped, ridge x0.3 (less shrinkage)", Recipe(ridge=RIDGE * 0.3)),
+         ("shipped, ridge x3 (more shrinkage)", Recipe(ridge=RIDGE * 3)),
+         ("bias alone, with the shot variants", Recipe(head=False)))
+
+
+def study_rows(ph: Photos, model, protos: dict, labels: tuple) -> list[dict]:
+    """The method table: pooled accuracy per protocol, worst person on cross-type."""
+    rows = []
+    base = score(ph, predictions(model, ph, protos["cross-type"], None), labels)
+    for name, recipe in STUDY:
+        row = {"table": "study", "method": name}
+        for proto, splits in protos.items():
+            s = score(ph, predictions(model, ph, splits, recipe), labels)
+            row[proto] = round(100 * s["all"]["acc"], 1)
+            if proto == "cross-type":
+                deltas = [s[q]["acc"] - base[q]["acc"] for q in base if q != "all"]
+                row["cross_worst_delta_pp"] = round(100 * min(deltas), 1)
+                row["cross_people_worse"] = int(sum(d < 0 for d in deltas))
+        log.info("%s", row)
+        rows.append(row)
+    return rows
+
+
+def cost_rows(ph: Photos, model, data: Path, fps_runs: int) -> list[dict]:
+    """Enrol time for 7x2 photos, adjust cost per face, profile size, demo FPS."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "me"
+        for lab in LETTERS.values():
+            (tree / lab).mkdir(parents=True)
+        person = sorted(set(ph.person))[0]
+        for lab in LETTERS.values():
+            c = model.spec.labels.index(lab)
+            for name in ph.names[(ph.person == person) & (ph.y == c) & ph.found][:2]:
+                shutil.copy(data / f"{name}.jpg", tree / lab)
+        fresh = load(num_threads=1)  # as `fer-edge enroll --threads 1`: model, detector first
+        finder = fresh.finder("auto")
+        finder(np.zeros((240, 320, 3), np.uint8))
+        t0 = time.perf_counter()
+        crops, y, _ = crops_from_folders(finder, tree, fresh.spec.labels)
+        t1 = time.perf_counter()
+        profile = enrol_crops(fresh, crops, y)
+        path = profile.save(Path(tmp) / "me.profile")
+        t2 = time.perf_counter()
+        rows = [{"table": "cost", "what": f"enrol {len(y)} photos (1 thread)",
+                 "value": round(t2 - t0, 3), "unit": "s",
+                 "note": f"faces (detect, align, crop) {t1 - t0:.3f} s + model passes on the "
+                         f"shot variants, fit and write {t2 - t1:.3f} s"},
+                {"table": "cost", "what": "profile size", "value": path.stat().st_size,
+                 "unit": "bytes"},
+                {"table": "cost", "what": "profile adjust per face",
+                 "value": round(_adjust_ms(profile, ph), 4), "unit": "ms"}]
+        rows += demo_fps(path, fps_runs)
+    return rows
+
+
+def _adjust_ms(profile, ph: Photos, runs: int = 2000) -> float:
+    p, e = ph.probs[:1], ph.emb[:1]
+    for _ in range(50):
+        profile.adjust(p, e)
+    t = time.perf_counter()
+    for _ in range(runs):
+        profile.adjust(p, e)
+    return (time.perf_counter() - t) / runs * 1e3
+
+
+def demo_fps(profile: Path, runs: int) -> list[dict]:
+    """``fer-edge demo --video sample --headless`` FPS without and with the profile, a fresh
+    process each, alternating."""
+    fps: dict = {"without": [], "with": []}
+    if runs < 1:
+        return []
+    for _ in range(runs):
+        for key, extra in (("without", []), ("with", ["--profile", str(profile)])):
+            cmd = [sys.executable, "-m", "fer_edge.cli", "demo", "--video", "sample",
+                   "--headless", *extra]
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True)
+            fps[key].append(float(re.search(r"= ([\d.]+) FPS", out.stdout).group(1)))
+    return [{"table": "cost", "what": f"demo --video sample FPS {key} a profile",
+             "value": round(float(np.median(v)), 2), "unit": "FPS",
+             "note": "runs " + " ".join(f"{x:.2f}" for x in v)} for key, v in fps.items()]
+
+
+def markdown(rows: list[dict], labels: tuple) -> str:
+    """The README tables."""
+    out = ["| protocol | person | n | model % | profile % | change pp |",
+           "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["table"] == "people":
+            who = "**all**" if r["person"] == "all" else f"{int(r['person']):02d}"
+            out.append(f"| {r['protocol']} | {who} | {r['n']} | {r['acc_model']} | "
+                       f"{r['acc_profile']} | {r['delta_pp']:+.1f} |")
+    pooled = [r for r in rows if r["table"] == "people" and r["person"] == "all"]
+    out += ["", "| protocol | model % | profile % | people worse | worst person pp | "
+            + " | ".join(f"{lab} recall model -> profile" for lab in labels) + " |",
+            "|---|---:|---:|---:|---:|" + "---|" * len(labels)]
+    for r in pooled:
+        out.append(f"| {r['protocol']} | {r['acc_model']} | {r['acc_profile']} | "
+                   f"{r['people_worse']} | {r['worst_delta_pp']:+.1f} | " + " | ".join(
+                       f"{r[f'recall_{lab}_model']} -> {r[f'recall_{lab}_profile']}"
+                       for lab in labels) + " |")
+    study = [r for r in rows if r["table"] == "study"]
+    if study:
+        out += ["", "| method | cross-type % | worst person pp | people worse | random k=1 % "
+                "| k=2 % | k=3 % |", "|---|---:|---:|---:|---:|---:|---:|"]
+        out += [f"| {r['method']} | {r['cross-type']} | {r['cross_worst_delta_pp']:+.1f} | "
+                f"{r['cross_people_worse']} | {r['random-k1']} | {r['random-k2']} | "
+                f"{r['random-k3']} |" for r in study]
+    cost = [r for r in rows if r["table"] == "cost"]
+    out += ["", "| cost | value |", "|---|---|"]
+    out += [f"| {r['what']} | {r['value']} {r['unit']}"
+            + (f" ({r['note']})" if r.get("note") else "") + " |" for r in cost]
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=DATA, help="tfeid_dev folder")
+    ap.add_argument("--model", default=None, help="build (default: the packaged model)")
+    ap.add_argument("--seeds", type=int, default=3, help="random protocol: seeds 0..N-1")
+    ap.add_argument("--study", action="store_true", help="also the method table")
+    ap.add_argument("--fps-runs", type=int, default=3, help="demo runs with and without (0: "
+                    "skip the demo FPS)")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "personal.csv")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if not args.data.is_dir():
+        print(f"{args.data}: no tfeid_dev folder; pass --data", file=sys.stderr)
+        return 2
+    model = load(args.model, num_threads=1)
+    labels = tuple(model.spec.labels)
+    ph = read_photos(args.data, model)
+    protos = protocols(ph, args.seeds)
+    check_predict_path(model, ph, protos["cross-type"][0])
+    rows = people_rows(ph, model, protos, labels)
+    if args.study:
+        rows += study_rows(ph, model, protos, labels)
+    rows += cost_rows(ph, model, args.data, args.fps_runs) if args.model is None else []
+    atomic_write_csv(args.out, rows)
+    print(markdown(rows, labels))
+    print(f"\nwritten {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

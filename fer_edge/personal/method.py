@@ -1,0 +1,190 @@
+"""The calibration method: a per-person linear correction of the model's logits. Light tier
+(numpy only).
+
+Measured on ``tfeid_dev`` (the method table in ``benchmarks/README.md``, made by
+``python benchmarks/personal.py --study``): the model's log-probabilities ``z0`` are kept and a
+correction learned from the person's shots is added, for the classes the person enrolled only
+(the others fall back to the model):
+
+    x = l2normalise((emb - mean) / std)        # embedding standardised with FER-2013 stats
+    z = z0 + enrolled * (x @ W + b)            # W: (D, C), b: (C,)
+
+fitted by cross-entropy on the shots, ``b`` (a per-person logit bias) free and ``W``
+ridge-regularised, i.e. shrunk toward the plain model (``W = 0``) with a strength that falls
+as the shots per class grow (``ridge / shots``). Each shot is used with its mirror image and
+six small shifts/zooms. ``W`` is fitted in the dual (``W = X.T @ A``), so fitting costs
+O(n^2 C) for n shot variants, not O(D^2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: ridge strength for one shot per class (divided by the shots per class)
+RIDGE = 0.1
+#: gradient steps and step size of both fits (full batch)
+STEPS = 300
+BIAS_LR = 0.5
+HEAD_LR = 1.0
+#: probabilities are floored here before the log (int8 outputs are often exactly 0)
+PROB_FLOOR = 1e-4
+#: (dx, dy, zoom) of the small crop variants of each shot, on a 48x48 face
+SHIFTS = ((2, 0, 1.0), (-2, 0, 1.0), (0, 2, 1.0), (0, -2, 1.0), (0, 0, 1.08), (0, 0, 0.93))
+#: which variants of each shot are used: the shot alone, + its mirror, + the SHIFTS too
+VARIANTS = ("shot", "flip", "flip+shift")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The method's switches (the defaults are the shipped method; the others exist for the
+    method table of ``benchmarks/personal.py --study``).
+
+    Attributes:
+        head: fit the embedding correction W with the bias b; False: the bias b alone (the
+            issue's naive baseline).
+        standardise: standardise the embedding with the model's FER-2013 mean/std first.
+        ridge: L2 strength on W for one shot per class (divided by the shots per class).
+        variants: one of :data:`VARIANTS`.
+    """
+
+    head: bool = True
+    standardise: bool = True
+    ridge: float = RIDGE
+    variants: str = "flip+shift"
+
+
+@dataclass(frozen=True)
+class Correction:
+    """What a profile stores to adjust one person's predictions.
+
+    Attributes:
+        weight: (D, C) float32 correction on the standardised, L2-normalised embedding.
+        bias: (C,) float32 logit bias.
+        enrolled: (C,) bool, the classes the person enrolled (others are left to the model).
+        mean, std: (D,) float32 standardisation of the embedding (the model's FER-2013
+            statistics, ``spec.embedding``).
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+    enrolled: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    def adjust(self, probs: np.ndarray, emb: np.ndarray) -> np.ndarray:
+        """(N, C) float32 probabilities + (N, D) float32 embeddings of the same faces ->
+        (N, C) float32 personalised probabilities (rows sum to 1)."""
+        z = log_probs(probs) + self.enrolled * (features(emb, self.mean, self.std)
+                                                @ self.weight + self.bias)
+        return softmax(z).astype(np.float32)
+
+
+def log_probs(probs: np.ndarray) -> np.ndarray:
+    """(N, C) probabilities -> (N, C) float32 logits (floored at :data:`PROB_FLOOR`)."""
+    return np.log(np.clip(np.asarray(probs, np.float32), PROB_FLOOR, 1.0))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, C) logits; -inf entries get probability 0."""
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def features(emb: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(N, D) embeddings -> (N, D) float32 standardised and L2-normalised rows."""
+    x = (np.asarray(emb, np.float32) - mean) / std
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
+
+
+def shot_variants(crops: np.ndarray, variants: str = "flip+shift"
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Each shot, with its mirror image ("flip") and the :data:`SHIFTS` variants ("+shift").
+
+    Args:
+        crops: (N, s, s) uint8 grey face crops.
+        variants: one of :data:`VARIANTS`.
+
+    Returns:
+        (M, s, s) uint8 crops and (M,) int64 index of each one's source shot.
+    """
+    out, src = [], []
+    for i, c in enumerate(crops):
+        h, w = c.shape
+        these = [c] + ([c[:, ::-1]] if variants != "shot" else [])
+        for dx, dy, zoom in (SHIFTS if variants == "flip+shift" else ()):
+            m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), 0, zoom)
+            m[0, 2] += dx
+            m[1, 2] += dy
+            these.append(cv2.warpAffine(c, m, (w, h), borderMode=cv2.BORDER_REPLICATE))
+        out += these
+        src += [i] * len(these)
+    return np.ascontiguousarray(np.stack(out)), np.array(src, np.int64)
+
+
+def fit_bias(z0: np.ndarray, y: np.ndarray, enrolled: np.ndarray) -> np.ndarray:
+    """Per-person logit bias: cross-entropy of ``softmax(z0 + b)`` over the enrolled classes.
+
+    Args:
+        z0: (n, C) model logits of the shots; y: (n,) int class ids; enrolled: (C,) bool.
+
+    Returns:
+        (C,) float64 bias, 0 for classes not enrolled.
+    """
+    c = z0.shape[1]
+    target, mask, b = np.eye(c)[y], np.where(enrolled, 0.0, -np.inf), np.zeros(c)
+    for _ in range(STEPS):
+        grad = (softmax(z0 + b + mask) - target).mean(axis=0)
+        b -= BIAS_LR * grad * enrolled
+    return b
+
+
+def fit_head(x: np.ndarray, z0: np.ndarray, y: np.ndarray, enrolled: np.ndarray,
+             ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge-regularised linear correction ``z0 + x @ W + b`` (W shrunk toward 0 = the model).
+
+    Args:
+        x: (n, D) shot features (:func:`features`); z0: (n, C) logits; y: (n,) int class ids;
+        enrolled: (C,) bool; ridge: L2 strength on W.
+
+    Returns:
+        W (D, C) float64 and b (C,) float64, zero on classes not enrolled.
+    """
+    n, c = z0.shape
+    kernel = x @ x.T
+    a, b = np.zeros((n, c)), np.zeros(c)
+    target, mask = np.eye(c)[y], np.where(enrolled, 0.0, -np.inf)
+    for _ in range(STEPS):
+        g = (softmax(z0 + kernel @ a + b + mask) - target) / n
+        a -= HEAD_LR * (g + ridge * a) * enrolled
+        b -= HEAD_LR * g.sum(axis=0) * enrolled
+    return x.T @ a, b
+
+
+def fit_correction(probs: np.ndarray, emb: np.ndarray, y: np.ndarray, shots: float,
+                   mean: np.ndarray, std: np.ndarray, recipe: Recipe = Recipe()) -> Correction:
+    """Fit one person's correction from their shots (all variants).
+
+    Args:
+        probs: (n, C) float32 model probabilities of every shot variant (no flip TTA).
+        emb: (n, D) float32 embeddings of the same variants.
+        y: (n,) int class ids.
+        shots: photos per enrolled class (average), which sets the ridge (ridge / shots).
+        mean, std: (D,) embedding statistics (``spec.embedding``).
+        recipe: the method's switches (default: the shipped method).
+    """
+    c, d = probs.shape[1], emb.shape[1]
+    enrolled = np.isin(np.arange(c), y)
+    if not recipe.standardise:
+        mean, std = np.zeros(d, np.float32), np.ones(d, np.float32)
+    z0 = log_probs(probs).astype(np.float64)
+    if recipe.head:
+        x = features(emb, mean, std).astype(np.float64)
+        w, b = fit_head(x, z0, y, enrolled, recipe.ridge / max(shots, 1e-6))
+    else:
+        w, b = np.zeros((d, c)), fit_bias(z0, y, enrolled)
+    return Correction(w.astype(np.float32), b.astype(np.float32), enrolled,
+                      np.asarray(mean, np.float32), np.asarray(std, np.float32))

@@ -1,0 +1,214 @@
+"""Personal profiles: the file ``fer-edge enroll`` writes and ``--profile`` reads. Light tier.
+
+A profile describes one person's face as far as the method needs (no image, no crop): the
+:class:`~fer_edge.personal.method.Correction` (a (D, C) float16 weight, a (C,) bias, the
+enrolled classes, the (D,) float16 standardisation) plus a JSON header binding it to one model
+file (its sha256) and recording the labels, the shots per class and the format version.
+
+File layout (little-endian)::
+
+    b"FERPROF\\0"  u32 header length  header JSON (UTF-8)  arrays  sha256(everything before)
+
+The trailing sha256 makes a truncated or edited file fail to load (an integrity check against
+damage, not a signature: anyone can write a new valid profile). Files are written atomically
+with mode 0600, never over an existing file unless asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fer_edge.errors import OutputError, ProfileError
+from fer_edge.personal.method import Correction
+
+MAGIC = b"FERPROF\0"
+VERSION = 1
+#: array name -> stored dtype; shapes come from the header's "dim" and "labels"
+_ARRAYS = (("weight", "<f2"), ("bias", "<f4"), ("mean", "<f2"), ("std", "<f2"))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One person's calibration for one model.
+
+    Attributes:
+        model_sha256: hex sha256 of the model file it was made with.
+        labels: the model's class names, in output order.
+        correction: the fitted :class:`~fer_edge.personal.method.Correction`.
+        shots: {label: photos enrolled} for the enrolled classes.
+        created: UNIX time of enrolment.
+    """
+
+    model_sha256: str
+    labels: tuple[str, ...]
+    correction: Correction
+    shots: dict
+    created: float = 0.0
+
+    @property
+    def enrolled(self) -> tuple[str, ...]:
+        """The enrolled class names."""
+        return tuple(lab for lab, e in zip(self.labels, self.correction.enrolled) if e)
+
+    def check_model(self, predictor) -> None:
+        """Raise :class:`ProfileError` unless ``predictor`` runs the model this profile was
+        made for (same file sha256 and labels)."""
+        have = getattr(predictor, "model_sha256", None)
+        if have != self.model_sha256:
+            raise ProfileError(
+                f"this profile was made for model sha256 {self.model_sha256[:12]}.. but the "
+                f"loaded model is {str(have)[:12]}..; enrol again with this model "
+                "(fer-edge enroll --model ...) or load the model the profile was made with")
+        if tuple(predictor.spec.labels) != self.labels:
+            raise ProfileError("this profile's labels differ from the model's; enrol again "
+                               "with this model")
+
+    def adjust(self, probs: np.ndarray, emb: np.ndarray) -> np.ndarray:
+        """Personalise predictions.
+
+        Args:
+            probs: (N, C) float32 model probabilities.
+            emb: (N, D) float32 embeddings of the same faces (same passes).
+
+        Returns:
+            (N, C) float32 probabilities, rows summing to 1.
+        """
+        probs, emb = np.asarray(probs, np.float32), np.asarray(emb, np.float32)
+        if probs.ndim != 2 or probs.shape[1] != len(self.labels) or emb.shape != (
+                len(probs), self.correction.weight.shape[0]):
+            raise ProfileError(f"profile expects probs (N, {len(self.labels)}) and embeddings "
+                               f"(N, {self.correction.weight.shape[0]}); got {probs.shape} and "
+                               f"{emb.shape}: use the model the profile was made with")
+        if not len(probs):
+            return probs
+        return self.correction.adjust(probs, emb)
+
+    # --- file format ----------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """The profile file's bytes (see the module docstring)."""
+        c = self.correction
+        header = {"format": "fer-edge profile", "version": VERSION,
+                  "model_sha256": self.model_sha256, "labels": list(self.labels),
+                  "dim": int(c.weight.shape[0]), "enrolled": [bool(e) for e in c.enrolled],
+                  "shots": {k: int(v) for k, v in self.shots.items()},
+                  "created": round(float(self.created), 3)}
+        head = json.dumps(header, sort_keys=True).encode("utf-8")
+        body = MAGIC + struct.pack("<I", len(head)) + head + b"".join(
+            np.ascontiguousarray(getattr(c, name), dtype).tobytes() for name, dtype in _ARRAYS)
+        return body + hashlib.sha256(body).digest()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, where: str = "profile") -> Profile:
+        """Parse and integrity-check a profile file's bytes.
+
+        Raises:
+            ProfileError: not a profile, another version, truncated or edited.
+        """
+        fix = "enrol again with fer-edge enroll"
+        if not data.startswith(MAGIC):
+            raise ProfileError(f"{where}: not a fer-edge profile; {fix}")
+        if len(data) < len(MAGIC) + 4 + 32 or hashlib.sha256(
+                data[:-32]).digest() != data[-32:]:
+            raise ProfileError(f"{where}: the profile is truncated or was edited (its "
+                               f"checksum does not match); {fix}")
+        n = struct.unpack_from("<I", data, len(MAGIC))[0]
+        start = len(MAGIC) + 4
+        try:
+            header = json.loads(data[start:start + n].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ProfileError(f"{where}: unreadable profile header; {fix}") from None
+        if not isinstance(header, dict):
+            raise ProfileError(f"{where}: unreadable profile header; {fix}")
+        if header.get("version") != VERSION:
+            raise ProfileError(f"{where}: profile format version {header.get('version')!r}, "
+                               f"this fer-edge reads version {VERSION}; {fix}")
+        try:
+            return cls._from_parts(header, memoryview(data)[start + n:-32], where)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ProfileError(f"{where}: the profile's header is incomplete; {fix}") from None
+
+    @classmethod
+    def _from_parts(cls, header: dict, raw: memoryview, where: str) -> Profile:
+        labels, d = tuple(header["labels"]), int(header["dim"])
+        shapes = {"weight": (d, len(labels)), "bias": (len(labels),), "mean": (d,),
+                  "std": (d,)}
+        arrays, pos = {}, 0
+        for name, dtype in _ARRAYS:
+            count = int(np.prod(shapes[name]))
+            size = count * np.dtype(dtype).itemsize
+            if pos + size > len(raw):
+                raise ProfileError(f"{where}: the profile is shorter than its header says; "
+                                   "enrol again with fer-edge enroll")
+            arrays[name] = np.frombuffer(raw[pos:pos + size], dtype).astype(
+                np.float32).reshape(shapes[name])
+            pos += size
+        correction = Correction(arrays["weight"], arrays["bias"],
+                                np.array(header["enrolled"], bool), arrays["mean"],
+                                arrays["std"])
+        return cls(header["model_sha256"], labels, correction, dict(header["shots"]),
+                   float(header.get("created", 0.0)))
+
+    def save(self, path: str | Path, force: bool = False) -> Path:
+        """Write the profile to ``path`` exactly, atomically, mode 0600.
+
+        Raises:
+            OutputError: ``path`` exists and ``force`` is False.
+        """
+        return write_private(Path(path), self.to_bytes(), force)
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read a profile file.
+
+    Raises:
+        ProfileError: missing, not a profile, truncated, edited or another format version.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ProfileError(f"--profile {p}: no such profile file; make one with fer-edge "
+                           "enroll --images DIR --out PATH")
+    return Profile.from_bytes(p.read_bytes(), str(p))
+
+
+def write_private(path: Path, data: bytes, force: bool) -> Path:
+    """Write ``data`` to ``path`` atomically with mode 0600 (temp file + fsync + rename, or a
+    hard link when ``force`` is False so an existing file is never replaced)."""
+    import tempfile
+
+    if path.is_dir():
+        raise OutputError(f"--out {path}: is a folder; give a file name")
+    if path.exists() and not force:
+        raise OutputError(f"--out {path}: exists; pass --force to replace it, or choose "
+                          "another name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if force:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    except FileExistsError:
+        raise OutputError(f"--out {path}: exists; pass --force to replace it, or choose "
+                          "another name") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def make_profile(model_sha256: str, labels: tuple[str, ...], correction: Correction,
+                 shots: dict) -> Profile:
+    """A new :class:`Profile` stamped with the current time."""
+    return Profile(model_sha256, tuple(labels), correction, dict(shots), time.time())

@@ -1,0 +1,197 @@
+"""Per-person calibration: embeddings, the method, profile files (fer_edge.personal)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import fer_edge
+from fer_edge.cli import main
+from fer_edge.errors import ProfileError
+from fer_edge.personal.method import fit_correction, shot_variants
+from fer_edge.personal.profile import Profile, load_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+TFEID = Path(os.environ.get("FER_EDGE_TFEID", ROOT.parent / "shared" / "data" / "tfeid_dev"))
+LETTERS = {"a": "neutral", "b": "happy", "c": "sad", "d": "angry", "e": "disgust", "f": "fear",
+           "g": "surprise"}
+NAME = re.compile(r"^(\d\d)(\d)1([a-g])\d\d$")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return fer_edge.load()
+
+
+@pytest.fixture(scope="module")
+def faces(model):
+    """Real face crops: the packaged sample clip's astronaut, a few frames."""
+    cap = cv2.VideoCapture(str(ROOT / "fer_edge" / "assets" / "sample_astronaut.mp4"))
+    crops = []
+    while len(crops) < 4:
+        ok, frame = cap.read()
+        assert ok, "the sample clip has too few frames with a face"
+        found = model.finder("auto")(frame)
+        if found:
+            crops.append(found[0].crop)
+        for _ in range(10):
+            cap.read()
+    cap.release()
+    return np.stack(crops)
+
+
+def tfeid_person(person: str) -> dict[str, list[Path]]:
+    """{expression: photos} of one tfeid_dev person; skips when the data is absent."""
+    if not TFEID.is_dir():
+        pytest.skip(f"tfeid_dev not found at {TFEID} (set FER_EDGE_TFEID)")
+    out: dict[str, list[Path]] = {}
+    for f in sorted(TFEID.glob(f"{person}*.jpg")):
+        m = NAME.match(f.stem)
+        if m:
+            out.setdefault(LETTERS[m.group(3)], []).append(f)
+    return out
+
+
+# --- embeddings from the packaged model ---------------------------------------------------
+def test_embedding_shape_determinism_and_flip_average(model, faces):
+    d = model.spec.embedding.size
+    e = model.embed(faces, tta_flip=True)
+    assert e.shape == (len(faces), d) and e.dtype == np.float32
+    assert np.array_equal(e, model.embed(faces, tta_flip=True))
+    plain = model.embed(faces, tta_flip=False)
+    mirror = model.embed(np.ascontiguousarray(faces[:, :, ::-1]), tta_flip=False)
+    np.testing.assert_allclose(e, (plain + mirror) / 2, rtol=1e-5, atol=1e-6)
+    probs, emb = model.predict(faces, tta_flip=True, embedding=True)
+    assert np.array_equal(emb, e) and np.array_equal(probs, model.predict(faces, tta_flip=True))
+
+
+# --- the method --------------------------------------------------------------------------
+def test_shot_variants_are_the_shot_its_mirror_and_small_shifts(faces):
+    v, src = shot_variants(faces[:2])
+    assert v.shape == (16, 48, 48) and v.dtype == np.uint8
+    assert list(src) == [0] * 8 + [1] * 8
+    assert np.array_equal(v[0], faces[0]) and np.array_equal(v[1], faces[0][:, ::-1])
+    assert all(not np.array_equal(v[k], faces[0]) for k in range(2, 8))
+
+
+def test_correction_learns_the_shots_and_leaves_unenrolled_classes_to_the_model():
+    rng = np.random.default_rng(0)
+    c, d = 7, 32
+    centres = rng.normal(size=(c, d))
+    y = np.repeat([0, 1, 2], 4)
+    emb = (centres[y] + 0.3 * rng.normal(size=(len(y), d))).astype(np.float32)
+    probs = np.full((len(y), c), 1 / c, np.float32)  # a model that knows nothing
+    corr = fit_correction(probs, emb, y, 4, np.zeros(d, np.float32), np.ones(d, np.float32))
+    assert list(corr.enrolled) == [True] * 3 + [False] * 4
+    out = corr.adjust(probs, emb)
+    assert out.dtype == np.float32 and np.allclose(out.sum(1), 1, atol=1e-5)
+    assert (out.argmax(1) == y).all()
+    # a class nobody enrolled keeps the model's score relative to the others it was not fit on
+    assert np.allclose(out[:, 3:] / out[:, 3:4], 1, atol=1e-5)
+
+
+# --- profile files -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def profile(model, faces):
+    from fer_edge.personal.enroll import enrol_crops
+
+    return enrol_crops(model, np.concatenate([faces, faces[:, :, ::-1]]),
+                       np.array([3, 3, 6, 6, 3, 3, 6, 6]))
+
+
+def test_profile_round_trip_small_no_images_and_0600(profile, tmp_path, model, faces):
+    path = profile.save(tmp_path / "me.profile")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.stat().st_size < 50 * 1024
+    back = load_profile(path)
+    assert back.model_sha256 == model.model_sha256 and back.enrolled == ("happy", "neutral")
+    probs, emb = model.predict(faces, embedding=True)
+    np.testing.assert_allclose(back.adjust(probs, emb), profile.adjust(probs, emb), atol=2e-3)
+    with pytest.raises(Exception, match="exists; pass --force"):
+        profile.save(path)
+    profile.save(path, force=True)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("damage", ["truncate", "edit", "foreign"])
+def test_damaged_profile_refused(profile, tmp_path, damage):
+    data = bytearray(profile.to_bytes())
+    if damage == "truncate":
+        data = data[:len(data) // 2]
+    elif damage == "edit":
+        data[len(data) // 2] ^= 0x01
+    else:
+        data = bytearray(b"not a profile at all")
+    path = tmp_path / "bad.profile"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ProfileError, match="enrol again"):
+        load_profile(path)
+    with pytest.raises(ProfileError):
+        fer_edge.load(profile=path)
+
+
+def test_profile_for_another_model_refused(profile, tmp_path, capsys):
+    other = dataclasses.replace(profile, model_sha256="0" * 64)
+    path = other.save(tmp_path / "other.profile")
+    with pytest.raises(ProfileError, match="made for model sha256 000000000000"):
+        fer_edge.load(model=None, profile=path)
+    rc = main(["demo", "--video", "sample", "--headless", "--max-frames", "2", "--profile",
+               str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "enrol again" in err[0]
+
+
+def test_load_with_profile_personalises_predict_and_analyze(profile, model, faces):
+    personal = fer_edge.load(profile=profile)
+    probs, emb = model.predict(faces, embedding=True)
+    np.testing.assert_allclose(personal.predict(faces), profile.adjust(probs, emb), atol=1e-6)
+    assert isinstance(Profile, type) and fer_edge.load(None).profile is None
+
+
+# --- the whole path on real photos of one person ---------------------------------------------
+def test_enrol_from_photo_folders_improves_the_persons_other_photos(tmp_path):
+    photos = tfeid_person("01")
+    rng = np.random.default_rng(0)
+    tree, rest = tmp_path / "me", []
+    for expression, files in photos.items():
+        pick = set(rng.choice(len(files), min(2, len(files) - 1), replace=False).tolist())
+        (tree / expression).mkdir(parents=True)
+        for i, f in enumerate(files):
+            if i in pick:
+                shutil.copy(f, tree / expression)
+            else:
+                rest.append((f, expression))
+    out = tmp_path / "me.profile"
+    assert main(["enroll", "--images", str(tree), "--out", str(out)]) == 0
+    plain, personal = fer_edge.load(), fer_edge.load(profile=out)
+    y_plain, y_personal, truth = [], [], []
+    for f, expression in rest:
+        frame = cv2.imread(str(f))
+        y_plain.append(plain.analyze(frame)[0]["label"])
+        y_personal.append(personal.analyze(frame)[0]["label"])
+        truth.append(expression)
+    acc = [np.mean(np.array(p) == np.array(truth)) for p in (y_plain, y_personal)]
+    assert acc[1] > acc[0] + 0.1, acc
+
+
+def test_evaluate_with_a_profile(profile, faces, tmp_path, capsys):
+    data = tmp_path / "faces"
+    for name, crops in (("happy", faces), ("neutral", faces[:, :, ::-1])):
+        (data / name).mkdir(parents=True)
+        for i in range(10):
+            cv2.imwrite(str(data / name / f"{i}.png"), np.roll(crops[i % len(crops)], i % 3, 1))
+    good = profile.save(tmp_path / "me.profile")
+    model = str(ROOT / "fer_edge" / "assets" / "fer_default_int8.tflite")
+    args = ["evaluate", model, "--data", str(data), "--split", "train", "--latency-runs", "1"]
+    assert main([*args, "--profile", str(good)]) == 0
+    assert "personal profile me.profile" in capsys.readouterr().out
+    other = dataclasses.replace(profile, model_sha256="f" * 64).save(tmp_path / "other.profile")
+    assert main([*args, "--profile", str(other)]) == 2
+    assert "made for model sha256 ffffffffffff" in capsys.readouterr().err
