@@ -17,15 +17,20 @@ from fer_edge.preprocess import (
 from fer_edge.spec import CropRule, ModelSpec
 
 
+def _rule(**changes) -> CropRule:
+    """A plain crop rule (square, no margin, no shift, no alignment) with ``changes``."""
+    fields = dict(square=True, scale=1.0, shift_y=0.0, source_size=48, align=False)
+    return CropRule(**{**fields, **changes})
+
 def test_crop_box_square_scale_shift():
-    assert crop_box((10, 20, 40, 60), CropRule()) == (0, 20, 60, 60)
-    x, y, w, h = crop_box((0, 0, 100, 100), CropRule(scale=1.2, shift_y=0.1))
+    assert crop_box((10, 20, 40, 60), _rule()) == (0, 20, 60, 60)
+    x, y, w, h = crop_box((0, 0, 100, 100), _rule(scale=1.2, shift_y=0.1))
     assert (w, h) == (120, 120) and (x, y) == (-10, 2)
 
 
 def test_crop_face_pads_outside_frame_by_replication():
     gray = np.arange(100, dtype=np.uint8).reshape(10, 10)
-    crop = crop_face(gray, (-2, -2, 6, 6), CropRule(square=False))
+    crop = crop_face(gray, (-2, -2, 6, 6), _rule(square=False))
     assert crop.shape == (6, 6)
     assert crop[0, 0] == gray[0, 0] and crop[-1, -1] == gray[3, 3]
 
