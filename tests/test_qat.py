@@ -138,7 +138,7 @@ def test_int8_onnx_from_tflite_loads_in_onnxruntime_precision_mode():
     inp = keras.Input((16, 16, 3), name="image")
     x = L.Conv2D(8, 3, padding="same", activation="relu")(inp)
     x = L.Conv2D(8, 3, padding="same", activation="relu")(x)
-    x = L.GlobalAveragePooling2D()(x)
+    x = L.GlobalAveragePooling2D(name="avg_pool")(x)
     model = keras.Model(inp, L.Dense(7, activation="softmax", name="probs")(x))
     x = np.random.default_rng(0).uniform(-1, 1, (32, 16, 16, 3)).astype(np.float32)
     qat = build_qat_model(model)
@@ -149,9 +149,13 @@ def test_int8_onnx_from_tflite_loads_in_onnxruntime_precision_mode():
     o = ort.SessionOptions()
     o.add_session_config_entry("session.x64quantprecision", "1")
     s = ort.InferenceSession(data, o, providers=["CPUExecutionProvider"])
-    y = s.run(None, {"image": x[:2]})[0]
+    y, emb = s.run(None, {"image": x[:2]})
+    assert [o.name for o in s.get_outputs()] == ["probs", "embedding"]
     assert y.shape == (2, 7) and np.allclose(y.sum(1), 1, atol=0.05)
     assert np.abs(y - model(x[:2]).numpy()).max() < 0.1
+    feats = keras.Model(model.input, model.get_layer("avg_pool").output)(x[:2]).numpy()
+    assert emb.shape == (2, 8) and emb.dtype == np.float32
+    assert np.abs(emb - feats).max() < 0.05 * np.abs(feats).max()
 
 
 def test_depthwise_kernel_ranges_are_calibrated_not_left_at_six():
