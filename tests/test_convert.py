@@ -297,9 +297,15 @@ def test_spec_missing_or_mismatched(exported, tmp_path):
     bare.write_bytes(flat[:flat.find(b"PK\x03\x04")])
     with pytest.raises(SpecError, match="no fer-edge model spec"):
         load_predictor(bare)
-    # wrong input size in the sidecar
-    make_spec(input_size=48).write(sidecar_path(bare))
+    # wrong input size in a sidecar bound to these weights (an unbound one is refused first)
+    from fer_edge.runtime.spec_io import bind
+
+    own = ModelSpec.read(sidecar_path(exported / "export" / BUILDS[0]))
+    bind(bare.read_bytes(), own.replace(input_size=48)).write(sidecar_path(bare))
     with pytest.raises(SpecError, match="does not match"):
+        load_predictor(bare)
+    make_spec(input_size=48).write(sidecar_path(bare))
+    with pytest.raises(SpecError, match="not bound"):
         load_predictor(bare)
 
 
