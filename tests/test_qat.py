@@ -229,10 +229,12 @@ def test_embedding_output_leaves_the_probabilities_bit_identical():
         feats = keras.Model(m.input, m.get_layer(
             ("quant_" if int8 else "") + "avg_pool").output)(x).numpy()
         assert emb.shape == feats.shape == (len(x), s.embedding.size)
-        if int8:  # the int8 output is the QAT pooling layer's quantised output
-            scale, zp = _second_output_quantization(data)
-            emb = (emb.astype(np.float32) - zp) * scale
-        np.testing.assert_allclose(emb, feats, atol=1e-5)
+        tol = 1e-5
+        if int8:  # the QAT pooling layer's quantised output: integer arithmetic rounds some
+            scale, zp = _second_output_quantization(data)  # values one step off the float
+            emb = (emb.astype(np.float32) - zp) * scale  # simulation of the Keras QAT model
+            tol = 1.01 * scale
+        assert np.abs(emb - feats).max() <= tol, int8
 
 
 def _second_output_quantization(data: bytes) -> tuple[float, int]:

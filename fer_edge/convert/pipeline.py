@@ -2,10 +2,13 @@
 
 Order: float TFLite and ONNX first (seconds), then QAT and the int8 TFLite (the slow part),
 and the int8 ONNX from that TFLite (or, with ``--onnx-int8-from ort-*``, from onnxruntime's
-own calibration of the float ONNX). Each build is written to a temporary name and
-renamed, with its spec embedded and a sidecar ``.spec.json``; an existing build is never
-replaced without ``--force``. Then every build is run through the light runtime on the same
-test faces as the float Keras model and compared class by class.
+own calibration of the float ONNX). Every build has two outputs, the probabilities and the
+embedding (the pooled features); the embedding's per-feature mean and std are measured on
+training faces through the light runtime, on a draft of the build under a temporary name,
+and recorded in its spec. Each build is then renamed into place, with its spec embedded and a
+sidecar ``.spec.json``; an existing build is never replaced without ``--force``. Then every
+build's probabilities are computed through the light runtime on the same test faces as the
+float Keras model and compared class by class.
 """
 
 from __future__ import annotations
@@ -72,12 +75,12 @@ def _write_build(path: Path, data: bytes, spec: ModelSpec, faces: EmbeddingFaces
     tmp = temp_path_for(path)
     try:
         tmp.write_bytes(data)
-        mean, std = embedding_stats(_load_draft(tmp, path), faces.images)
+        mean, std = embedding_stats(_load_draft(tmp, path, None), faces.images)
         spec = spec.replace(embedding=with_stats(spec.embedding, mean, std),
                             extra={**spec.extra, "embedding_stats": faces.describe(spec)})
         data, spec = rebind(data, path.suffix, spec)
         tmp.write_bytes(data)
-        _load_draft(tmp, path)
+        _load_draft(tmp, path, 1)
         atomic_write_bytes(path, data)
     finally:
         tmp.unlink(missing_ok=True)
@@ -87,10 +90,11 @@ def _write_build(path: Path, data: bytes, spec: ModelSpec, faces: EmbeddingFaces
     return spec
 
 
-def _load_draft(tmp: Path, path: Path):
-    """The build at ``tmp`` loaded in the light runtime (1 thread), or ModelFileError."""
+def _load_draft(tmp: Path, path: Path, threads: int | None):
+    """The build at ``tmp`` loaded in the light runtime (None: all cores), or ModelFileError
+    naming ``path``."""
     try:
-        return load_predictor(tmp, 1)
+        return load_predictor(tmp, threads)
     except FerEdgeError as exc:
         raise ModelFileError(f"{path.name}: the build does not load in the runtime, so it "
                              f"was not written ({exc})" + (
@@ -228,6 +232,8 @@ def run_convert(cfg: ConvertConfig) -> dict:
         raise ModelFileError(f"{model_path}: cannot load the float model ({exc})") from None
     check_model_matches_spec(float_model, spec, model_path, spec_path)
     from fer_edge.convert import export
+
+    export.with_embedding(float_model)  # no pooling layer to export: refused before any build
 
     out.mkdir(parents=True, exist_ok=True)
     specs: dict[str, ModelSpec] = {}
