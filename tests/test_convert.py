@@ -123,7 +123,8 @@ def test_onnx_and_tflite_embeddings_agree(exported):
     assert np.abs(emb[BUILDS[0]] - emb[BUILDS[2]]).max() < 1e-3 * np.abs(emb[BUILDS[0]]).max()
     # the int8 ONNX reads the same int8 pooled tensor as the int8 TFLite
     assert np.abs(emb[BUILDS[1]] - emb[BUILDS[3]]).max() < 0.05 * np.abs(emb[BUILDS[1]]).max()
-    # int8 vs fp32: the same features up to rounding
+    # int8 vs fp32: the same features up to rounding (the tiny model has no concatenation,
+    # whose channels tfmot may reorder in the QAT graph: convert/README.md)
     assert np.corrcoef(emb[BUILDS[0]].ravel(), emb[BUILDS[1]].ravel())[0, 1] > 0.9
 
 
