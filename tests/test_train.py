@@ -164,8 +164,9 @@ def test_inception_v3_75_builds_and_steps():
 
 @pytest.mark.tf
 def test_threads_after_tensorflow_started_is_a_warning_not_a_crash(caplog):
-    """A second run in one process (benchmarks/transfer_ckplus.py after its zero-shot pass)
-    cannot change TensorFlow's thread pools: configure_tf warns and carries on."""
+    """A second run in one process (studies/transfer_ckplus/transfer_ckplus.py after its
+    zero-shot pass) cannot change TensorFlow's thread pools: configure_tf warns and carries
+    on."""
     import tensorflow as tf
 
     from fer_edge.config import TrainConfig

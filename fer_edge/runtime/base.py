@@ -260,6 +260,16 @@ def check_faces(faces: Any) -> np.ndarray:
     Raises:
         InputError: one line saying what is wrong and what to pass instead.
     """
+    x = _faces_array(faces)
+    x = _faces_shape(x)
+    if x.dtype == np.uint8 or not x.size:
+        return x.astype(np.uint8, copy=False)
+    _faces_range(x)
+    return np.rint(x).astype(np.uint8)
+
+
+def _faces_array(faces: Any) -> np.ndarray:
+    """``faces`` as a numeric numpy array (not a path, None, a ragged list or booleans)."""
     if isinstance(faces, (str, bytes, Path)) or faces is None:
         raise InputError(f"predict takes an array of grey faces (N, h, w), got {faces!r}; "
                          "read images with cv2.imread(path, cv2.IMREAD_GRAYSCALE)")
@@ -271,6 +281,11 @@ def check_faces(faces: Any) -> np.ndarray:
                          ) from None
     if x.dtype.kind not in "fiu" or x.dtype == np.bool_:
         raise InputError(f"faces have dtype {x.dtype}; pass uint8 grey faces (N, h, w)")
+    return x
+
+
+def _faces_shape(x: np.ndarray) -> np.ndarray:
+    """(N, h, w) or (N, h, w, 1) -> (N, h, w); anything else refused with the fix."""
     if x.ndim == 2:
         raise InputError(f"faces have shape {x.shape}: predict takes a batch (N, h, w); for "
                          "one face pass face[None] (shape (1, h, w))")
@@ -283,8 +298,11 @@ def check_faces(faces: Any) -> np.ndarray:
         raise InputError(f"faces have shape {x.shape}; pass grey faces as (N, h, w)")
     if len(x) and (x.shape[1] < 2 or x.shape[2] < 2):
         raise InputError(f"faces have shape {x.shape}: each face must be at least 2x2 pixels")
-    if x.dtype == np.uint8 or not x.size:
-        return x.astype(np.uint8, copy=False)
+    return x
+
+
+def _faces_range(x: np.ndarray) -> None:
+    """Non-uint8 faces must hold finite grey pixels in 0..255 (not 0..1)."""
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise InputError("faces hold NaN or infinite values")
     lo, hi = float(x.min()), float(x.max())
@@ -294,7 +312,6 @@ def check_faces(faces: Any) -> np.ndarray:
     if x.dtype.kind == "f" and 0 < hi <= 1.0:
         raise InputError(f"faces are floats in 0..{hi:g}: they look scaled to 0..1; pass "
                          "pixels in 0..255 (e.g. (faces * 255).astype(np.uint8))")
-    return np.rint(x).astype(np.uint8)
 
 
 def check_frame(frame: Any) -> np.ndarray:

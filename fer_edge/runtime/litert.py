@@ -9,6 +9,7 @@ import numpy as np
 
 from fer_edge.errors import BackendUnavailableError, ModelFileError, SpecError
 from fer_edge.runtime.base import Predictor, dequantize, quantize
+from fer_edge.runtime.quiet import native_stderr_quiet
 from fer_edge.runtime.spec_io import read_tflite_spec, resolve_spec, tflite_model_bytes
 
 _DTYPES = {np.float32: "float32", np.int8: "int8", np.uint8: "uint8"}
@@ -79,8 +80,9 @@ class LiteRTPredictor(Predictor):
 def _interpreter(interpreter_cls, path: Path, data: bytes, num_threads: int):
     """A LiteRT interpreter with tensors allocated; ModelFileError for an unloadable file."""
     try:
-        interp = interpreter_cls(model_content=data, num_threads=num_threads)
-        interp.allocate_tensors()
+        with native_stderr_quiet():
+            interp = interpreter_cls(model_content=data, num_threads=num_threads)
+            interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: not a loadable TFLite model "
                              f"({str(exc).splitlines()[0][:120]}); re-export it") from None
