@@ -21,7 +21,10 @@ folded statistics are not the batch statistics (``fer-edge train --init OUT --fr
         --data ../shared/data/fer2013.npz --check 1000
 
 Writes ``OUT_DIR/model_float.h5`` and ``OUT_DIR/spec.json`` (the build's spec, its ``extra``
-noting where the weights came from). Heavy tier (TensorFlow).
+noting where the weights came from, without the build's ``embedding`` entry: the float model
+has the probability output only, as a training run's). A build with an embedding output
+(schema 2) reads like one without: the embedding is the pooling layer's output, not a layer
+with weights. Heavy tier (TensorFlow).
 """
 
 from __future__ import annotations
@@ -164,8 +167,10 @@ def recover(build: Path):
     if missing:
         raise SystemExit(f"{build}: TFLite weights with no Keras layer: {sorted(missing)[:5]}")
     src = hashlib.sha256(build.read_bytes()).hexdigest()
+    # a training run's spec: the float model has one output (``fer-edge convert`` adds the
+    # embedding output, and its spec entry, to every build it makes from it)
     spec = spec.replace(extra={**spec.extra, "recovered_from": build.name,
-                               "recovered_from_sha256": src}, sha256="")
+                               "recovered_from_sha256": src}, sha256="", embedding=None)
     return model, spec
 
 

@@ -17,7 +17,7 @@ from fer_edge.cli import main
 from fer_edge.errors import ModelFileError, SpecError
 from fer_edge.runtime import load_predictor
 from fer_edge.runtime.spec_io import embed_in_tflite, sidecar_path
-from fer_edge.spec import ModelSpec
+from fer_edge.spec import Embedding, ModelSpec
 
 pytestmark = pytest.mark.tf
 BUILDS = ("fer_tiny_cnn_32_fp32.tflite", "fer_tiny_cnn_32_int8.tflite",
@@ -46,6 +46,127 @@ def test_four_builds_pass_the_gate(exported):
         assert (out / f).is_file()
     md = (out / "report.md").read_text()
     assert "disgust" in md and "All builds pass." in md
+
+
+#: the tiny model's pooled features: its last block has 48 filters
+TINY_D = 48
+FACES = np.random.default_rng(7).integers(0, 255, (40, 48, 48), dtype=np.uint8)
+
+
+def test_every_build_carries_the_embedding(exported):
+    """Each build loads with two outputs (probabilities, embedding) named and sized in its
+    spec; embed() gives (N, D) float32; the run's own spec stays without an embedding."""
+    assert ModelSpec.read(exported / "spec.json").embedding is None
+    for b in BUILDS:
+        p = load_predictor(exported / "export" / b, num_threads=1)
+        e = p.spec.embedding
+        assert e is not None and e.size == TINY_D, b
+        assert len(e.mean) == len(e.std) == TINY_D and min(e.std) > 0, b
+        assert ModelSpec.read(sidecar_path(p.path)) == p.spec
+        emb = p.embed(FACES)
+        assert emb.shape == (len(FACES), TINY_D) and emb.dtype == np.float32, b
+        assert np.isfinite(emb).all() and emb.std() > 0, b
+        probs, emb2 = p.predict(FACES, embedding=True)
+        np.testing.assert_array_equal(probs, p.predict(FACES))
+        np.testing.assert_array_equal(emb2, emb)
+    names = {b: load_predictor(exported / "export" / b).spec.embedding.output for b in BUILDS}
+    assert names[BUILDS[2]] == names[BUILDS[3]] == "embedding"  # ONNX: named by fer-edge
+    assert "quant_avg_pool" in names[BUILDS[1]]  # int8 TFLite: the QAT pooling layer's output
+
+
+def test_exported_graphs_list_probabilities_first(exported):
+    import onnxruntime as ort
+    from ai_edge_litert.interpreter import Interpreter
+
+    for b in BUILDS[:2]:
+        it = Interpreter(model_path=str(exported / "export" / b))
+        outs = it.get_output_details()
+        assert [int(o["shape"][-1]) for o in outs] == [7, TINY_D], b
+        if b.endswith("_int8.tflite"):
+            assert all(o["dtype"] == np.int8 for o in outs)  # dequantised by the runtime
+    for b in BUILDS[2:]:
+        s = ort.InferenceSession(str(exported / "export" / b), providers=["CPUExecutionProvider"])
+        assert [o.name for o in s.get_outputs()] == ["probs", "embedding"], b
+
+
+def test_embedding_statistics_are_the_builds_own(exported):
+    """mean/std in each spec are the build's embeddings of the seeded pick of training faces
+    that `fer-edge convert` measures them on (recomputed here)."""
+    from fer_edge.convert.config import ConvertConfig
+    from fer_edge.convert.pipeline import _embedding_faces
+    from fer_edge.data import load_dataset_for
+    from fer_edge.runtime.embedding import embedding_stats
+
+    run_cfg = json.loads((exported / "config.json").read_text())["config"]
+    ds = load_dataset_for(run_cfg["data"], ModelSpec.read(exported / "spec.json").labels,
+                          seed=run_cfg.get("seed", 0))
+    faces = _embedding_faces(ds, run_cfg["data"], ConvertConfig.embedding_faces, 3)
+    assert len(faces.images) == min(ConvertConfig.embedding_faces, len(ds.labels["train"]))
+    means = {}
+    for b in BUILDS:
+        p = load_predictor(exported / "export" / b)
+        assert p.spec.extra["embedding_stats"].startswith(faces.source), b
+        mean, std = embedding_stats(p, faces.images)
+        np.testing.assert_allclose(p.spec.embedding.mean, mean, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(p.spec.embedding.std, std, rtol=1e-4, atol=1e-6)
+        means[b] = mean
+    # each build measured its own: the int8 means are not the float ones
+    assert not np.array_equal(means[BUILDS[0]], means[BUILDS[1]])
+
+
+def test_onnx_and_tflite_embeddings_agree(exported):
+    out = exported / "export"
+    emb = {b: load_predictor(out / b).embed(FACES) for b in BUILDS}
+    for a, b in ((BUILDS[0], BUILDS[2]), (BUILDS[1], BUILDS[3])):  # fp32 pair, int8 pair
+        r = np.corrcoef(emb[a].ravel(), emb[b].ravel())[0, 1]
+        assert r > 0.9, (a, b, r)
+    assert np.abs(emb[BUILDS[0]] - emb[BUILDS[2]]).max() < 1e-3 * np.abs(emb[BUILDS[0]]).max()
+    # the int8 ONNX reads the same int8 pooled tensor as the int8 TFLite
+    assert np.abs(emb[BUILDS[1]] - emb[BUILDS[3]]).max() < 0.05 * np.abs(emb[BUILDS[1]]).max()
+    # int8 vs fp32: the same features up to rounding (the tiny model has no concatenation,
+    # whose channels tfmot may reorder in the QAT graph: convert/README.md)
+    assert np.corrcoef(emb[BUILDS[0]].ravel(), emb[BUILDS[1]].ravel())[0, 1] > 0.9
+
+
+def test_spec_naming_an_output_the_model_lacks_is_refused(exported, tmp_path):
+    import onnx
+
+    from fer_edge.runtime.spec_io import embed_in_onnx
+
+    src = exported / "export" / BUILDS[0]
+    spec = load_predictor(src).spec
+    wrong = spec.replace(embedding=Embedding(
+        "no_such_output", spec.embedding.size, spec.embedding.mean, spec.embedding.std))
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(embed_in_tflite(src.read_bytes(), wrong))
+    with pytest.raises(SpecError, match="no_such_output"):
+        load_predictor(bad)
+    none = tmp_path / "none.tflite"  # two outputs, a spec that names no embedding
+    none.write_bytes(embed_in_tflite(src.read_bytes(), spec.replace(embedding=None)))
+    with pytest.raises(SpecError, match="2 outputs"):
+        load_predictor(none)
+    proto = onnx.load(str(exported / "export" / BUILDS[2]))
+    embed_in_onnx(proto, wrong)
+    bad_onnx = tmp_path / "bad.onnx"
+    bad_onnx.write_bytes(proto.SerializeToString())
+    with pytest.raises(SpecError, match="no_such_output"):
+        load_predictor(bad_onnx)
+    wrong_size = spec.replace(embedding=Embedding(
+        spec.embedding.output, TINY_D + 1, (), ()))
+    bad.write_bytes(embed_in_tflite(src.read_bytes(), wrong_size))
+    with pytest.raises(SpecError, match="features"):
+        load_predictor(bad)
+
+
+def test_a_model_without_the_pooling_layer_is_refused():
+    from fer_edge.convert.export import with_embedding
+    from fer_edge.train._keras import keras
+
+    inp = keras.Input((8, 8, 3), name="image")
+    x = keras.layers.Flatten()(inp)
+    model = keras.Model(inp, keras.layers.Dense(7, activation="softmax", name="probs")(x))
+    with pytest.raises(ModelFileError, match="avg_pool"):
+        with_embedding(model)
 
 
 def test_int8_builds_are_integer(exported):
@@ -90,6 +211,11 @@ def test_onnxruntime_calibrated_int8_onnx(exported, tmp_path):
                  "--latency-runs", "3"]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert set(rep["parity"]["builds"]) == {BUILDS[3]}
+    p = load_predictor(out / BUILDS[3])  # onnxruntime's quantisation keeps both outputs
+    assert p.spec.embedding.output == "embedding" and p.spec.embedding.size == TINY_D
+    r = np.corrcoef(p.embed(FACES).ravel(),
+                    load_predictor(exported / "export" / BUILDS[2]).embed(FACES).ravel())[0, 1]
+    assert r > 0.9
 
 
 def test_light_predictor_api(exported):
@@ -172,9 +298,15 @@ def test_spec_missing_or_mismatched(exported, tmp_path):
     bare.write_bytes(flat[:flat.find(b"PK\x03\x04")])
     with pytest.raises(SpecError, match="no fer-edge model spec"):
         load_predictor(bare)
-    # wrong input size in the sidecar
-    make_spec(input_size=48).write(sidecar_path(bare))
+    # wrong input size in a sidecar bound to these weights (an unbound one is refused first)
+    from fer_edge.runtime.spec_io import bind
+
+    own = ModelSpec.read(sidecar_path(exported / "export" / BUILDS[0]))
+    bind(bare.read_bytes(), own.replace(input_size=48)).write(sidecar_path(bare))
     with pytest.raises(SpecError, match="does not match"):
+        load_predictor(bare)
+    make_spec(input_size=48).write(sidecar_path(bare))
+    with pytest.raises(SpecError, match="not bound"):
         load_predictor(bare)
 
 
@@ -191,7 +323,9 @@ def test_package_default_writes_model_and_card(tiny_exported, tmp_path):
     build = report["parity"]["builds"][card["source_build"]]
     assert card["evaluation"]["accuracy"] == build["report"]["accuracy"]
     assert card["trained_epochs"] >= 1 and card["source_build"].endswith("_int8.tflite")
-    assert load_predictor(model).spec.labels == tuple(card["labels"])
+    packaged = load_predictor(model)
+    assert packaged.spec.labels == tuple(card["labels"])
+    assert packaged.embed(FACES[:2]).shape == (2, TINY_D)  # the embedding output comes along
 
 
 @pytest.mark.tf

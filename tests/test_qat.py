@@ -138,7 +138,7 @@ def test_int8_onnx_from_tflite_loads_in_onnxruntime_precision_mode():
     inp = keras.Input((16, 16, 3), name="image")
     x = L.Conv2D(8, 3, padding="same", activation="relu")(inp)
     x = L.Conv2D(8, 3, padding="same", activation="relu")(x)
-    x = L.GlobalAveragePooling2D()(x)
+    x = L.GlobalAveragePooling2D(name="avg_pool")(x)
     model = keras.Model(inp, L.Dense(7, activation="softmax", name="probs")(x))
     x = np.random.default_rng(0).uniform(-1, 1, (32, 16, 16, 3)).astype(np.float32)
     qat = build_qat_model(model)
@@ -149,9 +149,13 @@ def test_int8_onnx_from_tflite_loads_in_onnxruntime_precision_mode():
     o = ort.SessionOptions()
     o.add_session_config_entry("session.x64quantprecision", "1")
     s = ort.InferenceSession(data, o, providers=["CPUExecutionProvider"])
-    y = s.run(None, {"image": x[:2]})[0]
+    y, emb = s.run(None, {"image": x[:2]})
+    assert [o.name for o in s.get_outputs()] == ["probs", "embedding"]
     assert y.shape == (2, 7) and np.allclose(y.sum(1), 1, atol=0.05)
     assert np.abs(y - model(x[:2]).numpy()).max() < 0.1
+    feats = keras.Model(model.input, model.get_layer("avg_pool").output)(x[:2]).numpy()
+    assert emb.shape == (2, 8) and emb.dtype == np.float32
+    assert np.abs(emb - feats).max() < 0.05 * np.abs(feats).max()
 
 
 def test_depthwise_kernel_ranges_are_calibrated_not_left_at_six():
@@ -180,3 +184,62 @@ def test_depthwise_kernel_ranges_are_calibrated_not_left_at_six():
     want = float(np.abs(k.numpy()).max())
     assert np.allclose(got["depthwise_kernel_max"], want, rtol=1e-5)
     assert np.allclose(got["depthwise_kernel_min"], -want, rtol=1e-5)
+
+
+def test_embedding_output_leaves_the_probabilities_bit_identical():
+    """The builds' second output (the pooled features) changes nothing in the first: the
+    float and int8 TFLite give the same probability bytes as one-output conversions of the
+    same models, and the embedding is the pooling layer's output."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from fer_edge.convert import export
+    from fer_edge.convert.qat import build_qat_model, calibrate_ranges
+    from fer_edge.runtime.base import quantize
+    from fer_edge.runtime.spec_io import tflite_model_bytes
+    from fer_edge.train._keras import keras, tf
+
+    model = _reduction_block_model(3)
+    x = np.random.default_rng(3).normal(0, 0.6, (24, 16, 16, 3)).clip(-1, 1).astype(np.float32)
+    qat = build_qat_model(model)
+    calibrate_ranges(qat, model, x, batch_size=4)
+    spec = make_spec(arch="tiny", input_size=16)
+
+    def outputs(flat: bytes) -> list[np.ndarray]:
+        it = Interpreter(model_content=flat)
+        it.allocate_tensors()
+        i = it.get_input_details()[0]
+        ys = []
+        for row in x:
+            xi = row[None] if i["dtype"] == np.float32 else quantize(
+                row[None], *i["quantization"], np.int8)
+            it.set_tensor(i["index"], xi)
+            it.invoke()
+            ys.append([it.get_tensor(o["index"]).copy() for o in it.get_output_details()])
+        return [np.concatenate(k) for k in zip(*ys)]
+
+    for m, build, int8 in ((model, export.tflite_float, False), (qat, export.tflite_int8, True)):
+        conv = tf.lite.TFLiteConverter.from_keras_model(m)
+        if int8:
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.inference_input_type = conv.inference_output_type = tf.int8
+        (one,) = outputs(conv.convert())
+        data, s = build(m, spec)
+        probs, emb = outputs(tflite_model_bytes(data))
+        assert probs.dtype == one.dtype and np.array_equal(probs, one), int8
+        feats = keras.Model(m.input, m.get_layer(
+            ("quant_" if int8 else "") + "avg_pool").output)(x).numpy()
+        assert emb.shape == feats.shape == (len(x), s.embedding.size)
+        tol = 1e-5
+        if int8:  # the QAT pooling layer's quantised output: integer arithmetic rounds some
+            scale, zp = _second_output_quantization(data)  # values one step off the float
+            emb = (emb.astype(np.float32) - zp) * scale  # simulation of the Keras QAT model
+            tol = 1.01 * scale
+        assert np.abs(emb - feats).max() <= tol, int8
+
+
+def _second_output_quantization(data: bytes) -> tuple[float, int]:
+    """(scale, zero point) of a TFLite build's second output."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=data)
+    return it.get_output_details()[1]["quantization"]

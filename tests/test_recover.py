@@ -26,6 +26,8 @@ def test_recovered_float_model_computes_the_int8_model(fer_npz, tmp_path):
     assert abs(facts["float_accuracy"] - facts["int8_accuracy"]) <= 0.02, facts
     spec = json.loads((out / "spec.json").read_text())
     assert spec["arch"] == "inception_v3" and spec["extra"]["recovered_from"] == build.name
+    # a training run's spec: the float model has no embedding output (convert adds it)
+    assert spec["embedding"] is None
     # the folder is an --init source: the same classes, the whole model continues
     from fer_edge.spec import ModelSpec
     from fer_edge.train.fit import init_model

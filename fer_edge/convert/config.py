@@ -59,6 +59,9 @@ class ConvertConfig:
                             "TFLite is run on the validation split and the one agreeing best "
                             "with float is kept (about 1.5 min each for InceptionV3 on 2 "
                             "cores); empty = just --calib-batch-size")
+    embedding_faces: int = opt(2000, "training faces (a seeded random pick; 0 = all) on which "
+                               "each build's embedding output is measured: the per-feature mean "
+                               "and std recorded in its spec (embedding.mean/std)", ge=0)
     opset: int = opt(17, "ONNX opset (13-18 work with tf2onnx 1.17 and onnxruntime)", ge=13,
                      le=18)
     split: str = opt("test", "split for the parity check (test = PrivateTest)",

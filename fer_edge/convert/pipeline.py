@@ -2,16 +2,20 @@
 
 Order: float TFLite and ONNX first (seconds), then QAT and the int8 TFLite (the slow part),
 and the int8 ONNX from that TFLite (or, with ``--onnx-int8-from ort-*``, from onnxruntime's
-own calibration of the float ONNX). Each build is written to a temporary name and
-renamed, with its spec embedded and a sidecar ``.spec.json``; an existing build is never
-replaced without ``--force``. Then every build is run through the light runtime on the same
-test faces as the float Keras model and compared class by class.
+own calibration of the float ONNX). Every build has two outputs, the probabilities and the
+embedding (the pooled features); the embedding's per-feature mean and std are measured on
+training faces through the light runtime, on a draft of the build under a temporary name,
+and recorded in its spec. Each build is then renamed into place, with its spec embedded and a
+sidecar ``.spec.json``; an existing build is never replaced without ``--force``. Then every
+build's probabilities are computed through the light runtime on the same test faces as the
+float Keras model and compared class by class.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +33,7 @@ from fer_edge.evaluate import build_facts, compare, predict_all, size_mb, write_
 from fer_edge.io import atomic_write_bytes, check_output_dir, temp_path_for
 from fer_edge.preprocess import to_model_input
 from fer_edge.runtime import load_predictor
+from fer_edge.runtime.embedding import embedding_stats, with_stats
 from fer_edge.runtime.spec_io import sidecar_path
 from fer_edge.spec import ModelSpec
 
@@ -134,6 +139,10 @@ def plan_builds(cfg: ConvertConfig, spec: ModelSpec, out: Path
             raise ConfigError(f"{out / n}: a build kept from before has other labels than this "
                               "model; pass --force (with the flags that request it) to rebuild "
                               "it, or --out another folder")
+        if kept_spec.embedding is None:
+            raise ConfigError(f"{out / n}: a build kept from before has no embedding output (an "
+                              "older `fer-edge convert` made it); pass --force (with the flags "
+                              "that request it) to rebuild it, or --out another folder")
         log.info("keeping %s as it is (already built; --force rebuilds a requested build)", n)
     return names, kept
 
@@ -157,24 +166,76 @@ def _kept_facts(path: Path, earlier: dict, pred, x1: np.ndarray, runs: int) -> d
     return build_facts(path, pred, x1, runs)
 
 
-def _write_build(path: Path, data: bytes, spec: ModelSpec) -> None:
-    """Write a build and its sidecar spec; the build is loaded through the light runtime under
-    a temporary name first, so a build the runtime cannot load never takes the final name."""
+def _write_build(path: Path, data: bytes, spec: ModelSpec, faces: EmbeddingFaces) -> ModelSpec:
+    """Measure a build's embedding statistics, then write it and its sidecar spec.
+
+    The draft build (``data``, its spec's embedding without ``mean``/``std``) is loaded through
+    the light runtime under a temporary name, its embeddings of ``faces`` give the statistics
+    (:func:`~fer_edge.runtime.embedding.embedding_stats`), and the build with the final spec,
+    loaded again, replaces ``path`` atomically: a build the runtime cannot load never takes
+    the final name. Returns the final (bound) spec.
+    """
+    from fer_edge.convert.export import rebind
+
     tmp = temp_path_for(path)
     try:
         tmp.write_bytes(data)
-        try:
-            load_predictor(tmp, 1)
-        except FerEdgeError as exc:
-            raise ModelFileError(f"{path.name}: the build does not load in the runtime, so it "
-                                 f"was not written ({exc})" + (
-                                     "; try the default --opset 17" if path.suffix == ".onnx"
-                                     else "")) from None
+        mean, std = embedding_stats(_load_draft(tmp, path, None), faces.images)
+        spec = spec.replace(embedding=with_stats(spec.embedding, mean, std),
+                            extra={**spec.extra, "embedding_stats": faces.describe(spec)})
+        data, spec = rebind(data, path.suffix, spec)
+        tmp.write_bytes(data)
+        _load_draft(tmp, path, 1)
         atomic_write_bytes(path, data)
     finally:
         tmp.unlink(missing_ok=True)
     spec.write(sidecar_path(path))
-    log.info("wrote %s (%s MB)", path, size_mb(len(data)))
+    log.info("wrote %s (%s MB; embedding %s, %d features)", path, size_mb(len(data)),
+             spec.embedding.output, spec.embedding.size)
+    return spec
+
+
+def _load_draft(tmp: Path, path: Path, threads: int | None):
+    """The build at ``tmp`` loaded in the light runtime (None: all cores), or ModelFileError
+    naming ``path``."""
+    try:
+        return load_predictor(tmp, threads)
+    except FerEdgeError as exc:
+        raise ModelFileError(f"{path.name}: the build does not load in the runtime, so it "
+                             f"was not written ({exc})" + (
+                                 "; try the default --opset 17" if path.suffix == ".onnx"
+                                 else "")) from None
+
+
+@dataclass(frozen=True)
+class EmbeddingFaces:
+    """The training faces every build's embedding statistics are measured on.
+
+    Attributes:
+        images: (N, 48, 48) uint8 grey faces, a seeded random pick of the training split in
+            dataset order.
+        source: where they come from, e.g. "fer2013.npz train split, 2000 of 28709 faces
+            (seed 3)".
+    """
+
+    images: np.ndarray
+    source: str
+
+    def describe(self, spec: ModelSpec) -> str:
+        return self.source + (", flip-averaged" if spec.tta_flip else "")
+
+
+def _embedding_faces(ds, data: str, n: int, seed: int) -> EmbeddingFaces:
+    """``n`` training faces picked at random with ``seed`` (0: all of them)."""
+    total = len(ds.labels["train"])
+    if not total:
+        raise ConfigError(f"{data}: no training faces to measure the embedding statistics on")
+    if n <= 0 or n >= total:
+        return EmbeddingFaces(ds.images["train"], f"{Path(data).name} train split, all "
+                              f"{total} faces")
+    pick = np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
+    return EmbeddingFaces(ds.images["train"][pick], f"{Path(data).name} train split, {n} of "
+                          f"{total} faces (seed {seed})")
 
 
 def check_model_matches_spec(model, spec: ModelSpec, model_path: Path, spec_path: Path) -> None:
@@ -257,6 +318,7 @@ def run_convert(cfg: ConvertConfig) -> dict:
                           skip_unknown_classes=cfg.skip_unknown_classes
                           or bool(run_cfg.get("skip_unknown_classes", False)))
     log.info("data %s", ds.summary())
+    emb_faces = _embedding_faces(ds, data, cfg.embedding_faces, cfg.seed + 3)
 
     from fer_edge.train._keras import keras
     from fer_edge.train.pipeline import make_dataset, predict_probs
@@ -269,23 +331,24 @@ def run_convert(cfg: ConvertConfig) -> dict:
     check_model_matches_spec(float_model, spec, model_path, spec_path)
     from fer_edge.convert import export
 
+    export.with_embedding(float_model)  # no pooling layer to export: refused before any build
+
     out.mkdir(parents=True, exist_ok=True)
     specs: dict[str, ModelSpec] = {}
     if "tflite_fp32" in names:
-        data_b, specs["tflite_fp32"] = export.tflite_float(float_model, spec)
-        _write_build(out / names["tflite_fp32"], data_b, specs["tflite_fp32"])
+        data_b, s = export.tflite_float(float_model, spec)
+        specs["tflite_fp32"] = _write_build(out / names["tflite_fp32"], data_b, s, emb_faces)
     ort_int8 = "onnx_int8" in names and cfg.onnx_int8_from.startswith("ort-")
     if "onnx_fp32" in names or ort_int8:
         onnx_b, s = export.onnx_float(float_model, spec, cfg.opset)
         if "onnx_fp32" in names:
-            specs["onnx_fp32"] = s
-            _write_build(out / names["onnx_fp32"], onnx_b, s)
+            specs["onnx_fp32"] = _write_build(out / names["onnx_fp32"], onnx_b, s, emb_faces)
         if ort_int8:
             calib = _calibration_faces(ds, spec, cfg.calib_faces, cfg.seed)
             log.info("int8 ONNX: onnxruntime calibration on %d training faces", len(calib))
-            q_b, specs["onnx_int8"] = export.onnx_int8(onnx_b, spec, calib,
-                                                       cfg.onnx_int8_from.removeprefix("ort-"))
-            _write_build(out / names["onnx_int8"], q_b, specs["onnx_int8"])
+            q_b, s = export.onnx_int8(onnx_b, spec, calib,
+                                      cfg.onnx_int8_from.removeprefix("ort-"))
+            specs["onnx_int8"] = _write_build(out / names["onnx_int8"], q_b, s, emb_faces)
     qat_log = None
     if "tflite_int8" in names or ("onnx_int8" in names and not ort_int8):
         from fer_edge.convert.qat import (
@@ -325,11 +388,11 @@ def run_convert(cfg: ConvertConfig) -> dict:
         else:
             tfl_b, tfl_spec = export.tflite_int8(qat, spec)
         if "tflite_int8" in names:
-            specs["tflite_int8"] = tfl_spec
-            _write_build(out / names["tflite_int8"], tfl_b, tfl_spec)
+            specs["tflite_int8"] = _write_build(out / names["tflite_int8"], tfl_b, tfl_spec,
+                                                emb_faces)
         if "onnx_int8" in names and not ort_int8:
-            q_b, specs["onnx_int8"] = export.onnx_int8_from_tflite(tfl_b, spec, cfg.opset)
-            _write_build(out / names["onnx_int8"], q_b, specs["onnx_int8"])
+            q_b, s = export.onnx_int8_from_tflite(tfl_b, spec, cfg.opset)
+            specs["onnx_int8"] = _write_build(out / names["onnx_int8"], q_b, s, emb_faces)
 
     # --- parity check through the light runtime -------------------------------------------
     x, y = ds.images[cfg.split], ds.labels[cfg.split]

@@ -42,7 +42,7 @@ from fer_edge.train._keras import keras, tf
 from fer_edge.train.backbones import check_input_size
 from fer_edge.train.data import read_training_data
 from fer_edge.train.distribute import Setup
-from fer_edge.train.model import arch_normalisation, build_model, set_stage
+from fer_edge.train.model import POOL_LAYER, arch_normalisation, build_model, set_stage
 from fer_edge.train.pipeline import Augment, Mix, make_dataset
 from fer_edge.train.runs import init_source, lock_run, resolve_run_dir, unlock_run
 
@@ -323,11 +323,11 @@ def init_model(path: Path, spec: ModelSpec, labels: tuple[str, ...], dropout: fl
         raise ModelFileError(f"--init {path}: cannot load as a Keras model ({first[:160]})"
                              ) from None
     names = [layer.name for layer in model.layers]
-    if names[-1] != "probs" or "avg_pool" not in names:
-        raise ModelFileError(f"--init {path}: not a fer-edge model (no avg_pool/probs head)")
+    if names[-1] != "probs" or POOL_LAYER not in names:
+        raise ModelFileError(f"--init {path}: not a fer-edge model (no {POOL_LAYER}/probs head)")
     if tuple(labels) == tuple(spec.labels):
         return model, False
-    feat = model.get_layer("avg_pool").output
+    feat = model.get_layer(POOL_LAYER).output
     x = keras.layers.Dropout(dropout, name="head_dropout")(feat)
     out = keras.layers.Dense(len(labels), activation="softmax", dtype="float32",
                              name="probs")(x)

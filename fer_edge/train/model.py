@@ -9,7 +9,10 @@ from fer_edge.spec import ModelSpec
 from fer_edge.train._keras import keras
 from fer_edge.train.backbones import block_ends, build_backbone, get_backbone, mode_normalisation
 
-HEAD_LAYERS = ("avg_pool", "head_dropout", "probs")
+#: the global-average-pooling layer whose output, the pooled face features, feeds the head;
+#: `fer-edge convert` exports it as every build's second output (the embedding)
+POOL_LAYER = "avg_pool"
+HEAD_LAYERS = (POOL_LAYER, "head_dropout", "probs")
 
 
 def build_model(spec: ModelSpec, weights: str = "none", dropout: float = 0.5,
@@ -59,7 +62,7 @@ def build_model(spec: ModelSpec, weights: str = "none", dropout: float = 0.5,
                     f"PATH to a local {spec.arch} include_top=False weights file") from None
             raise ModelFileError(f"{weights}: cannot load as {spec.arch} include_top=False "
                                  f"weights ({first[:160]})") from None
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(name=POOL_LAYER)(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     out = keras.layers.Dense(spec.num_classes, activation="softmax", dtype="float32",
                              name="probs")(x)
