@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from fer_edge.errors import InputError, SpecError
+from fer_edge.errors import InputError, ModelFileError, SpecError
 from fer_edge.runtime import default_model_path, load_predictor
 
 DEFAULT = default_model_path()
@@ -87,3 +87,19 @@ def test_profile_hook_adjusts_every_pass_and_checks_the_model():
         assert (m.predict(faces, tta_flip=flip)[:, 0] == 1).all()
     m.use_profile(None)
     assert not (m.predict(faces)[:, 0] == 1).all()
+
+
+def test_a_model_named_for_the_other_format_says_so(tmp_path):
+    swapped = tmp_path / "model.onnx"
+    swapped.write_bytes(DEFAULT.read_bytes())
+    with pytest.raises(ModelFileError, match="content is a TFLite model.*rename it to .tflite"):
+        load_predictor(swapped)
+    fake = tmp_path / "model.tflite"
+    fake.write_bytes(bytes([0x08, 0x08, 0x12, 0x07]) + b"tf2onnx" + b"\0" * 20)
+    with pytest.raises(ModelFileError, match="looks like an ONNX model: rename it to .onnx"):
+        load_predictor(fake)
+
+
+def test_a_folder_as_model_says_it_is_a_folder(tmp_path):
+    with pytest.raises(ModelFileError, match="is a folder.*export/"):
+        load_predictor(tmp_path)

@@ -60,22 +60,45 @@ def load_predictor(path: str | Path | None = None, num_threads: int | None = Non
         raise InputError(f"model path {path!r}: pass a .tflite/.onnx file path (str or "
                          "pathlib.Path), or None for the packaged default model")
     path = Path(path)
+    kind = _model_kind(path)
+    if kind == ".tflite":
+        from fer_edge.runtime.litert import LiteRTPredictor
+
+        return LiteRTPredictor(path, num_threads)
+    from fer_edge.runtime.onnx import OnnxPredictor
+
+    return OnnxPredictor(path, num_threads)
+
+
+def _model_kind(path: Path) -> str:
+    """".tflite" or ".onnx" for a model file whose content matches its name; ModelFileError
+    naming the problem otherwise (a folder, a missing file, a TFLite named .onnx, ...)."""
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder, not a model file; pass a .tflite/.onnx "
+                             "build (a training run's builds are in its export/ folder)")
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found")
     with path.open("rb") as f:
         head = f.read(8)
     suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        if head[4:8] != b"TFL3":
-            raise ModelFileError(f"{path}: not a TFLite flatbuffer (truncated or foreign file); "
-                                 "re-export it with `fer-edge convert`")
-        from fer_edge.runtime.litert import LiteRTPredictor
+    is_tflite = head[4:8] == b"TFL3"
+    if suffix == ".tflite" and not is_tflite and _looks_like_onnx(head):
+        raise ModelFileError(f"{path}: not a TFLite flatbuffer: its content looks like an ONNX "
+                             "model: rename it to .onnx")
+    if suffix == ".tflite" and not is_tflite:
+        raise ModelFileError(f"{path}: not a TFLite flatbuffer (truncated or foreign file); "
+                             "re-export it with `fer-edge convert`")
+    if suffix == ".onnx" and is_tflite:
+        raise ModelFileError(f"{path}: its content is a TFLite model, not ONNX: rename it to "
+                             ".tflite")
+    if suffix == ".onnx" and len(head) < 8:
+        raise ModelFileError(f"{path}: file too small to be an ONNX model")
+    if suffix not in (".tflite", ".onnx"):
+        raise ModelFileError(f"{path}: unknown model type {suffix!r}; use a .tflite or .onnx "
+                             "build")
+    return suffix
 
-        return LiteRTPredictor(path, num_threads)
-    if suffix == ".onnx":
-        if len(head) < 8:
-            raise ModelFileError(f"{path}: file too small to be an ONNX model")
-        from fer_edge.runtime.onnx import OnnxPredictor
 
-        return OnnxPredictor(path, num_threads)
-    raise ModelFileError(f"{path}: unknown model type {suffix!r}; use a .tflite or .onnx build")
+def _looks_like_onnx(head: bytes) -> bool:
+    """An ONNX ModelProto starts with field 1 (ir_version, a small varint): 0x08 0x0N."""
+    return len(head) >= 2 and head[0] == 0x08 and 1 <= head[1] <= 20
