@@ -4,6 +4,7 @@ order. Light tier."""
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from fer_edge import __version__
@@ -52,8 +53,9 @@ class App:
     def source_name(self) -> str:
         return getattr(self.source, "name", "")
 
-    def load(self, source) -> None:
-        """Take the opened source and load the model (the source is closed on failure)."""
+    def load(self, source, stop: threading.Event | None = None) -> None:
+        """Take the opened source and load the model (the source is closed on failure).
+        ``stop``: once set, the loop stops at its next frame (a signal that came early)."""
         self.source = source
         try:
             from fer_edge.runtime import load_predictor
@@ -65,9 +67,10 @@ class App:
             raise
         self.state.configure(about(self.cfg, self.predictor, source), self.predictor.spec.labels)
         self.sink = ServeSink(self.frames, self.events, self.state, self.scfg.stream_fps,
-                              self.scfg.jpeg_quality, self.cfg.show_fps)
+                              self.scfg.jpeg_quality, self.cfg.show_fps, stop)
 
     def start(self) -> None:
+        self.state.set_source("running")
         self.server.start()
 
     def run_loop(self):
@@ -79,7 +82,6 @@ class App:
         from fer_edge.demo.loop import run_demo
 
         source, self.source = self.source, None  # run_demo closes it
-        self.state.set_source("running")
         try:
             stats = run_demo(self.cfg, predictor=self.predictor, source=source,
                              sinks=(self.sink,))

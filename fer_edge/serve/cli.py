@@ -80,16 +80,29 @@ def page_url(scfg: ServeConfig, port: int, token: str | None) -> str:
 
 
 class _Stop:
-    """SIGTERM acts like Ctrl-C: the loop stops at its next frame (the demo's SIGINT handler);
-    once the loop is over, either signal ends the wait before shutdown."""
+    """SIGINT and SIGTERM stop the run cleanly at any moment.
+
+    While the demo loop runs, its own SIGINT handler stops it at the next frame (SIGTERM is
+    passed on to it as a SIGINT); before that (loading) a signal is remembered and the sink
+    stops the loop on its first frame; after it, a signal ends the wait before shutdown.
+    """
 
     def __init__(self):
         self.event = threading.Event()
         self._old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-        signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+        signal.signal(signal.SIGINT, self._on_int)
+        signal.signal(signal.SIGTERM, self._on_term)
+
+    def _on_int(self, signum, frame):
+        self.event.set()
+
+    def _on_term(self, signum, frame):
+        if signal.getsignal(signal.SIGINT) is self._on_int:
+            self.event.set()
+        else:  # the demo loop's handler
+            signal.raise_signal(signal.SIGINT)
 
     def wait(self) -> None:
-        signal.signal(signal.SIGINT, lambda *_: self.event.set())
         while not self.event.wait(0.5):
             pass
 
@@ -109,14 +122,14 @@ def run(args: argparse.Namespace) -> int:
     stop = _Stop()
     try:
         source = open_video_or_source(cfg, scfg)
-        app.load(source)
+        app.load(source, stop.event)
         app.start()
         print(f"fer-edge serve: open {page_url(scfg, app.port, token)}" +
               (f"  (access token {origin}; keep it private)" if token else
                "  (this machine only)"), flush=True)
         stats, lost = app.run_loop()
         code = report(stats, lost)
-        if not stats.interrupted:
+        if not (stats and stats.interrupted) and not stop.event.is_set():
             print("fer-edge serve: the source has ended; the page stays up until Ctrl-C",
                   flush=True)
             stop.wait()
@@ -132,7 +145,7 @@ def report(stats, lost: SourceError | None) -> int:
     if lost is not None:
         print(f"fer-edge serve: error: {lost}", file=sys.stderr, flush=True)
     if s:
-        print(("stopped by Ctrl-C; " if stats.interrupted else "") +
+        print(("stopped (Ctrl-C or SIGTERM); " if stats.interrupted else "") +
               f"{s['frames']} frames in {s['seconds']:.1f} s = {s['fps']} FPS; median ms per "
               f"frame: detect {s['detect_ms']}, classify {s['classify_ms']}; dropped "
               f"{s['dropped']}", flush=True)

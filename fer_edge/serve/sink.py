@@ -66,11 +66,14 @@ class ServeSink:
         stream_fps: most frames encoded per second.
         jpeg_quality: 1-100.
         show_fps: draw the FPS/latency line on the streamed frames.
+        stop: once set, :meth:`on_frame` raises KeyboardInterrupt, which the loop takes as
+            Ctrl-C (for a signal that came before the loop installed its handler).
     """
 
     def __init__(self, frames: FrameHub, events: EventHub, state: LiveState,
-                 stream_fps: float, jpeg_quality: int, show_fps: bool = True):
-        self.frames, self.events, self.state = frames, events, state
+                 stream_fps: float, jpeg_quality: int, show_fps: bool = True,
+                 stop: threading.Event | None = None):
+        self.frames, self.events, self.state, self.stop_event = frames, events, state, stop
         self.min_interval, self.quality, self.show_fps = 1.0 / stream_fps, jpeg_quality, show_fps
         self._epoch = time.time() - time.perf_counter()  # perf_counter -> wall clock
         self._last_handover = -1e9
@@ -86,6 +89,8 @@ class ServeSink:
 
     def on_frame(self, frame: np.ndarray, tracks, info) -> None:
         """Called by the loop after drawing: ``frame`` (H, W, 3) uint8 BGR."""
+        if self.stop_event is not None and self.stop_event.is_set():
+            raise KeyboardInterrupt
         t0 = time.perf_counter()
         wall = self._epoch + info.started
         self._publish_events(tracks, info, wall)
