@@ -73,8 +73,9 @@ class App:
         self.state.set_source("running")
         self.server.start()
 
-    def run_loop(self):
+    def run_loop(self, extra_sinks: tuple = ()):
         """Run the demo loop until the source ends, Ctrl-C/SIGTERM, or a camera fails.
+        ``extra_sinks``: more outputs beside the server's (a benchmark's meter).
 
         Returns:
             (DemoStats or None, the SourceError of a lost live source or None).
@@ -84,7 +85,7 @@ class App:
         source, self.source = self.source, None  # run_demo closes it
         try:
             stats = run_demo(self.cfg, predictor=self.predictor, source=source,
-                             sinks=(self.sink,))
+                             sinks=(self.sink, *extra_sinks))
         except SourceError as exc:
             if not source.live:
                 raise

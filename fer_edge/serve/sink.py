@@ -10,8 +10,10 @@ thread of its own that always takes the newest frame handed over.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -21,6 +23,8 @@ from fer_edge.serve.hubs import EventHub, FrameHub
 from fer_edge.serve.state import LiveState
 
 STATUS_HZ = 10.0
+#: how much lower than the loop the encoder and the HTTP threads run (nice steps)
+SERVING_NICENESS = 5
 #: frames over which the status's per-stage milliseconds are medians
 STAGE_WINDOW = 30
 
@@ -43,6 +47,17 @@ def face_event(info, track, wall: float) -> dict:
 def sse(event: str, data: dict, seq: int) -> bytes:
     """One Server-Sent Event, encoded."""
     return f"id: {seq}\nevent: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def lower_priority(niceness: int = SERVING_NICENESS) -> None:
+    """Give the calling thread a lower CPU priority than the demo loop (Linux: threads are
+    scheduled one by one, so a thread can be niced alone), so that on a busy CPU the loop keeps
+    its frame rate and the viewers get fewer frames. Best effort elsewhere."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
+    except (AttributeError, OSError):
+        pass
 
 
 def _median_tail(values: list) -> float:
@@ -135,11 +150,15 @@ class ServeSink:
                 "dropped": getattr(s, "dropped", 0)}
 
     def _hand_over(self, frame: np.ndarray, tracks, info, wall: float) -> None:
-        img = frame.copy()
-        if not info.drawn:
-            draw(img, tracks, info.labels, self._hud(info) if self.show_fps else "")
-        with self._cond:
-            self._pending = (img, wall, info.index)  # replaces one the encoder has not taken
+        """Copy the frame (and what to draw on it) for the encoder thread."""
+        overlay = None
+        if not info.drawn:  # drawn by the encoder, off the loop's thread
+            faces = [SimpleNamespace(id=t.id, box=tuple(t.box), label=t.label,
+                                     probs=None if t.probs is None else t.probs.copy())
+                     for t in tracks]
+            overlay = (faces, info.labels, self._hud(info) if self.show_fps else "")
+        with self._cond:  # replaces a frame the encoder has not taken yet
+            self._pending = (frame.copy(), overlay, wall, info.index)
             self._cond.notify()
 
     def _hud(self, info) -> str:
@@ -150,13 +169,16 @@ class ServeSink:
                 f"{last(s.classify_ms):.1f} ms")
 
     def _encode_loop(self) -> None:
+        lower_priority()
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._stopped or self._pending is not None)
                 if self._stopped:
                     return
-                img, wall, index = self._pending
+                img, overlay, wall, index = self._pending
                 self._pending = None
+            if overlay is not None:
+                draw(img, *overlay)
             ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
             if ok:
                 self.frames.publish(buf.tobytes(), wall, index)
