@@ -226,17 +226,30 @@ class Clients:
             self.stats_ok += b" 200 " in data.split(b"\r\n", 1)[0]
 
     def _slow(self, seconds: float) -> None:
+        """Read 1 byte a second; note when the server has given up on this stream (its
+        ``video_streams`` falls to 0: the client itself would only see the end after reading
+        the megabytes already in the socket buffers)."""
         sock, t0 = self._connect("/stream.mjpg", rcvbuf=4096), time.time()
         with sock:
             while time.time() - t0 < seconds and not self.stop.is_set():
                 try:
                     if not sock.recv(1):
-                        self.slow_closed_after = round(time.time() - t0, 1)
-                        return
+                        break
                 except OSError:
+                    break
+                if self.slow_closed_after is None and self._video_streams() == 0:
                     self.slow_closed_after = round(time.time() - t0, 1)
-                    return
                 time.sleep(1.0)
+
+    def _video_streams(self) -> int | None:
+        try:
+            with self._connect("/stats.json") as sock:
+                data = b""
+                while chunk := sock.recv(1 << 16):
+                    data += chunk
+            return json.loads(data.partition(b"\r\n\r\n")[2])["video_streams"]
+        except (OSError, ValueError, KeyError):
+            return None
 
 
 def run_config(clip: str, name: str, warmup: float, seconds: float,

@@ -44,13 +44,16 @@ class FrameHub:
         self._cond = threading.Condition()
         self._jpeg: Jpeg | None = None
         self._streams = 0
+        self._waiting = 0
         self._snapshot_waiters = 0
         self.closed = False
 
     # -- the producer side (the loop's encoder thread) --------------------------------------
     def wanted(self) -> bool:
-        """Whether anyone needs a new frame (a stream is open or a snapshot waits)."""
-        return self._streams > 0 or self._snapshot_waiters > 0
+        """Whether anyone is ready for a new frame: a stream waiting for one (not one still
+        busy sending the last frame to a slow client) or a snapshot. Nothing is encoded for
+        nobody."""
+        return self._waiting > 0 or self._snapshot_waiters > 0
 
     def publish(self, data: bytes, stamp: float, index: int) -> None:
         with self._cond:
@@ -84,8 +87,12 @@ class FrameHub:
         """The newest frame if it is newer than ``seq``, waiting up to ``timeout`` s for one;
         None on timeout or when the hub closes."""
         with self._cond:
-            self._cond.wait_for(lambda: self.closed or (self._jpeg and self._jpeg.seq > seq),
-                                timeout)
+            self._waiting += 1
+            try:
+                self._cond.wait_for(
+                    lambda: self.closed or (self._jpeg and self._jpeg.seq > seq), timeout)
+            finally:
+                self._waiting -= 1
             if self.closed or not self._jpeg or self._jpeg.seq <= seq:
                 return None
             return self._jpeg
