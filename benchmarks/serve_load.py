@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from fer_edge.bench.machine import cpu_name  # noqa: E402
 from fer_edge.io import atomic_write_csv  # noqa: E402
+from fer_edge.serve.config import ServeConfig  # noqa: E402
 
 RESULTS = HERE / "results" / "serve_load.csv"
 REAL = ROOT.parent / "shared" / "data" / "real"
@@ -103,7 +104,7 @@ def child(opts: dict) -> None:
                          sinks=(meter,))
         serve_ms = None
     else:
-        app = App(cfg, ServeConfig(port=0), None)
+        app = App(cfg, ServeConfig(port=0, stream_fps=opts["stream_fps"]), None)
         try:
             app.load(RepeatingVideo(opts["clip"]))
             app.start()
@@ -252,11 +253,14 @@ class Clients:
             return None
 
 
-def run_config(clip: str, name: str, warmup: float, seconds: float,
-               slow_seconds: float) -> dict:
-    serve, pages, slow = CONFIGS[name]
+def run_config(clip: str, name: str, warmup: float, seconds: float, slow_seconds: float,
+               stream_fps: float) -> dict:
+    """One configuration; ``name`` may end in ``@N`` for ``--stream-fps N`` (``serve1@10``)."""
+    base, _, fps = name.partition("@")
+    serve, pages, slow = CONFIGS[base]
     window = slow_seconds if slow else seconds
-    opts = {"clip": clip, "serve": serve, "warmup": warmup, "seconds": window}
+    opts = {"clip": clip, "serve": serve, "warmup": warmup, "seconds": window,
+            "stream_fps": float(fps or stream_fps)}
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(opts)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -277,7 +281,8 @@ def run_config(clip: str, name: str, warmup: float, seconds: float,
     res = json.loads(line[0][7:])
     med = lambda v: round(float(np.median(v)), 1) if v else None  # noqa: E731
     p90 = lambda v: round(float(np.percentile(v, 90)), 1) if v else None  # noqa: E731
-    res.update({"clients": pages, "slow_client": slow,
+    res.update({"stream_fps": opts["stream_fps"] if serve else "", "clients": pages,
+                "slow_client": slow,
                 "video_frames_received": clients.frames, "events_received": clients.events,
                 "video_latency_ms_median": med(clients.video_ms),
                 "video_latency_ms_p90": p90(clients.video_ms),
@@ -301,10 +306,22 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="FPS window (s)")
     ap.add_argument("--slow-seconds", type=float, default=60.0,
                     help="how long the slow client reads 1 byte a second (its FPS window)")
+    ap.add_argument("--stream-fps", type=float, default=ServeConfig.stream_fps,
+                    help="fer-edge serve --stream-fps (a configuration name ending in @N, "
+                    "e.g. serve1@10, sets it for that one)")
+    ap.add_argument("--out", default=str(RESULTS), help="the CSV to write")
+    ap.add_argument("--summarize", metavar="CSV", help="only print the summary of a CSV "
+                    "this script wrote")
     ap.add_argument("--note", default="", help="free text for the CSV (e.g. what else ran)")
     args = ap.parse_args()
     if args.child:
         child(json.loads(args.child))
+        return
+    if args.summarize:
+        import csv
+
+        with open(args.summarize, newline="") as f:
+            summarize(list(csv.DictReader(f)))
         return
     rows = []
     for clip in args.clips.split(","):
@@ -314,7 +331,7 @@ def main() -> None:
         for rnd in range(args.rounds):
             for name in args.configs.split(","):
                 res = run_config(CLIPS[clip], name, args.warmup, args.seconds,
-                                 args.slow_seconds)
+                                 args.slow_seconds, args.stream_fps)
                 print(f"{clip} round {rnd + 1} {name}: {res['fps']} FPS over {res['seconds']} "
                       f"s; CPU ms/frame {res['cpu_ms_per_frame']} (loop thread "
                       f"{res['loop_thread_cpu_ms_per_frame']}); video latency median "
@@ -326,8 +343,34 @@ def main() -> None:
                              "cpu": cpu_name(), "cores_allowed": len(os.sched_getaffinity(0)),
                              "python": platform.python_version(), "clip": Path(clip).name,
                              "round": rnd + 1, "config": name, **res, "note": args.note})
-    atomic_write_csv(RESULTS, rows)
-    print(f"wrote {RESULTS}")
+    atomic_write_csv(args.out, rows)
+    print(f"wrote {args.out}")
+    summarize(rows)
+
+
+def summarize(rows: list[dict]) -> None:
+    """Per clip and configuration: median FPS and CPU ms per frame over the rounds, and what
+    they cost against the median of the headless ``demo`` runs."""
+    print("clip | config | median FPS (rounds) | FPS cost | CPU ms/frame | CPU cost | "
+          "video latency ms | event latency ms")
+    for clip in dict.fromkeys(r["clip"] for r in rows):
+        mine = [r for r in rows if r["clip"] == clip]
+        base = [r for r in mine if r["config"] == "demo"]
+        fps0 = float(np.median([float(r["fps"]) for r in base])) if base else None
+        cpu0 = float(np.median([float(r["cpu_ms_per_frame"]) for r in base])) if base else None
+        for name in dict.fromkeys(r["config"] for r in mine):
+            runs = [r for r in mine if r["config"] == name]
+            fps = float(np.median([float(r["fps"]) for r in runs]))
+            cpu = float(np.median([float(r["cpu_ms_per_frame"]) for r in runs]))
+            lat = [float(r["video_latency_ms_median"]) for r in runs
+                   if r["video_latency_ms_median"] not in (None, "")]
+            evl = [float(r["event_latency_ms_median"]) for r in runs
+                   if r["event_latency_ms_median"] not in (None, "")]
+            cost = f"{100 * (1 - fps / fps0):.1f} %" if fps0 else "-"
+            cpu_cost = f"+{100 * (cpu / cpu0 - 1):.1f} %" if cpu0 else "-"
+            print(f"{clip} | {name} | {fps:.1f} ({', '.join(str(r['fps']) for r in runs)}) | "
+                  f"{cost} | {cpu:.2f} | {cpu_cost} | "
+                  f"{np.median(lat) if lat else '-'} | {np.median(evl) if evl else '-'}")
 
 
 if __name__ == "__main__":

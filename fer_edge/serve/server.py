@@ -30,6 +30,7 @@ class PageServer(ThreadingHTTPServer):
         self.check, self.query = check, query
         self.frames, self.events, self.state = frames, events, state
         self.assets = load_assets()
+        self.max_connections = 2 * frames.max_streams + events.max_streams + 32
         self._conns: set = set()
         self._conns_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -42,6 +43,12 @@ class PageServer(ThreadingHTTPServer):
     def untrack(self, conn) -> None:
         with self._conns_lock:
             self._conns.discard(conn)
+
+    def verify_request(self, request, client_address) -> bool:
+        """Refuse (close at once) a connection past :attr:`max_connections`: each costs a
+        thread, and streams are capped separately, so only a flood reaches this."""
+        with self._conns_lock:
+            return len(self._conns) < self.max_connections
 
     def handle_error(self, request, client_address):  # a client's trouble is not ours to print
         pass
