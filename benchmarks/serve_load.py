@@ -166,7 +166,10 @@ class Clients:
         sock, buf = self._connect("/stream.mjpg"), b""
         with sock:
             while not self.stop.is_set():
-                chunk = sock.recv(1 << 16)
+                try:
+                    chunk = sock.recv(1 << 16)
+                except OSError:  # the server process has ended
+                    return
                 if not chunk:
                     return
                 buf += chunk
@@ -201,7 +204,10 @@ class Clients:
         sock, buf = self._connect("/events"), b""
         with sock:
             while not self.stop.is_set():
-                chunk = sock.recv(1 << 16)
+                try:
+                    chunk = sock.recv(1 << 16)
+                except OSError:  # the server process has ended
+                    return
                 if not chunk:
                     return
                 buf += chunk

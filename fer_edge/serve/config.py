@@ -26,8 +26,8 @@ class ServeConfig:
                           "token per start, printed once with the URL")
     max_streams: int = opt(8, "most video streams and most event streams open at once (each); "
                            "one more is refused with 503", ge=1, le=1000)
-    stream_fps: float = opt(15.0, "most JPEG frames per second encoded for the video stream "
-                            "(encoding costs the loop CPU; only while someone watches)",
-                            gt=0, le=120)
+    stream_fps: float = opt(10.0, "most JPEG frames per second encoded for the video stream "
+                            "(each costs CPU beside the loop; only while a stream is ready for "
+                            "one)", gt=0, le=120)
     jpeg_quality: int = opt(75, "JPEG quality of the stream and snapshot, 1-100", ge=1, le=100)
     loop: bool = opt(False, "repeat a --video file until stopped (a kiosk, or a test)")

@@ -1,7 +1,8 @@
 """Hand-over points between the demo loop and the HTTP clients. Light tier.
 
-The loop (or its encoder thread) only ever replaces a value or appends to bounded queues
-under a short lock; it never waits for a client. Each client thread takes the newest frame
+The loop never waits for a client, nor for a lock an HTTP thread may hold: it appends to
+bounded queues (atomic in CPython) and hands frames to its encoder thread, which publishes
+them here. Each client thread takes the newest frame
 when it is ready for one (frames in between are skipped) and its own queue of events (the
 oldest are dropped, and counted, when it falls more than ``EventHub.backlog`` behind).
 """
@@ -9,6 +10,7 @@ oldest are dropped, and counted, when it falls more than ``EventHub.backlog`` be
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -116,22 +118,25 @@ class FrameHub:
 class _Subscriber:
     def __init__(self, backlog: int):
         self.queue: deque[bytes] = deque(maxlen=backlog)
-        self.dropped = 0
 
 
 class EventHub:
     """Server-Sent Events: each subscriber gets every event published after it subscribed,
     unless it falls more than ``backlog`` events behind (then the oldest are dropped).
 
+    The loop's side takes no lock: ``deque.append`` is atomic in CPython, and a subscriber
+    polls its own queue every ``poll_s`` seconds.
+
     Args:
         max_streams: most subscribers at once.
         backlog: events kept per subscriber.
+        poll_s: how often a subscriber looks for new events.
     """
 
-    def __init__(self, max_streams: int, backlog: int = 512):
-        self.max_streams, self.backlog = max_streams, backlog
-        self._cond = threading.Condition()
-        self._subs: list[_Subscriber] = []
+    def __init__(self, max_streams: int, backlog: int = 512, poll_s: float = 0.05):
+        self.max_streams, self.backlog, self.poll_s = max_streams, backlog, poll_s
+        self._lock = threading.Lock()  # subscribe/unsubscribe only (HTTP threads)
+        self._subs: tuple[_Subscriber, ...] = ()
         self.closed = False
         self.dropped = 0
 
@@ -141,42 +146,36 @@ class EventHub:
 
     def publish(self, payloads: list[bytes]) -> None:
         """Queue encoded events (``b"event: ...\\ndata: ...\\n\\n"``) for every subscriber."""
-        if not payloads or not self._subs:
-            return
-        with self._cond:
-            for sub in self._subs:
-                over = len(sub.queue) + len(payloads) - self.backlog
-                if over > 0:
-                    sub.dropped += over
-                    self.dropped += over
-                sub.queue.extend(payloads)
-            self._cond.notify_all()
+        for sub in self._subs:  # a tuple, replaced (never changed) by subscribe/unsubscribe
+            over = len(sub.queue) + len(payloads) - self.backlog
+            if over > 0:
+                self.dropped += over
+            sub.queue.extend(payloads)
 
     def close(self) -> None:
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
+        self.closed = True
 
     def subscribe(self) -> _Subscriber:
-        with self._cond:
+        with self._lock:
             if len(self._subs) >= self.max_streams:
                 raise StreamsFull(self.max_streams)
             sub = _Subscriber(self.backlog)
-            self._subs.append(sub)
+            self._subs = (*self._subs, sub)
             return sub
 
     def unsubscribe(self, sub: _Subscriber) -> None:
-        with self._cond:
-            if sub in self._subs:
-                self._subs.remove(sub)
+        with self._lock:
+            self._subs = tuple(s for s in self._subs if s is not sub)
 
     def take(self, sub: _Subscriber, timeout: float = 1.0) -> list[bytes] | None:
-        """Everything queued for ``sub`` (waiting up to ``timeout`` s); [] on timeout, None
-        once the hub is closed."""
-        with self._cond:
-            self._cond.wait_for(lambda: self.closed or sub.queue, timeout)
-            if self.closed:
-                return None
-            out = list(sub.queue)
-            sub.queue.clear()
-            return out
+        """Everything queued for ``sub`` (looking every ``poll_s`` for up to ``timeout`` s);
+        [] on timeout, None once the hub is closed."""
+        t_end = time.monotonic() + timeout
+        while not sub.queue and not self.closed and time.monotonic() < t_end:
+            time.sleep(self.poll_s)
+        if self.closed:
+            return None
+        out = []
+        while sub.queue:
+            out.append(sub.queue.popleft())
+        return out

@@ -15,7 +15,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fer_edge.serve.hubs import StreamsFull
-from fer_edge.serve.sink import lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,6 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 15  # s: a client that sends nothing, or reads nothing, for this long is dropped
 
     def setup(self):
-        lower_priority()  # this connection's thread: the demo loop comes first
         super().setup()
         self.server.track(self.connection)
 

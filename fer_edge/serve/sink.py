@@ -10,7 +10,6 @@ thread of its own that always takes the newest frame handed over.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from types import SimpleNamespace
@@ -23,8 +22,8 @@ from fer_edge.serve.hubs import EventHub, FrameHub
 from fer_edge.serve.state import LiveState
 
 STATUS_HZ = 10.0
-#: how much lower than the loop the encoder and the HTTP threads run (nice steps)
-SERVING_NICENESS = 5
+#: the encoder looks for a frame at least this often (s), in case a wake-up was skipped
+ENCODER_POLL_S = 0.1
 #: frames over which the status's per-stage milliseconds are medians
 STAGE_WINDOW = 30
 
@@ -47,17 +46,6 @@ def face_event(info, track, wall: float) -> dict:
 def sse(event: str, data: dict, seq: int) -> bytes:
     """One Server-Sent Event, encoded."""
     return f"id: {seq}\nevent: {event}\ndata: {json.dumps(data)}\n\n".encode()
-
-
-def lower_priority(niceness: int = SERVING_NICENESS) -> None:
-    """Give the calling thread a lower CPU priority than the demo loop (Linux: threads are
-    scheduled one by one, so a thread can be niced alone), so that on a busy CPU the loop keeps
-    its frame rate and the viewers get fewer frames. Best effort elsewhere."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
-    except (AttributeError, OSError):
-        pass
 
 
 def _median_tail(values: list) -> float:
@@ -157,9 +145,12 @@ class ServeSink:
                                      probs=None if t.probs is None else t.probs.copy())
                      for t in tracks]
             overlay = (faces, info.labels, self._hud(info) if self.show_fps else "")
-        with self._cond:  # replaces a frame the encoder has not taken yet
-            self._pending = (frame.copy(), overlay, wall, info.index)
-            self._cond.notify()
+        self._pending = (frame.copy(), overlay, wall, info.index)  # replaces an untaken one
+        if self._cond.acquire(blocking=False):  # never wait: the encoder polls anyway
+            try:
+                self._cond.notify()
+            finally:
+                self._cond.release()
 
     def _hud(self, info) -> str:
         s = info.stats
@@ -169,14 +160,16 @@ class ServeSink:
                 f"{last(s.classify_ms):.1f} ms")
 
     def _encode_loop(self) -> None:
-        lower_priority()
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._stopped or self._pending is not None)
-                if self._stopped:
-                    return
-                img, overlay, wall, index = self._pending
-                self._pending = None
+                self._cond.wait_for(lambda: self._stopped or self._pending is not None,
+                                    ENCODER_POLL_S)
+            if self._stopped:
+                return
+            item, self._pending = self._pending, None
+            if item is None:
+                continue
+            img, overlay, wall, index = item
             if overlay is not None:
                 draw(img, *overlay)
             ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, self.quality])

@@ -1,9 +1,14 @@
 """What the page shows besides the video: the run's status and the emotion timeline. Light
-tier. Written by the demo loop's serve sink, read by ``/stats.json`` (under one lock)."""
+tier.
+
+Written only by the demo loop's serve sink, read by ``/stats.json``. The loop never takes a
+lock here (a lock held by an HTTP thread that the OS has just put to sleep would stall the
+loop): it replaces whole values (one reference assignment, atomic in CPython) and readers copy
+what they read.
+"""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 
@@ -29,18 +34,19 @@ class Timeline:
         self._c = num_classes
 
     def add(self, wall: float, probs: np.ndarray) -> None:
-        """One classified face at ``wall`` (``time.time()``); ``probs`` (C,) float."""
+        """One classified face at ``wall`` (``time.time()``); ``probs`` (C,) float. A bucket
+        is an immutable (start, sums, count) tuple, replaced as a whole."""
         start = wall - wall % self.bucket_s
-        if not self._buckets or self._buckets[-1][0] != start:
-            self._buckets.append([start, np.zeros(self._c), 0])
-        b = self._buckets[-1]
-        b[1] += probs
-        b[2] += 1
+        if self._buckets and self._buckets[-1][0] == start:
+            _, sums, n = self._buckets[-1]
+            self._buckets[-1] = (start, sums + probs, n + 1)
+        else:
+            self._buckets.append((start, np.asarray(probs, np.float64), 1))
 
     def points(self) -> list[dict]:
         """``[{"t": bucket start (epoch s), "n": faces, "mix": [C floats summing to 1]}]``."""
         return [{"t": round(t, 3), "n": n, "mix": [round(float(v), 4) for v in s / n]}
-                for t, s, n in self._buckets]
+                for t, s, n in list(self._buckets)]
 
 
 class LiveState:
@@ -52,41 +58,38 @@ class LiveState:
     """
 
     def __init__(self, about: dict, labels: tuple[str, ...] = ()):
-        self._lock = threading.Lock()
-        self.about = {}
+        self.about: dict = {}
         self.configure(about, labels)
         self.started = time.time()
         self._live: dict = {"frames": 0, "fps": 0.0, "stages_ms": {}, "faces": [],
                             "frame": -1, "time": 0.0}
-        self.source_state, self.source_message = "starting", ""
+        self._source = ("starting", "")
         self.events = 0
 
     def configure(self, about: dict, labels: tuple[str, ...]) -> None:
         """Set what is running (once the model is loaded) and its class names."""
-        with self._lock:
-            self.about.update(about)
-            self.labels = tuple(labels)
-            self.timeline = Timeline(max(1, len(labels)))
+        self.about = {**self.about, **about}
+        self.labels = tuple(labels)
+        self.timeline = Timeline(max(1, len(labels)))
 
     def update(self, live: dict) -> None:
-        with self._lock:
-            self._live = live
+        """The loop's newest status (a new dict each time, never changed afterwards)."""
+        self._live = live
 
     def add_classified(self, wall: float, probs: list[np.ndarray]) -> None:
-        with self._lock:
-            for p in probs:
-                self.timeline.add(wall, p)
-            self.events += len(probs)
+        for p in probs:
+            self.timeline.add(wall, p)
+        self.events += len(probs)
 
     def set_source(self, state: str, message: str = "") -> None:
-        """``state``: starting, running, ended (a file's end) or lost (a camera failed)."""
-        with self._lock:
-            self.source_state, self.source_message = state, message
+        """``state``: starting, running, ended (a file's end), stopped or lost (a camera
+        failed)."""
+        self._source = (state, message)
 
     def to_dict(self, extra: dict | None = None) -> dict:
-        with self._lock:
-            return {**self.about, "labels": list(self.labels), **self._live,
-                    "source_state": self.source_state, "source_message": self.source_message,
-                    "events": self.events, "uptime_s": round(time.time() - self.started, 1),
-                    "timeline_bucket_s": self.timeline.bucket_s,
-                    "timeline": self.timeline.points(), **(extra or {})}
+        state, message = self._source
+        return {**self.about, "labels": list(self.labels), **self._live,
+                "source_state": state, "source_message": message, "events": self.events,
+                "uptime_s": round(time.time() - self.started, 1),
+                "timeline_bucket_s": self.timeline.bucket_s,
+                "timeline": self.timeline.points(), **(extra or {})}
