@@ -96,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fer-edge {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        hint = "; continue with --resume" if args.command == "train" else ""
+    except KeyboardInterrupt as exc:
+        hint = getattr(exc, "fer_edge_hint", None)  # set by whoever knows better
+        if hint is None:
+            hint = "; continue with --resume" if args.command == "train" else ""
         print(f"fer-edge {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except ModuleNotFoundError as exc:

@@ -26,17 +26,18 @@ from fer_edge.train.backbones import ARCHS, check_input_size
 
 def opt(default: Any, help: str, choices: tuple | None = None, positional: bool = False,
         cli: bool = True, *, ge: float | None = None, gt: float | None = None,
-        le: float | None = None, lt: float | None = None) -> Any:
+        le: float | None = None, lt: float | None = None, many: bool = False) -> Any:
     """A config field with CLI help and its allowed values.
 
     :func:`check_config` checks every field wherever a config is built (flags, TOML, a resumed
     run's saved config): its type; for numbers, finite and within ``ge``/``gt`` (lower) and
     ``le``/``lt`` (upper), and ``>= 0`` when no bound is given (``>= default`` for a negative
     default such as -1 = auto; ``ge=-math.inf`` allows any sign); ``choices`` for values from
-    TOML too.
+    TOML too. ``many``: a text field that also takes several values (the flag takes one or
+    more, e.g. a shell glob; TOML a string or a list of strings).
     """
     meta = {"help": help, "choices": choices, "positional": positional, "cli": cli,
-            "ge": ge, "gt": gt, "le": le, "lt": lt}
+            "ge": ge, "gt": gt, "le": le, "lt": lt, "many": many}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -50,8 +51,11 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
             continue
         tp = hints[f.name]
         default = f.default if f.default is not dataclasses.MISSING else None
-        shown = "" if default in ("", None) else f" (default: {default})"
-        kw: dict[str, Any] = {"help": f.metadata.get("help", "") + shown, "dest": f.name}
+        text = f.metadata.get("help", "")
+        # no "(default: ...)" where the help already says what the default does
+        quiet = default in ("", None) or "(default" in text.lower()
+        kw: dict[str, Any] = {"help": text + ("" if quiet else f" (default: {default})"),
+                              "dest": f.name}
         if f.metadata.get("choices"):
             kw["choices"] = f.metadata["choices"]
         if f.metadata.get("positional"):
@@ -60,7 +64,9 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
                                 **{k: v for k, v in kw.items()})
             continue
         flag = "--" + f.name.replace("_", "-")
-        if tp is bool:
+        if f.metadata.get("many"):
+            parser.add_argument(flag, nargs="+", default=None, metavar=_metavar(tp), **kw)
+        elif tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, **kw)
         else:
             parser.add_argument(flag, type=_base_type(tp), default=None, metavar=_metavar(tp),
@@ -157,6 +163,13 @@ def _type_ok(v: Any, tp: type) -> bool:
     return True
 
 
+def _several_texts(v: Any, meta: dict) -> bool:
+    """Several values of a text field that takes them (``opt(..., many=True)``): a non-empty
+    list of strings."""
+    return bool(meta.get("many")) and isinstance(v, (list, tuple)) and bool(v) and all(
+        isinstance(x, str) for x in v)
+
+
 def _bounds(meta: dict, default: Any = 0) -> tuple[list[tuple[str, float]], str]:
     pairs = [(k, meta[k]) for k in ("ge", "gt", "le", "lt") if meta.get(k) is not None]
     if not pairs:  # no bound given: >= 0, or >= the default when that is negative (-1 = auto)
@@ -183,6 +196,8 @@ def check_config(cfg: Any, origin: dict[str, str] | None = None) -> None:
         what = f.metadata.get("help", "")
         hint = f" ({what})" if what else ""
         tp = _field_type(hints[f.name])
+        if _several_texts(v, f.metadata):
+            continue
         if not _type_ok(v, tp):
             raise ConfigError(f"{where} {v!r}: must be {_TYPE_WORDS[tp]}{hint}")
         choices = f.metadata.get("choices")
@@ -220,6 +235,8 @@ def number(kind: type = int, ge: float | None = 0, le: float | None = None,
 
 #: most CPU threads any stage accepts (more than this is a typo; the runtimes crash on it)
 MAX_THREADS = 256
+#: the largest --batch-size (large-batch multi-GPU runs use a few thousand)
+MAX_BATCH = 65536
 
 #: TOML tables a recipe may hold: one per stage (each stage reads its own, skips the others)
 SECTIONS = ("train", "convert", "demo", "evaluate", "benchmark")
@@ -233,15 +250,26 @@ def read_toml(path: str | Path, cls: type) -> dict[str, Any]:
     the stage does not have, or a value of the wrong type is a :class:`ConfigError`.
     """
     path = Path(path)
-    if not path.is_file():
+    section = getattr(cls, "SECTION", None)
+    example = f" (e.g. {section}/cpu.toml)" if section == "train" else ""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; --config takes a recipe .toml file{example}")
+    if not path.exists():
         raise ConfigError(f"{path}: config file not found")
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a regular file (a device or pipe); --config takes a "
+                          f"recipe .toml file{example}")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save the recipe as UTF-8") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    section = getattr(cls, "SECTION", None)
+    if not data:
+        raise ConfigError(f"{path}: is empty (no settings); give a recipe with a [{section}] "
+                          "table, or drop --config to use the defaults")
     tables = [k for k, v in data.items() if isinstance(v, dict)]
     for t in tables:
         if t not in SECTIONS:
@@ -267,13 +295,19 @@ def read_toml(path: str | Path, cls: type) -> dict[str, Any]:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} for [{section}]" +
                           (f" (did you mean {', '.join(tips)})" if tips else ""))
     hints = typing.get_type_hints(cls)
-    out = {}
-    for k, v in data.items():
-        tp = _field_type(hints[k])
-        if not _type_ok(v, tp):
-            raise ConfigError(f"{path}: {k} = {v!r} must be {_TYPE_WORDS[tp]}")
-        out[k] = float(v) if tp is float else v
-    return out
+    meta = {f.name: f.metadata for f in dataclasses.fields(cls)}
+    return {k: _toml_value(path, k, v, _field_type(hints[k]), meta[k]) for k, v in data.items()}
+
+
+def _toml_value(path: Any, key: str, v: Any, tp: type, meta: dict) -> Any:
+    """A recipe's value for a field of type ``tp``, checked (a whole number is taken for a
+    float; a list of strings for a text field that takes several)."""
+    if _several_texts(v, meta):
+        return list(v)
+    if not _type_ok(v, tp):
+        several = ", or a non-empty list of them" if meta.get("many") else ""
+        raise ConfigError(f"{path}: {key} = {v!r} must be {_TYPE_WORDS[tp]}{several}")
+    return float(v) if tp is float else v
 
 
 def to_json(cfg: Any) -> str:
@@ -316,7 +350,8 @@ class TrainConfig:
                     "folder names, and a new head replaces its own when they differ)")
     budget_min: float = opt(0.0, "stop training after this many minutes of training "
                             "(all stages; the best model so far is kept); 0 = no limit", ge=0)
-    batch_size: int = opt(64, "batch size (global, across GPUs)", ge=1)
+    batch_size: int = opt(64, "batch size (global, across GPUs; at most the number of "
+                          "training faces)", ge=1, le=MAX_BATCH)
     head_epochs: int = opt(5, "stage 1 (transfer learning): epochs with the base frozen; "
                            "skipped with --weights none")
     head_lr: float = opt(1e-3, "stage 1 learning rate", gt=0)

@@ -24,6 +24,25 @@ from fer_edge.runtime import Predictor
 log = logging.getLogger(__name__)
 
 
+BUILD_SUFFIXES = (".tflite", ".onnx")
+
+
+def folder_as_build(path: str | Path, flag: str) -> str:
+    """The one-line message for a folder given where a build file goes: what the folder holds
+    (builds, a train run whose builds are in ``export/``, a folder of photos) and what to pass.
+    """
+    p = Path(path)
+    builds = sorted(q.name for q in p.iterdir() if q.suffix in BUILD_SUFFIXES)
+    if builds:
+        hint = f"it holds {', '.join(builds[:4])}: pass one of those files"
+    elif (p / "export").is_dir() or (p / "model_float.h5").is_file():
+        hint = (f"it is a train run: its builds are in {p / 'export'}"
+                + ("" if (p / "export").is_dir() else f" once `fer-edge convert {p}` made them"))
+    else:
+        hint = "pass a .tflite or .onnx file"
+    return f"{flag}{p}: is a folder, not a model file; {hint}"
+
+
 def predict_all(pred: Predictor, faces: np.ndarray, batch: int = 64,
                 desc: str = "") -> np.ndarray:
     """Probabilities of a build on (N, h, w) uint8 grey faces, with progress logging."""
@@ -131,33 +150,65 @@ def build_facts(path: Path, pred: Predictor, x1: np.ndarray, runs: int) -> dict[
 
 
 def render_md(result: dict[str, Any], facts: dict[str, dict], title: str) -> str:
-    """The parity report as Markdown."""
-    labels = result["labels"]
+    """The parity report as Markdown. Without a reference there is nothing to compare with:
+    no delta, agreement, McNemar or gate columns, and no gate section."""
     ref = result.get("reference")
-    lines = [f"# {title}", "", f"Faces: n = {result['n']}."]
-    lines += ["", "| build | accuracy | Δ vs ref (pp) | macro-F1 | agreement | McNemar p | size MB "
-              "| 1-thread ms | all-thread ms | gate |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"# {title}", "", f"Faces: n = {result['n']}.", ""]
+    lines += _summary_table(result, facts, ref)
+    lines += _recall_table(result, ref)
     if ref:
-        lines.append(f"| {ref['name']} (reference) | {ref['accuracy']:.2%} | | "
-                     f"{ref['macro_f1']:.2%} | | | | | | |")
+        fails = [m for e in result["builds"].values() for m in e["failures"]]
+        lines += ["", "## Gate", ""] + ([f"- FAIL {m}" for m in fails] or ["All builds pass."])
+    lines += ["", "Latency: batch 1, one forward pass (flip TTA doubles it), median of timed runs "
+              "after warm-up, through the same runtime the demo uses.", ""]
+    return "\n".join(lines)
+
+
+def _summary_table(result: dict[str, Any], facts: dict[str, dict], ref: dict | None
+                   ) -> list[str]:
+    """One row per build (and the reference's first, when there is one)."""
+    if ref:
+        lines = ["| build | accuracy | Δ vs ref (pp) | macro-F1 | agreement | McNemar p | "
+                 "size MB | 1-thread ms | all-thread ms | gate |",
+                 "|---|---|---|---|---|---|---|---|---|---|",
+                 f"| {ref['name']} (reference) | {ref['accuracy']:.2%} | | "
+                 f"{ref['macro_f1']:.2%} | | | | | | |"]
+    else:
+        lines = ["| build | accuracy | macro-F1 | size MB | 1-thread ms | all-thread ms |",
+                 "|---|---|---|---|---|---|"]
     for name, e in result["builds"].items():
         f = facts.get(name, {})
         lat = f.get("latency_ms", {})
         ones = lat.get("1", {}).get("median")
         alls = lat.get(max(lat, key=int), {}).get("median") if lat else None
-        lines.append(
-            f"| {name} | {e['report']['accuracy']:.2%} | "
-            f"{e.get('delta_pp', float('nan')):+.2f} | {e['report']['macro_f1']:.2%} | "
-            f"{e.get('agreement', float('nan')):.3f} | "
-            f"{e.get('mcnemar', {}).get('p', float('nan')):.3g} | "
-            f"{f.get('bytes', 0) / 1e6:.1f} | {_fmt(ones)} | {_fmt(alls)} | "
-            f"{'FAIL' if e['failures'] else 'pass'} |")
-    lines += ["", "## Per-class recall (support n)", "",
-              "| class | n | " + (f"{ref['name']} | " if ref else "") +
-              " | ".join(result["builds"]) + " |",
-              "|---|---|" + "---|" * (len(result["builds"]) + (1 if ref else 0))]
+        cells = [name, f"{e['report']['accuracy']:.2%}"]
+        if ref:
+            cells.append(f"{e.get('delta_pp', float('nan')):+.2f}")
+        cells.append(f"{e['report']['macro_f1']:.2%}")
+        if ref:
+            cells += [f"{e.get('agreement', float('nan')):.3f}",
+                      f"{e.get('mcnemar', {}).get('p', float('nan')):.3g}"]
+        cells += [size_mb(f.get("bytes", 0)), _fmt(ones), _fmt(alls)]
+        if ref:
+            cells.append("FAIL" if e["failures"] else "pass")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _recall_table(result: dict[str, Any], ref: dict | None) -> list[str]:
+    """Per-class recall of each build (and its change vs the reference); ``n/a`` for a class
+    with no face in the split (its recall is undefined, not 0)."""
+    labels = result["labels"]
+    lines = ["", "## Per-class recall (support n)", "",
+             "| class | n | " + (f"{ref['name']} | " if ref else "") +
+             " | ".join(result["builds"]) + " |",
+             "|---|---|" + "---|" * (len(result["builds"]) + (1 if ref else 0))]
     for c, lab in enumerate(labels):
         first = next(iter(result["builds"].values()))["report"]["per_class"][c]
+        if not first["support"]:
+            cells = ["n/a"] * (len(result["builds"]) + (1 if ref else 0))
+            lines.append(f"| {lab} | 0 | " + " | ".join(cells) + " |")
+            continue
         cells = [f"{ref['per_class'][c]['recall']:.1%}"] if ref else []
         for e in result["builds"].values():
             r = e["report"]["per_class"][c]["recall"]
@@ -168,11 +219,14 @@ def render_md(result: dict[str, Any], facts: dict[str, dict], title: str) -> str
             else:
                 cells.append(f"{r:.1%}")
         lines.append(f"| {lab} | {first['support']} | " + " | ".join(cells) + " |")
-    fails = [m for e in result["builds"].values() for m in e["failures"]]
-    lines += ["", "## Gate", ""] + ([f"- FAIL {m}" for m in fails] or ["All builds pass."])
-    lines += ["", "Latency: batch 1, one forward pass (flip TTA doubles it), median of timed runs "
-              "after warm-up, through the same runtime the demo uses.", ""]
-    return "\n".join(lines)
+    return lines
+
+
+def size_mb(n_bytes: int) -> str:
+    """A file size in MB for a table: one decimal, two significant digits under 0.1 MB, so a
+    small build never reads "0.0"."""
+    mb = n_bytes / 1e6
+    return f"{mb:.1f}" if mb >= 0.1 or mb == 0 else f"{mb:.2g}"
 
 
 def _fmt(v: float | None) -> str:

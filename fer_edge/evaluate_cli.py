@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from fer_edge.config import MAX_THREADS, number
-from fer_edge.errors import AccuracyGateError, ConfigError
+from fer_edge.errors import AccuracyGateError, ConfigError, ModelFileError
 from fer_edge.gate import CLASS_CORRECTIONS, Gate
 
 log = logging.getLogger(__name__)
@@ -20,9 +20,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "evaluate", help="per-class accuracy of exported builds (no TensorFlow needed)",
         description="Run builds on a dataset split through the light runtime and report "
                     "per-class recall; with --reference, compare each build with it and apply "
-                    "the same gate as `fer-edge convert` (exit 3 on failure).")
+                    "the same gate as `fer-edge convert` (exit 3 on failure). With --people "
+                    "instead of --data: accuracy per class and per person on photos of people, "
+                    "each through the whole pipeline.")
     p.add_argument("builds", nargs="+", help=".tflite / .onnx files")
-    p.add_argument("--data", required=True, help="fer2013.csv / .npz / Kaggle folders")
+    p.add_argument("--data", help="fer2013.csv / .npz / Kaggle folders")
+    p.add_argument("--people", help="instead of --data: a folder of people's photos "
+                   "(<person>/<class>/*.jpg, or TFEID names PPTVEnn.jpg), each photo through "
+                   "the whole pipeline (detect, align, crop, classify; largest face; a missed "
+                   "face is wrong), scored per person; no gate")
+    p.add_argument("--detector", default="auto", help="--people: the face detector (default "
+                   "auto, as the demo)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"),
                    help="split to evaluate (default: test = PrivateTest)")
     p.add_argument("--labels", default="fer2013", choices=("fer2013", "ferplus-majority"),
@@ -56,23 +64,38 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if bool(args.data) == bool(args.people):
+        raise ConfigError("pass --data (a FER-2013 layout) or --people (a folder of people's "
+                          "photos), one of the two")
+    if args.out:  # before the (long) evaluation, so nothing is lost at the end
+        _check_out(args)
+    return run_people(args) if args.people else run_data(args)
+
+
+def run_data(args: argparse.Namespace) -> int:
+    """``--data``: the parity check of every build on a FER-2013 split (exit 3 on a failure)."""
     from fer_edge.data import load_dataset_for
-    from fer_edge.evaluate import build_facts, compare, predict_all, render_md, write_report
-    from fer_edge.io import check_output_dir
+    from fer_edge.evaluate import (
+        build_facts,
+        compare,
+        folder_as_build,
+        predict_all,
+        render_md,
+        write_report,
+    )
     from fer_edge.preprocess import to_model_input
     from fer_edge.runtime import load_predictor
 
     if args.labels != "fer2013" and not args.ferplus:
         raise ConfigError(f"--labels {args.labels} needs --ferplus PATH/fer2013new.csv")
-    if args.out:  # before the (long) evaluation, so nothing is lost at the end
-        out = check_output_dir(args.out, "--out")
-        taken = [f for f in ("report.json", "report.md") if (out / f).exists()]
-        if taken and not args.force:
-            raise ConfigError(f"--out {out}: holds a report ({taken[0]}); pass --force to "
-                              "replace it, or choose another folder")
+    for b in [*args.builds, *([args.reference] if args.reference else [])]:
+        if Path(b).is_dir():
+            raise ModelFileError(folder_as_build(b, "--reference " if b == args.reference
+                                                 else ""))
     preds = {Path(b).name: load_predictor(b, args.threads) for b in args.builds}
     labels = next(iter(preds.values())).spec.labels
-    ds = load_dataset_for(args.data, labels, skip_unknown_classes=args.skip_unknown_classes)
+    ds = load_dataset_for(args.data, labels, skip_unknown_classes=args.skip_unknown_classes,
+                          need=(args.split,))
     if args.labels != "fer2013":
         from fer_edge.data.ferplus import apply_labels
 
@@ -106,4 +129,46 @@ def run(args: argparse.Namespace) -> int:
     fails = [m for e in result["builds"].values() for m in e["failures"]]
     if fails:
         raise AccuracyGateError("; ".join(fails[:3]))
+    return 0
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """--out must be a writable folder without a report in it (unless --force)."""
+    from fer_edge.io import check_output_dir
+
+    out = check_output_dir(args.out, "--out")
+    taken = [f for f in ("report.json", "report.md") if (out / f).exists()]
+    if taken and not args.force:
+        raise ConfigError(f"--out {out}: holds a report ({taken[0]}); pass --force to "
+                          "replace it, or choose another folder")
+
+
+def run_people(args: argparse.Namespace) -> int:
+    """``--people DIR``: every build on every labelled photo, whole pipeline, per person."""
+    import json
+
+    from fer_edge.data.people import scan_people
+    from fer_edge.evaluate_people import people_report, predict_photos, render_people_md
+    from fer_edge.io import atomic_write_text
+    from fer_edge.runtime import load_predictor
+
+    photos, skipped = scan_people(args.people)
+    if args.limit:
+        photos = photos[:args.limit]
+    log.info("%s: %d labelled photos of %d people (%d unlabelled skipped)", args.people,
+             len(photos), len({p.person for p in photos}), skipped)
+    reports = {}
+    for b in args.builds:
+        pred = load_predictor(b, args.threads)
+        probs, found = predict_photos(pred, photos, args.detector)
+        reports[Path(b).name] = people_report(photos, probs, found, pred.spec.labels)
+    title = f"Evaluation on the people of {Path(args.people).name}, whole pipeline"
+    text = render_people_md(reports, title)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(Path(args.out) / "report.json", json.dumps(
+            {"people": str(args.people), "detector": str(args.detector),
+             "builds": reports}, indent=2) + "\n")
+        atomic_write_text(Path(args.out) / "report.md", text)
+    print(text)
     return 0

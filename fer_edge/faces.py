@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,13 +41,15 @@ import numpy as np
 from fer_edge.demo.tracking import iou
 from fer_edge.errors import BackendUnavailableError, ConfigError, ModelFileError, SourceError
 from fer_edge.preprocess import eye_angle, frame_faces, to_gray
+from fer_edge.runtime.quiet import native_stderr_quiet
 from fer_edge.spec import CropRule, ModelSpec
 
 log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
 ASSETS = Path(__file__).resolve().parent / "assets"
-#: crop rules and box spread calibrated on FER-2013 by ``benchmarks/calibrate_crops.py``
+#: crop rules and box spread calibrated on FER-2013
+#: (``studies/crop_calibration/calibrate_crops.py``)
 CALIBRATION_FILE = ASSETS / "face_crops.json"
 #: the default detector (``--detector auto``): the best one measured in benchmarks/README.md
 AUTO = "blazeface-full+refine"
@@ -247,8 +250,10 @@ class BlazeFaceDetector(_Boxes):
             raise BackendUnavailableError("BlazeFace needs LiteRT: pip install ai-edge-litert "
                                           "(or use --detector haar)") from None
         try:
-            self._interp = Interpreter(model_path=str(path), num_threads=max(1, num_threads))
-            self._interp.allocate_tensors()
+            with native_stderr_quiet():
+                self._interp = Interpreter(model_path=str(path),
+                                           num_threads=max(1, num_threads))
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelFileError(f"{path}: not a loadable TFLite model "
                                  f"({str(exc).splitlines()[0][:100]}); restore it with "
@@ -262,7 +267,7 @@ class BlazeFaceDetector(_Boxes):
             raise ModelFileError(f"{path}: not the {name} model (input {tuple(inp['shape'])}, "
                                  f"outputs {[tuple(d['shape']) for d in outs.values()]}, "
                                  f"expected {a} anchors)")
-        self.name, self.size = name, size
+        self.name, self.size, self.num_threads = name, size, max(1, num_threads)
         self._in, self._reg, self._cls = inp["index"], outs[16]["index"], outs[1]["index"]
         self.score_threshold, self.min_size = score_threshold, min_size
         self.iou_threshold = iou_threshold
@@ -324,6 +329,153 @@ class BlazeFaceDetector(_Boxes):
                 continue
             out.append(Detection((float(b[0, 0]), float(b[0, 1]), float(w), float(h)), sc, k))
         return out
+
+
+# --- tiles: small faces in large frames -----------------------------------------------------
+#: ``--detect-tiles auto``: frames whose long side is at least this many pixels are also
+#: looked at in tiles (BlazeFace sees any frame at 192 px, so a 1920-px frame's 60-px face
+#: shrinks to 6 px)
+TILE_MIN_SIDE = 960
+#: auto: tiles per side = round(long side / this), so each tile is about a 640-px frame
+TILE_SIDE = 640
+#: most tiles per side (``--detect-tiles N`` takes 2..MAX_TILES)
+MAX_TILES = 6
+#: each tile reaches this fraction of its grid cell beyond the cell on every inner side, so a
+#: face up to 2 x this x the cell wide, centred in the cell, is whole in the tile
+TILE_OVERLAP = 0.15
+#: auto: tiles are skipped when every face the full frame shows is at least this fraction of
+#: a grid cell wide (one person close to a 1080p camera costs one pass, as before)
+TILE_SKIP_FACE = 0.5
+#: overlap above which two boxes (full frame and tiles) are one face (IoU, or the smaller box's
+#: share of the intersection)
+TILE_NMS_IOU, TILE_NMS_INSIDE = 0.3, 0.6
+
+
+def parse_tiles(value) -> int | None:
+    """A ``--detect-tiles`` value: "auto" -> None (decided per frame), "off" -> 1 (the full
+    frame only), "N" -> N (N x N tiles, 2..MAX_TILES, on every frame).
+
+    Raises:
+        ConfigError: anything else.
+    """
+    text = str(value).strip().lower()
+    if text == "auto":
+        return None
+    if text == "off":
+        return 1
+    if text.isdigit() and 1 <= int(text) <= MAX_TILES:
+        return int(text)
+    raise ConfigError(f"--detect-tiles {value!r}: use auto, off, or a number of tiles per side "
+                      f"from 2 to {MAX_TILES}")
+
+
+def tile_grid(shape: tuple[int, ...], n: int) -> list[tuple[tuple[int, int, int, int],
+                                                             tuple[float, float, float, float]]]:
+    """The ``n`` x ``n`` overlapping tiles of a frame.
+
+    Args:
+        shape: the frame's shape, (H, W, ...).
+        n: tiles per side.
+
+    Returns:
+        [((x0, y0, x1, y1) tile in frame pixels, (cx0, cy0, cx1, cy1) its grid cell)], row by
+        row; the cells cover the frame without overlap, each tile is its cell plus
+        :data:`TILE_OVERLAP` of a cell on every side (clipped to the frame).
+    """
+    h, w = shape[:2]
+    xs, ys = np.linspace(0, w, n + 1), np.linspace(0, h, n + 1)
+    ox, oy = TILE_OVERLAP * w / n, TILE_OVERLAP * h / n
+    out = []
+    for r in range(n):
+        for c in range(n):
+            tile = (int(max(0, xs[c] - ox)), int(max(0, ys[r] - oy)),
+                    int(min(w, np.ceil(xs[c + 1] + ox))), int(min(h, np.ceil(ys[r + 1] + oy))))
+            out.append((tile, (xs[c], ys[r], xs[c + 1], ys[r + 1])))
+    return out
+
+
+def merge_faces(dets: list[Detection]) -> list[Detection]:
+    """One detection per face from overlapping candidates (full frame and tiles, all in frame
+    pixels): best score first, a candidate is dropped when it overlaps a kept one by IoU >
+    :data:`TILE_NMS_IOU` or lies mostly (:data:`TILE_NMS_INSIDE` of its area) inside it."""
+    kept: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.score):
+        x, y, w, h = d.box
+        dup = False
+        for k in kept:
+            kx, ky, kw, kh = k.box
+            iw = max(0.0, min(x + w, kx + kw) - max(x, kx))
+            ih = max(0.0, min(y + h, ky + kh) - max(y, ky))
+            inter = iw * ih
+            small = max(min(w * h, kw * kh), 1e-9)
+            if iou(d.box, k.box) > TILE_NMS_IOU or inter / small > TILE_NMS_INSIDE:
+                dup = True
+                break
+        if not dup:
+            kept.append(d)
+    return kept
+
+
+def _shifted(d: Detection, x0: int, y0: int) -> Detection:
+    """A detection made on a tile whose top-left corner is (x0, y0), in frame pixels."""
+    x, y, w, h = d.box
+    kps = None if d.keypoints is None else (d.keypoints + np.float32([x0, y0])).astype(np.float32)
+    return Detection((x + x0, y + y0, w, h), d.score, kps)
+
+
+class TiledDetector(_Boxes):
+    """A detector run on the whole frame and on overlapping tiles of it, for small faces in
+    large frames (a classroom or shop camera; BlazeFace letterboxes any frame to 192 px).
+
+    The frame is cut into ``n`` x ``n`` grid cells; each tile is its cell plus
+    :data:`TILE_OVERLAP` of a cell around it. A face found in a tile is kept only when its
+    centre lies in the tile's own cell (a face cut by a tile edge is whole, and centred in its
+    cell, in the neighbouring tile), moved to frame pixels (box and keypoints), and merged
+    with the full frame's faces by :func:`merge_faces`.
+
+    ``tiles`` "auto": ``n`` = round(long side / :data:`TILE_SIDE`) for frames whose long side
+    is at least :data:`TILE_MIN_SIDE` (so 640x480 is never tiled: 1 pass, as before), and no
+    tiles when the full frame found faces that are all at least :data:`TILE_SKIP_FACE` of a
+    cell wide. "off": the full frame only. "N": N x N tiles on every frame.
+    ``tile_frames`` counts the frames on which tiles ran.
+
+    Args:
+        inner: the detector to run (``detect_faces``); its ``name`` names this one, so the
+            crop rule calibrated for it applies.
+        tiles: "auto", "off" or "2".."6" (``--detect-tiles``).
+    """
+
+    def __init__(self, inner: _Boxes, tiles: str | int = "auto"):
+        self.inner, self.tiles = inner, parse_tiles(tiles)
+        self.name = getattr(inner, "name", "custom")
+        self.tile_frames = 0
+
+    def grid(self, shape: tuple[int, ...], found: list[Detection]) -> int:
+        """Tiles per side for a frame of this shape, given the full frame's faces."""
+        if self.tiles is not None:
+            return self.tiles
+        h, w = shape[:2]
+        if max(h, w) < TILE_MIN_SIDE:
+            return 1
+        n = min(MAX_TILES, max(2, round(max(h, w) / TILE_SIDE)))
+        cell = min(w, h) / n
+        if found and min(max(d.box[2], d.box[3]) for d in found) >= TILE_SKIP_FACE * cell:
+            return 1
+        return n
+
+    def detect_faces(self, frame: np.ndarray) -> list[Detection]:
+        """Same contract as :meth:`BlazeFaceDetector.detect_faces` (BGR or grey frame)."""
+        found = list(self.inner.detect_faces(frame))
+        n = self.grid(frame.shape, found)
+        if n <= 1:
+            return found
+        self.tile_frames += 1
+        for (x0, y0, x1, y1), (cx0, cy0, cx1, cy1) in tile_grid(frame.shape, n):
+            for d in self.inner.detect_faces(frame[y0:y1, x0:x1]):
+                cx, cy = x0 + d.box[0] + d.box[2] / 2, y0 + d.box[1] + d.box[3] / 2
+                if cx0 <= cx < cx1 and cy0 <= cy < cy1:
+                    found.append(_shifted(d, x0, y0))
+        return merge_faces(found)
 
 
 # --- OpenCV detectors -----------------------------------------------------------------------
@@ -551,7 +703,8 @@ def detector_name(name_or_path: str | None) -> str:
 
 def build_detector(name_or_path: str | None = "auto", score_threshold: float | None = None,
                    min_size: int | None = None, detect_width: int = 320,
-                   num_threads: int = 1, refine_reuse: int = 0) -> _Boxes:
+                   num_threads: int = 1, refine_reuse: int = 0,
+                   tiles: str | int = "off") -> _Boxes:
     """A face detector by name.
 
     Args:
@@ -564,9 +717,12 @@ def build_detector(name_or_path: str | None = "auto", score_threshold: float | N
             64 (its historical demo default).
         detect_width: Haar/YuNet work on the frame shrunk to this width (0 = full size);
             BlazeFace always letterboxes to its own input.
-        num_threads: LiteRT threads for BlazeFace.
+        num_threads: LiteRT threads for BlazeFace (both passes of "+refine").
         refine_reuse: "+refine" detectors: calls a face's second pass is reused for
             (:class:`RefinedDetector`; 0 for single images).
+        tiles: BlazeFace (first pass): "off" (default), "auto" or "2".."6": also look at
+            overlapping tiles of large frames (:class:`TiledDetector`). Haar and YuNet work
+            at ``detect_width`` instead and ignore it.
 
     Raises:
         ConfigError: unknown name, threshold outside (0, 1), negative min size.
@@ -577,16 +733,16 @@ def build_detector(name_or_path: str | None = "auto", score_threshold: float | N
         _check_threshold(score_threshold)
     if name.endswith(REFINE) and name != "yunet" + REFINE:
         first = build_detector(name[:-len(REFINE)], score_threshold, min_size, detect_width,
-                               num_threads)
+                               num_threads, tiles=tiles)
         return RefinedDetector(first, BlazeFaceDetector("blazeface-short",
                                                         num_threads=num_threads),
                                reuse=refine_reuse)
     if min_size is not None and min_size < 0:
         raise ConfigError(f"minimum face size {min_size} is negative; use 0 (all) or pixels")
     if name in BLAZEFACE:
-        return BlazeFaceDetector(name, DEFAULT_SCORE if score_threshold is None
-                                 else score_threshold,
-                                 min_size or 0, num_threads=num_threads)
+        det = BlazeFaceDetector(name, DEFAULT_SCORE if score_threshold is None
+                                else score_threshold, min_size or 0, num_threads=num_threads)
+        return det if parse_tiles(tiles) == 1 else TiledDetector(det, tiles)
     if name == "haar":
         return HaarFaceDetector(detect_width=detect_width,
                                 min_size=64 if min_size is None else min_size)
@@ -603,7 +759,7 @@ def build_detector(name_or_path: str | None = "auto", score_threshold: float | N
 @dataclass(frozen=True)
 class BoxSpread:
     """How a detector's box sits on a FER-2013-framed face, measured on pasted training faces
-    (``benchmarks/calibrate_crops.py``), in units of the true face side.
+    (``studies/crop_calibration/calibrate_crops.py``), in units of the true face side.
 
     Use it to jitter training crops the way a detector will (crop-jitter augmentation).
 
@@ -652,39 +808,26 @@ def box_spread(detector: str = "auto") -> BoxSpread:
     d = _calibration().get("detectors", {}).get(name)
     if d is None:
         raise ConfigError(f"no box spread measured for detector {name!r}; run "
-                          "benchmarks/calibrate_crops.py")
+                          "studies/crop_calibration/calibrate_crops.py")
     s = d["spread"]
     return BoxSpread(name, int(s["n"]), tuple(s["dx"]), tuple(s["dy"]), tuple(s["size"]),
                      tuple(s.get("angle_deg", (0.0, 0.0))))
 
 
-def with_calibrated_crops(spec: ModelSpec) -> ModelSpec:
-    """A spec with a crop rule for every calibrated detector it does not record itself.
+def crop_fields() -> dict:
+    """The crop fields of a new model spec: every calibrated crop rule in ``face_crops``, the
+    default detector (:data:`AUTO`) as ``detector`` and its rule as ``crop``. ``fer-edge
+    train`` records them in the run's spec; every build copies them, and the runtime reads
+    them from the build alone.
 
-    Builds made before fer-edge recorded per-detector crop rules (``face_crops`` empty, such as
-    the packaged default model until it is re-specced with ``convert/respec.py``) get this
-    fer-edge's calibration; ``extra["face_crops_from"]`` says so.
+    Raises:
+        ConfigError: this install has no calibration for the default detector.
     """
-    cal = calibrated_crops()
-    missing = {k: v for k, v in cal.items() if k not in spec.face_crops}
-    if not missing:
-        return spec
-    extra = dict(spec.extra)
-    extra.setdefault("face_crops_from", "fer-edge calibration (benchmarks/calibrate_crops.py)")
-    return spec.replace(face_crops={**missing, **spec.face_crops}, extra=extra)
-
-
-def record_crops(spec: ModelSpec) -> ModelSpec:
-    """The spec a new build carries: every calibrated crop rule in ``face_crops``, the default
-    detector (:data:`AUTO`) as ``detector`` and its rule as ``crop``. Unchanged when the spec
-    already records crop rules or no calibration exists. ``fer-edge convert`` and
-    ``convert/respec.py`` call it."""
     crops = calibrated_crops()
-    if spec.face_crops or AUTO not in crops:
-        return spec
-    extra = {k: v for k, v in spec.extra.items() if k != "face_crops_from"}
-    extra["face_crops"] = "benchmarks/calibrate_crops.py (fer_edge/assets/face_crops.json)"
-    return spec.replace(detector=AUTO, crop=crops[AUTO], face_crops=crops, extra=extra)
+    if AUTO not in crops:
+        raise ConfigError(f"no crop calibration for {AUTO} in {CALIBRATION_FILE}; reinstall "
+                          "fer-edge")
+    return {"detector": AUTO, "crop": crops[AUTO], "face_crops": crops}
 
 
 # --- the product function: detect -> align -> crop -------------------------------------------
@@ -710,6 +853,9 @@ class Face:
 class FaceFinder:
     """detect -> align -> crop, with the crop rule the model spec records for the detector.
 
+    Safe to call from several threads: detection runs under a per-finder lock (detectors
+    keep state), cropping does not.
+
     Args:
         spec: the model's :class:`~fer_edge.spec.ModelSpec` (its ``face_crops``).
         detector: a detector name/path for :func:`build_detector`, or a detector object
@@ -727,13 +873,15 @@ class FaceFinder:
         self.detector = detector
         self.spec, self.max_faces = spec, max_faces
         name = getattr(detector, "name", "custom")
-        rule = spec.crop_for(name) or with_calibrated_crops(spec).crop_for(name)
+        rule = spec.crop_for(name)
         if rule is None:
-            log.info("no crop rule recorded for detector %r; using the spec's default", name)
+            log.info("the model records no crop rule for detector %r; using its rule for %r",
+                     name, spec.detector)
             rule = spec.crop
         if not align and rule.align:
             rule = CropRule(rule.square, rule.scale, rule.shift_y, rule.source_size, False)
         self.rule = rule
+        self._lock = threading.Lock()
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Detections of a frame, largest first, at most ``max_faces``."""
@@ -761,6 +909,7 @@ class FaceFinder:
         Returns:
             [:class:`Face`] largest first.
         """
-        dets = self.detect(frame)
+        with self._lock:  # detectors keep state (interpreter tensors, refine cache)
+            dets = self.detect(frame)
         crops = self.crops(frame, [d.int_box() for d in dets], [d.eyes for d in dets])
         return [Face(d.int_box(), d.score, d.keypoints, c) for d, c in zip(dets, crops)]

@@ -1,9 +1,13 @@
 """The model spec: what every exported model carries so labels and preprocessing can't drift.
 
 Light tier. The spec is created once by ``fer-edge train`` (``spec.json`` in the run folder),
-copied into every build by ``fer-edge convert`` (TFLite: an appended zip entry; ONNX:
-``metadata_props``; plus a sidecar ``<build>.spec.json``) and read back by the runtime, which
-checks it against the model's real tensors.
+completed by ``fer-edge convert`` (the embedding output, bound to the weights) and copied into
+every build (TFLite: an appended zip entry; ONNX: ``metadata_props``; plus a sidecar
+``<build>.spec.json``), then read back by the runtime, which checks it against the model's
+real tensors.
+
+The schema is strict: every field must be present, unknown fields are refused, and reading
+fills in no defaults. A spec of another schema version is refused with the fix (re-export).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from fer_edge.errors import SpecError
 
-SCHEMA = "fer-edge/spec/1"
+SCHEMA = "fer-edge/spec/2"
 
 #: FER-2013 class names in label-id order. Defined here and nowhere else.
 FER2013_LABELS: tuple[str, ...] = (
@@ -45,21 +49,34 @@ class CropRule:
             own "down". Detectors without keypoints (Haar) crop axis-aligned.
     """
 
-    square: bool = True
-    scale: float = 1.0
-    shift_y: float = 0.0
-    source_size: int = SOURCE_SIZE
-    align: bool = False
+    square: bool
+    scale: float
+    shift_y: float
+    source_size: int
+    align: bool
 
 
-def _per_channel(v: Any) -> tuple:
-    """A normalisation field as a tuple (one value, or one per channel)."""
-    return v if isinstance(v, tuple) and v else (v,)
+@dataclass(frozen=True)
+class Embedding:
+    """The build's second output: the pooled face features (what ``fer-edge enroll`` uses).
+
+    Attributes:
+        output: the output tensor's name in the build.
+        size: D, the feature length (2048 for InceptionV3).
+        mean, std: D floats each: per-feature mean and standard deviation of this build's
+            flip-averaged embeddings of the FER-2013 Training faces (for standardising);
+            empty when not measured.
+    """
+
+    output: str
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything needed to feed a model and read its output.
+    """Everything needed to feed a model and read its outputs.
 
     Attributes:
         labels: class names in output-index order.
@@ -72,32 +89,35 @@ class ModelSpec:
             InceptionV3). Each is one float, or one float per input channel (the grey face is
             repeated to every channel first; e.g. VGG/ResNet subtract the ImageNet BGR means).
         crop: the face-crop rule for ``detector``.
-        detector: the face detector ``crop`` was made for ("haar" for builds made before
-            fer-edge recorded it).
+        detector: the default face detector of this model (``crop`` is its rule).
         face_crops: crop rules per detector name ("haar", "blazeface-full", ...), each
-            calibrated on FER-2013 so a detector's box becomes a FER-2013-framed face.
-            Empty in builds made before that calibration existed; see :meth:`crop_for`.
+            calibrated on FER-2013 so a detector's box becomes a FER-2013-framed face. The
+            runtime uses these and nothing else; see :meth:`crop_for`.
         tta_flip: average the probabilities of the face and its mirror image.
         arch: architecture name.
+        embedding: the embedding output (:class:`Embedding`), or None for a training run's
+            own spec (``fer-edge convert`` adds it to every build).
         extra: free-form provenance (version, run name, float accuracy, ...).
+        schema: :data:`SCHEMA`.
         sha256: binds the spec to its weights: sha256 of the model file without its spec
             entry, then of this spec's canonical JSON without this field
             (:func:`fer_edge.runtime.spec_io.binding`); set by ``fer-edge convert``, checked on
             load, so a spec moved to other weights or edited (e.g. labels swapped) is refused.
-            Empty in specs made before it existed (and in a run's own ``spec.json``).
+            Empty only in a training run's own ``spec.json``.
     """
 
-    labels: tuple[str, ...] = FER2013_LABELS
-    input_size: int = 75
-    channels: int = 3
-    input_dtype: str = "float32"
-    norm_scale: float | tuple[float, ...] = 1.0 / 127.5
-    norm_offset: float | tuple[float, ...] = -1.0
-    crop: CropRule = field(default_factory=CropRule)
-    detector: str = "haar"
-    face_crops: dict[str, CropRule] = field(default_factory=dict)
-    tta_flip: bool = False
-    arch: str = "inception_v3"
+    labels: tuple[str, ...]
+    input_size: int
+    channels: int
+    input_dtype: str
+    norm_scale: float | tuple[float, ...]
+    norm_offset: float | tuple[float, ...]
+    crop: CropRule
+    detector: str
+    face_crops: dict[str, CropRule]
+    tta_flip: bool
+    arch: str
+    embedding: Embedding | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
     sha256: str = ""
@@ -124,6 +144,9 @@ class ModelSpec:
         for k in ("norm_scale", "norm_offset"):
             if isinstance(d[k], tuple):
                 d[k] = list(d[k])
+        if d["embedding"] is not None:
+            d["embedding"]["mean"] = list(d["embedding"]["mean"])
+            d["embedding"]["std"] = list(d["embedding"]["std"])
         return d
 
     def to_json(self) -> str:
@@ -131,54 +154,47 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "spec") -> ModelSpec:
+        """Read a spec: every field required, none unknown, no defaults filled in.
+
+        Raises:
+            SpecError: another schema version, a missing or unknown field, a wrong type.
+        """
         if not isinstance(d, dict):
             raise SpecError(f"{where}: the model spec is not a JSON object")
         if d.get("schema") != SCHEMA:
-            raise SpecError(
-                f"{where}: unknown spec schema {d.get('schema')!r} (this fer-edge reads "
-                f"{SCHEMA!r}); "
-                "re-export the model with this version of fer-edge"
-            )
+            raise SpecError(f"{where}: spec schema {d.get('schema')!r} is not this fer-edge's "
+                            f"{SCHEMA!r}; re-export the model with `fer-edge convert` (a "
+                            "training run: retrain, or resume it with this version)")
         try:
-            raw = json.loads(json.dumps(d))  # a deep copy, JSON types only
-            d = dict(d)
-            if not isinstance(d["labels"], list) or not all(isinstance(x, str)
-                                                            for x in d["labels"]):
-                raise ValueError("labels must be a list of names")
-            if not isinstance(d.get("crop", {}), dict):
-                raise ValueError("crop must be an object")
-            d["labels"] = tuple(d["labels"])
-            d["crop"] = CropRule(**d.get("crop", {}))
-            d["face_crops"] = {str(k): CropRule(**v)
-                               for k, v in (d.get("face_crops") or {}).items()}
+            fields = _exact_fields(cls, d, "spec")
+            fields["labels"] = _labels(fields["labels"])
+            fields["crop"] = _crop_rule(fields["crop"], "crop")
+            if not isinstance(fields["face_crops"], dict):
+                raise ValueError("face_crops must be an object")
+            fields["face_crops"] = {str(k): _crop_rule(v, f"face_crops.{k}")
+                                    for k, v in fields["face_crops"].items()}
+            fields["embedding"] = _embedding(fields["embedding"])
             for k in ("norm_scale", "norm_offset"):
-                if isinstance(d.get(k), list):
-                    d[k] = tuple(float(v) for v in d[k])
-            known = {f.name for f in dataclasses.fields(cls)}
-            spec = cls(**{k: v for k, v in d.items() if k in known})
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                if isinstance(fields[k], list):
+                    fields[k] = tuple(float(v) for v in fields[k])
+            spec = cls(**fields)
+        except (TypeError, ValueError, AttributeError) as exc:
             raise SpecError(f"{where}: malformed model spec ({exc}); re-export the model "
                             "with `fer-edge convert`") from None
         spec.validate(where)
-        # the spec exactly as stored (fields a newer fer-edge added included): what the
-        # weights binding covers
-        object.__setattr__(spec, "_stored", {k: v for k, v in raw.items() if k != "sha256"})
         return spec
 
     def stored_dict(self) -> dict[str, Any]:
-        """The spec as it was read (every stored field, this version's or not), or as it
-        would be written; without ``sha256``."""
-        stored = getattr(self, "_stored", None)
-        if stored is None:
-            stored = {k: v for k, v in self.to_dict().items() if k != "sha256"}
-        return stored
+        """The spec as written, without ``sha256`` (what the weights binding covers)."""
+        return {k: v for k, v in self.to_dict().items() if k != "sha256"}
 
     @classmethod
     def from_json(cls, text: str | bytes, where: str = "spec") -> ModelSpec:
         try:
             d = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise SpecError(f"{where}: the model spec is not valid JSON ({exc})") from None
+            raise SpecError(f"{where}: the model spec is not valid JSON ({exc}); re-export "
+                            "the model with `fer-edge convert`") from None
         return cls.from_dict(d, where)
 
     @classmethod
@@ -186,7 +202,11 @@ class ModelSpec:
         path = Path(path)
         if not path.is_file():
             raise SpecError(f"{path}: spec file not found")
-        return cls.from_json(path.read_text(), str(path))
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise SpecError(f"{path}: cannot read the spec ({exc.strerror})") from None
+        return cls.from_json(text, str(path))
 
     def write(self, path: str | Path) -> None:
         from fer_edge.io import atomic_write_text
@@ -195,26 +215,11 @@ class ModelSpec:
 
     def validate(self, where: str = "spec") -> None:
         """Types and ranges of every field. Raises SpecError naming the field."""
-        def num(v, kind=(int, float)):
-            return isinstance(v, kind) and not isinstance(v, bool) and math.isfinite(v)
-
-        checks = [("input_size", num(self.input_size, int)), ("channels", num(self.channels, int)),
-                  ("norm_scale", all(num(v) and v != 0 for v in _per_channel(self.norm_scale))),
-                  ("norm_offset", all(num(v) for v in _per_channel(self.norm_offset))),
-                  ("tta_flip", isinstance(self.tta_flip, bool)),
-                  ("input_dtype", isinstance(self.input_dtype, str)),
-                  ("arch", isinstance(self.arch, str)), ("extra", isinstance(self.extra, dict)),
-                  ("sha256", isinstance(self.sha256, str)),
-                  ("crop.square", isinstance(self.crop.square, bool)),
-                  ("crop.scale", num(self.crop.scale)), ("crop.shift_y", num(self.crop.shift_y)),
-                  ("crop.source_size", num(self.crop.source_size, int))]
-        for name, ok in checks:
+        for name, ok in _field_checks(self):
             if not ok:
-                value = getattr(self.crop, name[5:]) if name.startswith("crop.") else getattr(
-                    self, name)
-                raise SpecError(f"{where}: spec field {name} = {value!r} is not a valid "
-                                "value; re-export the model with `fer-edge convert` (or fix "
-                                "the field)")
+                raise SpecError(f"{where}: spec field {name} = {_field_value(self, name)!r} is "
+                                "not a valid value; re-export the model with `fer-edge "
+                                "convert` (or fix the field)")
         if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
             raise SpecError(f"{where}: labels must be >= 2 distinct names, got {list(self.labels)}")
         if self.input_size < 8 or self.channels not in (1, 3):
@@ -229,3 +234,93 @@ class ModelSpec:
         for name, rule in {self.detector: self.crop, **self.face_crops}.items():
             if rule.source_size < 8 or rule.scale <= 0:
                 raise SpecError(f"{where}: bad crop rule for {name}: {rule}")
+        _validate_embedding(self.embedding, where)
+
+
+# --- reading helpers --------------------------------------------------------------------------
+
+def _exact_fields(cls: type, d: dict, what: str) -> dict[str, Any]:
+    """``d`` as constructor arguments of the dataclass ``cls``: every field present, no other."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    missing, unknown = sorted(names - set(d)), sorted(set(d) - names)
+    if missing:
+        raise ValueError(f"{what} lacks field(s) {', '.join(missing)}")
+    if unknown:
+        raise ValueError(f"{what} has unknown field(s) {', '.join(unknown)}")
+    return dict(d)
+
+
+def _labels(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError("labels must be a list of names")
+    return tuple(v)
+
+
+def _crop_rule(v: Any, what: str) -> CropRule:
+    if not isinstance(v, dict):
+        raise ValueError(f"{what} must be an object")
+    return CropRule(**_exact_fields(CropRule, v, what))
+
+
+def _embedding(v: Any) -> Embedding | None:
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise ValueError("embedding must be an object or null")
+    e = _exact_fields(Embedding, v, "embedding")
+    for k in ("mean", "std"):
+        if not isinstance(e[k], list):
+            raise ValueError(f"embedding.{k} must be a list of numbers")
+        e[k] = tuple(float(x) for x in e[k])
+    return Embedding(**e)
+
+
+# --- validation helpers -----------------------------------------------------------------------
+
+def _num(v: Any, kind: type | tuple = (int, float)) -> bool:
+    return isinstance(v, kind) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _per_channel(v: Any) -> tuple:
+    """A normalisation field as a tuple (one value, or one per channel)."""
+    return v if isinstance(v, tuple) and v else (v,)
+
+
+def _field_checks(s: ModelSpec) -> list[tuple[str, bool]]:
+    checks = [("input_size", _num(s.input_size, int)), ("channels", _num(s.channels, int)),
+              ("norm_scale", all(_num(v) and v != 0 for v in _per_channel(s.norm_scale))),
+              ("norm_offset", all(_num(v) for v in _per_channel(s.norm_offset))),
+              ("tta_flip", isinstance(s.tta_flip, bool)),
+              ("input_dtype", isinstance(s.input_dtype, str)),
+              ("detector", isinstance(s.detector, str) and bool(s.detector)),
+              ("arch", isinstance(s.arch, str)), ("extra", isinstance(s.extra, dict)),
+              ("sha256", isinstance(s.sha256, str))]
+    for name, rule in {"crop": s.crop, **{f"face_crops.{k}": r
+                                          for k, r in s.face_crops.items()}}.items():
+        checks += [(f"{name}.square", isinstance(rule.square, bool)),
+                   (f"{name}.align", isinstance(rule.align, bool)),
+                   (f"{name}.scale", _num(rule.scale)), (f"{name}.shift_y", _num(rule.shift_y)),
+                   (f"{name}.source_size", _num(rule.source_size, int))]
+    return checks
+
+
+def _field_value(s: ModelSpec, dotted: str) -> Any:
+    obj: Any = s
+    for part in dotted.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part)
+    return obj
+
+
+def _validate_embedding(e: Embedding | None, where: str) -> None:
+    if e is None:
+        return
+    if not (isinstance(e.output, str) and e.output and _num(e.size, int) and e.size > 0):
+        raise SpecError(f"{where}: bad embedding output {e.output!r} of size {e.size!r}; "
+                        "re-export the model with `fer-edge convert`")
+    for k in ("mean", "std"):
+        v = getattr(e, k)
+        if v and (len(v) != e.size or not all(math.isfinite(x) for x in v)):
+            raise SpecError(f"{where}: embedding.{k} must hold {e.size} finite numbers; "
+                            "re-export the model with `fer-edge convert`")
+    if e.std and min(e.std) <= 0:
+        raise SpecError(f"{where}: embedding.std must be positive; re-export the model")

@@ -89,3 +89,16 @@ def tiny_exported(tmp_path_factory):
     assert main(["convert", str(run), "--int8", "--qat-steps", "20", "--qat-lr", "1e-4",
                  "--latency-runs", "5"]) == 0
     return run
+
+
+def make_spec(**changes):
+    """A complete InceptionV3-style :class:`~fer_edge.spec.ModelSpec` for tests (the product
+    has no spec defaults: every field comes from training or the build)."""
+    from fer_edge.spec import FER2013_LABELS, CropRule, ModelSpec
+
+    rule = CropRule(square=True, scale=1.0, shift_y=0.0, source_size=48, align=False)
+    fields = dict(labels=FER2013_LABELS, input_size=75, channels=3, input_dtype="float32",
+                  norm_scale=1.0 / 127.5, norm_offset=-1.0, crop=rule, detector="haar",
+                  face_crops={}, tta_flip=False, arch="inception_v3")
+    fields.update(changes)
+    return ModelSpec(**fields)

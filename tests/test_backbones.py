@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import TINY_TRAIN_ARGS as TINY  # noqa: E402
+from conftest import make_spec
 
 from fer_edge.cli import main
 from fer_edge.data.synthetic import make_faces, write_npz
@@ -57,7 +58,7 @@ def test_per_channel_normalisation_round_trips_and_is_applied():
     from fer_edge.errors import SpecError
     from fer_edge.preprocess import normalize
 
-    spec = ModelSpec(arch="vgg16", input_size=48, norm_scale=1.0,
+    spec = make_spec(arch="vgg16", input_size=48, norm_scale=1.0,
                      norm_offset=(-103.939, -116.779, -123.68))
     back = ModelSpec.from_json(spec.to_json())
     assert back == spec and isinstance(back.norm_offset, tuple)
@@ -66,7 +67,7 @@ def test_per_channel_normalisation_round_trips_and_is_applied():
     np.testing.assert_allclose(x[0, 0, 0], [100 - 103.939, 100 - 116.779, 100 - 123.68],
                                rtol=1e-6)
     with pytest.raises(SpecError, match="one number per channel"):
-        ModelSpec(norm_offset=(1.0, 2.0)).validate()
+        make_spec(norm_offset=(1.0, 2.0)).validate()
 
 
 @pytest.mark.parametrize("argv, msg", [
@@ -89,8 +90,9 @@ def test_one_class_folder_set_is_one_line_exit_2(tmp_path, capsys):
     write_class_folders(tmp_path / "faces", ["happy"])
     assert main(["train", "--data", str(tmp_path / "faces"), "--runs-dir",
                  str(tmp_path / "runs"), *TINY]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "at least 2 class folders" in err[0]
+    err = capsys.readouterr().err.strip().splitlines()  # progress lines, then one error line
+    assert [ln for ln in err if ": error: " in ln] == err[-1:], err
+    assert "at least 2 class folders" in err[-1]
 
 
 def test_own_classes_are_the_folder_names(tmp_path):
@@ -130,7 +132,7 @@ def check_archs_build_flat(all_archs: bool):
 
     for arch in KERAS_ARCHS if all_archs else ("vgg16", "efficientnet_b0"):
         size = BACKBONES[arch].min_size
-        model = build_model(ModelSpec(input_size=size, arch=arch, labels=("a", "b", "c")),
+        model = build_model(make_spec(input_size=size, arch=arch, labels=("a", "b", "c")),
                             "none")
         types = {type(layer).__name__ for layer in model.layers}
         assert not any(isinstance(layer, keras.Model) for layer in model.layers), arch
@@ -159,7 +161,7 @@ def test_arch_train_step(arch):
     from fer_edge.train.model import build_model
 
     size = BACKBONES[arch].min_size
-    model = build_model(ModelSpec(input_size=size, arch=arch, labels=("a", "b", "c")), "none")
+    model = build_model(make_spec(input_size=size, arch=arch, labels=("a", "b", "c")), "none")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     x = np.random.default_rng(0).uniform(-1, 1, (2, size, size, 3)).astype("float32")
     assert np.isfinite(model.train_on_batch(x, np.array([0, 2])))
@@ -232,7 +234,7 @@ def test_weights_path_and_imagenet_paths(tmp_path, capsys):
                                               input_tensor=inp, include_preprocessing=False)
     path = tmp_path / "mnv3s_notop.h5"
     app.save_weights(path)
-    spec = ModelSpec(input_size=32, arch="mobilenet_v3_small")
+    spec = make_spec(input_size=32, arch="mobilenet_v3_small")
     model = build_model(spec, str(path))
     np.testing.assert_array_equal(model.get_layer("Conv").get_weights()[0],
                                   app.get_layer("Conv").get_weights()[0])
@@ -321,11 +323,13 @@ def test_cli_help_lists_archs():
 @pytest.mark.tf
 @pytest.mark.slow
 def test_backbones_benchmark_end_to_end(tmp_path):
-    """benchmarks/backbones.py on tiny settings: train (budget) -> convert -> benchmark -> CSV."""
+    """studies/backbones/backbones.py on tiny settings: train (budget) -> convert -> benchmark
+    -> CSV."""
     from conftest import ROOT
 
     res = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "backbones.py"), "--data", "synthetic",
+        [sys.executable, str(ROOT / "studies" / "backbones" / "backbones.py"), "--data",
+         "synthetic",
          "--archs", "tiny_cnn", "--budget-min", "0.1", "--recipe", "", "--convert-config", "",
          "--train-args", "--input-size 32 --limit 200 --batch-size 16 --no-tensorboard "
          "--finetune-lr 1e-2 --warmup-epochs 0", "--convert-args",
@@ -344,7 +348,8 @@ def test_backbones_benchmark_end_to_end(tmp_path):
 @pytest.mark.tf
 @pytest.mark.slow
 def test_transfer_ckplus_end_to_end(base_run, tmp_path):
-    """benchmarks/transfer_ckplus.py on a CK+-like folder set (subjects in the file names)."""
+    """studies/transfer_ckplus/transfer_ckplus.py on a CK+-like folder set (subjects in the file
+    names)."""
     from conftest import ROOT
 
     names = ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
@@ -354,7 +359,7 @@ def test_transfer_ckplus_end_to_end(base_run, tmp_path):
         d.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(d / f"S{i % 9:03d}_001_{i:08d}.png"), img)
     res = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "transfer_ckplus.py"), "--base",
+        [sys.executable, str(ROOT / "studies" / "transfer_ckplus" / "transfer_ckplus.py"), "--base",
          str(base_run), "--data", str(tmp_path / "ck"), "--folds", "3", "--only-folds", "1",
          "--head-epochs", "1", "--finetune-epochs", "1", "--scratch-epochs", "1",
          "--unfreeze-blocks", "1", "--warmup-epochs", "0", "--work", str(tmp_path / "w"),
@@ -368,38 +373,42 @@ def test_transfer_ckplus_end_to_end(base_run, tmp_path):
 
 
 def test_transfer_folds_are_subject_disjoint_and_export_as_folders(tmp_path):
-    """benchmarks/transfer_ckplus.py: no subject in two splits of a fold, val carved from the
-    training subjects (1/8, at least one), and --export-dir writes that fold as train/ test/."""
-    import importlib.util
-
+    """studies/transfer_ckplus/transfer_ckplus.py --export-dir (run as a script): each fold's
+    test/ holds whole subjects that its train/ does not, the folds' test sets partition the
+    subjects, and an existing folder is refused."""
     from conftest import ROOT
 
-    from fer_edge.data.readers import read_class_folders
-
-    spec = importlib.util.spec_from_file_location(
-        "transfer_ckplus", ROOT / "benchmarks" / "transfer_ckplus.py")
-    tc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tc)
+    script = ROOT / "studies" / "transfer_ckplus" / "transfer_ckplus.py"
     names = ["anger", "contempt", "happy"]
     x, y = make_faces(3 * 24, 0, num_classes=3)
     for i, (img, lab) in enumerate(zip(x, y)):
         d = tmp_path / "ck" / names[lab]
         d.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(d / f"S{i % 12:03d}_001_{i:08d}.png"), img)
-    x, y, cls, files = read_class_folders(tmp_path / "ck", own_classes=True)
-    subjects = [tc.subject_of(f) for f in files]
-    folds = tc.subject_folds(subjects, 3, 0)
-    for fold in range(3):
-        ds = tc.fold_dataset(x, y, cls, subjects, folds, fold, 0)
-        sizes = {k: len(v) for k, v in ds.labels.items()}
-        assert sum(sizes.values()) == len(x) and min(sizes.values()) > 0
-        assert sizes["train"] > sizes["val"] and sizes["test"] == 24
-    tc.export_fold(files, subjects, folds, 0, tmp_path / "f1")
-    test_subj = {tc.subject_of(p) for p in (tmp_path / "f1" / "test").rglob("*.png")}
-    train_subj = {tc.subject_of(p) for p in (tmp_path / "f1" / "train").rglob("*.png")}
-    assert test_subj == {s for s, k in folds.items() if k == 0} and not test_subj & train_subj
-    with pytest.raises(SystemExit, match="exists"):
-        tc.export_fold(files, subjects, folds, 0, tmp_path / "f1")
+
+    def export(fold: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(script), "--data", str(tmp_path / "ck"), "--folds", "3",
+             "--export-fold", str(fold),
+             "--export-dir", str(tmp_path / f"f{fold}")],
+            cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    def subjects(folder) -> set[str]:
+        return {p.name.split("_")[0] for p in folder.rglob("*.png")}
+
+    seen = set()
+    for fold in (1, 2, 3):
+        res = export(fold)
+        assert res.returncode == 0, res.stderr[-2000:]
+        test_s, train_s = subjects(tmp_path / f"f{fold}" / "test"), subjects(
+            tmp_path / f"f{fold}" / "train")
+        assert test_s and train_s and not test_s & train_s
+        assert len(list((tmp_path / f"f{fold}" / "test").rglob("*.png"))) == 24
+        assert not test_s & seen
+        seen |= test_s
+    assert len(seen) == 12
+    again = export(1)
+    assert again.returncode != 0 and "exists" in again.stderr
 
 
 @pytest.mark.tf
@@ -425,27 +434,3 @@ def test_budget_schedule_anneals_within_the_budget():
     assert s.lr_at(0, 10) == pytest.approx(0.01)  # annealed when the budget is spent
     clock.share = 0.1  # steps ahead of the clock: steps rule
     assert s.lr_at(11, 0) == pytest.approx(plain.lr_at(11, 0))
-
-
-def test_backbones_csv_merges_a_later_call(tmp_path):
-    """A comparison finished in two calls: the second call's archs replace theirs, the rest
-    stay, in the benchmark's arch order."""
-    import csv
-    import importlib.util
-
-    from conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location("bb", ROOT / "benchmarks" / "backbones.py")
-    bb = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bb)
-    out = tmp_path / "backbones_t.csv"
-    with out.open("w", newline="") as f:
-        w = csv.DictWriter(f, ["arch", "float_accuracy"])
-        w.writeheader()
-        w.writerows([{"arch": "inception_v3", "float_accuracy": "0.29"},
-                     {"arch": "vgg16", "float_accuracy": "0.10"}])
-    rows = bb.merge_rows(out, [{"arch": "vgg19", "float_accuracy": "0.25"},
-                               {"arch": "vgg16", "float_accuracy": "0.24"}])
-    assert [(r["arch"], r["float_accuracy"]) for r in rows] == [
-        ("inception_v3", "0.29"), ("vgg16", "0.24"), ("vgg19", "0.25")]
-    assert bb.merge_rows(tmp_path / "none.csv", rows[:1]) == rows[:1]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_spec
 
 from fer_edge.cli import main
 from fer_edge.errors import ModelFileError, SpecError
@@ -162,7 +163,7 @@ def test_spec_missing_or_mismatched(exported, tmp_path):
     ModelSpec.read(sidecar_path(src)).replace(labels=tuple("abcdefg")).write(sidecar_path(dst))
     with pytest.raises(SpecError, match="differ"):
         load_predictor(dst)
-    ModelSpec(labels=("a", "b", "c")).write(sidecar_path(dst))
+    make_spec(labels=("a", "b", "c")).write(sidecar_path(dst))
     with pytest.raises(SpecError):
         load_predictor(dst)
     # a tflite with no embedded spec and no sidecar
@@ -172,7 +173,7 @@ def test_spec_missing_or_mismatched(exported, tmp_path):
     with pytest.raises(SpecError, match="no fer-edge model spec"):
         load_predictor(bare)
     # wrong input size in the sidecar
-    ModelSpec(input_size=48).write(sidecar_path(bare))
+    make_spec(input_size=48).write(sidecar_path(bare))
     with pytest.raises(SpecError, match="does not match"):
         load_predictor(bare)
 
@@ -235,3 +236,46 @@ def test_calib_select_keeps_the_batch_size_that_agrees_best(exported, tmp_path):
 def test_calib_select_bad_value_is_one_line_error(exported, capsys):
     assert main(["convert", str(exported), "--int8", "--calib-select", "4,x"]) == 2
     assert "--calib-select" in capsys.readouterr().err
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()
+            if p.suffix in (".tflite", ".onnx")}
+
+
+def test_adding_builds_keeps_the_others_and_merges_the_report(exported, tmp_path, capsys):
+    """Issue 34: `convert RUN --int8 --no-tflite-fp32 --no-onnx-fp32` on a converted export
+    adds the int8 builds without --force, keeps the float builds byte for byte and the report
+    keeps their parity rows; --force still rebuilds what is requested (and only that)."""
+    out = tmp_path / "export"
+    common = ["--out", str(out), "--latency-runs", "3"]
+    assert main(["convert", str(exported), *common]) == 0
+    floats = _digests(out)
+    assert set(floats) == {BUILDS[0], BUILDS[2]}
+    assert main(["convert", str(exported), "--int8", "--no-tflite-fp32", "--no-onnx-fp32",
+                 "--qat-steps", "5", *common]) == 0
+    after = _digests(out)
+    assert set(after) == set(BUILDS)
+    assert {k: after[k] for k in floats} == floats, "a float build was rebuilt"
+    rep = json.loads((out / "report.json").read_text())
+    assert set(rep["parity"]["builds"]) == set(BUILDS)
+    assert set(BUILDS) <= set(rep["builds"])
+    md = (out / "report.md").read_text()
+    assert all(f"| {b} |" in md for b in BUILDS), md
+    assert (out / "per_class.png").is_file()
+    # every requested build exists: refused, nothing changed
+    capsys.readouterr()
+    assert main(["convert", str(exported), "--int8", *common]) == 2
+    err = capsys.readouterr().err
+    assert "every requested build exists" in err and "--force" in err
+    assert _digests(out) == after
+    # --force rebuilds the requested int8 ONNX only; the report still has all four
+    assert main(["convert", str(exported), "--int8", "--no-tflite-fp32", "--no-onnx-fp32",
+                 "--no-tflite-int8", "--onnx-int8-from", "ort-s8s8", "--force", *common]) == 0
+    forced = _digests(out)
+    assert forced[BUILDS[3]] != after[BUILDS[3]]
+    assert {k: v for k, v in forced.items() if k != BUILDS[3]} == {
+        k: v for k, v in after.items() if k != BUILDS[3]}
+    rep2 = json.loads((out / "report.json").read_text())
+    assert set(rep2["parity"]["builds"]) == set(BUILDS)
+    assert rep2["builds"][BUILDS[1]].get("qat") == rep["builds"][BUILDS[1]].get("qat")

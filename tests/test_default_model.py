@@ -71,3 +71,55 @@ def test_privatetest_accuracy_is_the_card_figure(card, fer_npz):
     assert abs(rep["accuracy"] - ev["accuracy"]) <= 0.002
     for c in rep["per_class"]:
         assert abs(c["recall"] - ev["recall"][c["label"]]) <= 0.01
+
+
+# --- the embedding output (re-issued 2026-12-06 with spec schema 2) ---------------------------
+
+def test_embedding_shape_determinism_and_flip_average():
+    import fer_edge
+
+    m = fer_edge.load()
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    d = m.spec.embedding.size
+    e = m.embed(faces)
+    assert e.shape == (3, d) and e.dtype == np.float32 and d == 2048
+    assert np.array_equal(e, m.embed(faces))  # deterministic
+    one = m.embed(faces, tta_flip=False)
+    mirror = m.embed(faces[:, :, ::-1], tta_flip=False)
+    assert np.allclose(e, (one + mirror) / 2, atol=1e-6)  # the flip average, as predict does
+    probs, e2 = m.predict(faces, embedding=True)
+    assert np.array_equal(probs, m.predict(faces)) and np.array_equal(e2, e)
+    assert len(m.spec.embedding.mean) == d and min(m.spec.embedding.std) > 0
+
+
+@pytest.mark.data
+def test_the_new_output_changes_no_probability(fer_npz):
+    """The re-issued build's int8 probabilities are bit-identical to the schema-1 build's on
+    a PrivateTest sample (the whole split was checked by convert/reissue_default.py: see the
+    card's ``reissued``)."""
+    from pathlib import Path
+
+    import fer_edge
+    from fer_edge.data import load_dataset
+    from fer_edge.preprocess import to_model_input
+    from fer_edge.runtime.base import quantize
+
+    ref = json.loads((Path(__file__).parent / "data" / "default_v1_int8_probs.json").read_text())
+    faces = load_dataset(fer_npz).images["test"][ref["indices"]]
+    m = fer_edge.load(num_threads=1)
+    it, i, o = m._interp, m._interp.get_input_details()[0], m._out
+    got = []
+    for face in faces:
+        x = to_model_input(face[None], m.spec)
+        row = []
+        for xi in (x, x[:, :, ::-1, :].copy()):
+            it.set_tensor(i["index"], quantize(xi, *i["quantization"], np.int8))
+            it.invoke()
+            row.append(it.get_tensor(o["index"])[0].astype(int).tolist())
+        got.append(row)
+    assert got == ref["int8_probs"]
+
+
+def test_card_records_the_reissue(card):
+    r = card["reissued"]["probabilities_bit_identical"]
+    assert r["identical"] == r["n"] == 3589

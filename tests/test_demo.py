@@ -7,32 +7,47 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import make_spec
 
 from fer_edge.cli import main
 from fer_edge.demo.config import DemoConfig
 from fer_edge.demo.loop import run_demo
 from fer_edge.demo.sources import SAMPLE_CLIP
-from fer_edge.spec import ModelSpec
+from fer_edge.runtime import default_model_path, load_predictor
+from fer_edge.runtime.base import Predictor
+
+needs_packaged = pytest.mark.skipif(default_model_path() is None, reason="no packaged model")
 
 
-class NoisyPredictor:
-    """Stand-in classifier: 'happy' with noise that makes the raw argmax flicker."""
+class NoisyPredictor(Predictor):
+    """Stand-in model behind the real :class:`Predictor` (preprocessing, flip TTA): 'happy'
+    with noise that makes the raw argmax flicker. Its spec has flip TTA on, as the packaged
+    model's, so the demo takes its default flip path (``--flip-tta alternate``)."""
+
+    backend = "noisy"
 
     def __init__(self):
-        self.spec, self.rng, self.calls = ModelSpec(), np.random.default_rng(0), 0
+        super().__init__(Path("noisy.tflite"), make_spec(tta_flip=True), 1)
+        self.rng, self.calls, self.passes, self.flags = np.random.default_rng(0), 0, 0, []
 
-    def predict(self, faces):
+    def predict(self, faces, tta_flip=None):
         assert faces.ndim == 3 and faces.dtype == np.uint8 and faces.shape[1:] == (48, 48)
         self.calls += 1
-        p = np.full((len(faces), 7), 0.02)
-        p[:, 3] = 0.5 + self.rng.normal(0, 0.1, len(faces))
-        p[:, 6] = 0.42 + self.rng.normal(0, 0.1, len(faces))
+        self.flags.append(tta_flip)
+        return super().predict(faces, tta_flip)
+
+    def _run(self, x):
+        self.passes += 1
+        p = np.full((len(x), 7), 0.02)
+        p[:, 3] = 0.5 + self.rng.normal(0, 0.1, len(x))
+        p[:, 6] = 0.42 + self.rng.normal(0, 0.1, len(x))
         p = np.clip(p, 1e-3, None)
-        return (p / p.sum(1, keepdims=True)).astype(np.float32)
+        return (p / p.sum(1, keepdims=True)).astype(np.float32), None
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +77,12 @@ def test_log_rows_tracks_and_smoothing(moving_face_video, tmp_path):
     log = tmp_path / "faces.csv"
     cfg = DemoConfig(video=str(moving_face_video), headless=True, log=str(log),
                      save=str(tmp_path / "out.avi"), detect_every=2, ema=0.3)
-    stats = run_demo(cfg, predictor=NoisyPredictor())
+    pred = NoisyPredictor()
+    stats = run_demo(cfg, predictor=pred)
     assert stats.frames == 40
+    # the default flip path: both passes on the face's first classification, one pass after
+    assert pred.flags[0] is True and set(pred.flags[1:]) == {False}
+    assert pred.passes == pred.calls + 1
     rows = _rows(log)
     assert len(rows) >= 34  # the face is found in (nearly) every frame
     assert stats.rows_logged == len(rows)
@@ -72,7 +91,7 @@ def test_log_rows_tracks_and_smoothing(moving_face_video, tmp_path):
     assert frames == sorted(frames) and ts == sorted(ts)
     assert abs(ts[-1] - frames[-1] / 20) < 1e-3  # video time
     assert {r["face_id"] for r in rows} == {"1"}  # one face, one stable id
-    p = np.array([[float(r[f"p_{lab}"]) for lab in ModelSpec().labels] for r in rows])
+    p = np.array([[float(r[f"p_{lab}"]) for lab in make_spec().labels] for r in rows])
     assert np.all((p >= 0) & (p <= 1)) and np.allclose(p.sum(1), 1, atol=1e-3)
     flips = lambda seq: sum(a != b for a, b in zip(seq, seq[1:]))  # noqa: E731
     assert flips([r["label"] for r in rows]) < flips([r["raw_label"] for r in rows])
@@ -129,6 +148,44 @@ def test_image_folder_source(tmp_path):
     stats = run_demo(DemoConfig(image=str(tmp_path), headless=True,
                                 log=str(tmp_path / "l.csv")), predictor=NoisyPredictor())
     assert stats.frames == 2 and len(_rows(tmp_path / "l.csv")) == 2
+
+
+@needs_packaged
+@pytest.mark.parametrize("flag, passes", [("model", 2), ("on", 2), ("off", 1)])
+def test_flip_tta_switch(flag, passes, tmp_path):
+    """--flip-tta off halves the classifier passes (the packaged model's spec has it on)."""
+    pred = load_predictor(None, 1)
+    calls = []
+    real = pred.predict_inputs
+    pred.predict_inputs = lambda x: calls.append(len(x)) or real(x)
+    stats = run_demo(DemoConfig(video="sample", headless=True, max_frames=4, classify_every=1,
+                                flip_tta=flag), predictor=pred)
+    assert stats.frames == 4 and calls and len(calls) == passes * len(stats.classify_ms)
+
+
+@needs_packaged
+def test_flip_tta_alternate_spreads_the_two_passes_over_rounds():
+    """The default (alternate): both passes on a face's first classification, then one pass
+    per round, the face and its mirror in turn."""
+    pred = load_predictor(None, 1)
+    seen = []
+    real = pred.predict_inputs
+    pred.predict_inputs = lambda x: seen.append(x.copy()) or real(x)
+    stats = run_demo(DemoConfig(video="sample", headless=True, max_frames=5, classify_every=1,
+                                detect_every=1), predictor=pred)
+    assert DemoConfig().flip_tta == "alternate"
+    rounds = len(stats.classify_ms)
+    assert rounds == 5 and len(seen) == rounds + 1
+    # pass 0/1: face and mirror of round 0; then round 1 mirrored, round 2 plain, ...
+    assert np.array_equal(seen[1], seen[0][:, :, ::-1])
+    assert all(len(x) == 1 for x in seen)
+
+
+def test_flip_tta_bad_value_from_a_config_file():
+    from fer_edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--flip-tta 'maybe': use alternate, model, on, off"):
+        DemoConfig(video="sample", flip_tta="maybe").validate()
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -9,7 +9,7 @@ import re
 import cv2
 import numpy as np
 import pytest
-from conftest import FER_NPZ, ROOT  # noqa: E402
+from conftest import FER_NPZ, ROOT, make_spec  # noqa: E402
 
 from fer_edge.cli import main
 from fer_edge.data.paste import pasted_frames
@@ -204,8 +204,10 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_alignment_rotates_a_tilted_face_upright(full, test_faces):
+    from fer_edge.faces import crop_fields
+
     faces, _ = test_faces
-    spec = ModelSpec()
+    spec = make_spec(**crop_fields())  # the calibrated rules: BlazeFace's aligns
     finder = FaceFinder(spec, full)
     gains, angles = [], []
     for p in pasted_frames(faces[:45], seed=2, sides=(120, 240), max_angle=0):
@@ -229,7 +231,7 @@ def test_crop_follows_the_spec_rule_and_reframes_the_face(full, test_faces):
     faces, _ = test_faces
     rule = calibrated_crops()["blazeface-full"]
     assert rule.align and rule.scale > 1  # BlazeFace boxes are tighter than FER-2013 faces
-    spec = ModelSpec(face_crops={"blazeface-full": rule})
+    spec = make_spec(face_crops={"blazeface-full": rule})
     finder = FaceFinder(spec, full)
     assert finder.rule == rule
     raw_iou, crop_iou = [], []
@@ -256,40 +258,17 @@ def test_box_spread_api():
         box_spread("nope")
 
 
-def test_packaged_model_gets_calibrated_crops_explicitly():
+def test_packaged_model_records_every_crop_rule():
+    """The packaged spec names the default detector and holds the calibrated rule of every
+    detector (the runtime reads no calibration file)."""
+    from fer_edge.faces import AUTO
     from fer_edge.runtime import load_predictor
 
     p = load_predictor()
-    if p.spec.extra.get("face_crops_from") is None:  # re-specced build records its own
-        assert p.spec.face_crops
-        return
-    assert set(p.spec.face_crops) >= {"blazeface-full", "blazeface-short", "haar"}
-    assert p.spec.crop_for("blazeface-full") == calibrated_crops()["blazeface-full"]
+    assert p.spec.detector == AUTO and p.spec.crop == calibrated_crops()[AUTO]
+    assert p.spec.face_crops == calibrated_crops()
     out = p.analyze(_real("obama.jpg"))
     assert len(out) == 1 and out[0]["label"] in p.spec.labels and out[0]["keypoints"]
-
-
-def test_respec_records_the_rules(tmp_path):
-    import importlib.util
-
-    from fer_edge.faces import AUTO
-    from fer_edge.runtime import default_model_path, load_predictor
-
-    spec_ = importlib.util.spec_from_file_location("respec", ROOT / "convert" / "respec.py")
-    mod = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(mod)
-    src = default_model_path()
-    out = tmp_path / "m.tflite"
-    data = src.read_bytes()
-    out.write_bytes(mod.strip_spec(data) + b"")
-    assert mod.strip_spec(out.read_bytes()) == out.read_bytes()
-    from fer_edge.runtime.spec_io import embed_in_tflite, read_tflite_spec
-
-    new = mod.respec(read_tflite_spec(data, "x"))
-    out.write_bytes(embed_in_tflite(mod.strip_spec(data), new))
-    p = load_predictor(out)
-    assert p.spec.detector == AUTO and "face_crops_from" not in p.spec.extra
-    assert p.spec.face_crops == calibrated_crops()
 
 
 @pytest.mark.parametrize("kwargs, err", [
@@ -340,11 +319,11 @@ def test_keep_alive_shows_a_briefly_missed_face():
 
 
 def test_new_builds_record_the_calibrated_crops():
-    from fer_edge.faces import AUTO, record_crops
+    from fer_edge.faces import AUTO, crop_fields
 
-    spec = record_crops(ModelSpec())
+    spec = make_spec(**crop_fields())
     assert spec.face_crops == calibrated_crops() and spec.detector == AUTO
-    assert spec.crop == calibrated_crops()[AUTO] and record_crops(spec) is spec
+    assert spec.crop == calibrated_crops()[AUTO]
     assert ModelSpec.from_json(spec.to_json()) == spec
 
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import io
 import json
-import logging
 import os
 import shlex
 import stat
@@ -25,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import HAS_TF
+from conftest import HAS_TF, make_spec
 
 from fer_edge.cli import main
 from fer_edge.config import TrainConfig, make_config, read_toml
@@ -40,29 +38,10 @@ from fer_edge.runtime.spec_io import (
     sidecar_path,
     tflite_model_bytes,
 )
-from fer_edge.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = default_model_path()
 needs_default = pytest.mark.skipif(DEFAULT is None, reason="this checkout has no packaged model")
-
-
-def _unbound_default() -> bytes:
-    """The packaged model as builds made before spec binding were: same weights, its spec
-    without ``sha256`` (the packaged file itself is bound since 2026-12-01)."""
-    data = DEFAULT.read_bytes()
-    spec = read_tflite_spec(data, "default").replace(sha256="")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(SPEC_ENTRY, spec.to_json())
-    return tflite_model_bytes(data) + buf.getvalue()
-
-
-def _bind_script():
-    spec = importlib.util.spec_from_file_location("bind_spec", ROOT / "convert" / "bind_spec.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _rezip(data: bytes, edit) -> bytes:
@@ -114,8 +93,7 @@ def ws(tmp_path_factory) -> Path:
     # builds: the packaged model bound to its spec, and tampered copies
     data = DEFAULT.read_bytes()
     (w / "model.tflite").write_bytes(data)
-    assert _bind_script().main([str(w / "model.tflite")]) == 0
-    bound = (w / "model.tflite").read_bytes()
+    bound = data
 
     def swap(d):
         d["labels"][3], d["labels"][4] = d["labels"][4], d["labels"][3]
@@ -128,7 +106,7 @@ def ws(tmp_path_factory) -> Path:
     (w / "model.pb").write_bytes(b"x")
     flat = tflite_model_bytes(bound)
     (w / "bare.tflite").write_bytes(flat)  # no spec inside, sidecar bound to other weights
-    bind(b"other weights", ModelSpec(input_dtype="int8")).write(sidecar_path(w / "bare.tflite"))
+    bind(b"other weights", make_spec(input_dtype="int8")).write(sidecar_path(w / "bare.tflite"))
     (w / "nospec.tflite").write_bytes(flat)
     # a finished run (config.json is what --resume reads) and a fake run for convert
     runs = w / "runs" / "r1"
@@ -138,7 +116,7 @@ def ws(tmp_path_factory) -> Path:
     run = w / "run"
     (run / "export").mkdir(parents=True)
     (run / "model_float.h5").write_bytes(b"not really a model")
-    ModelSpec().write(run / "spec.json")
+    make_spec().write(run / "spec.json")
     (run / "config.json").write_text(json.dumps({"config": {"data": str(w / "syn.npz")}}))
     (run / "export" / "fer_inception_v3_75_fp32.tflite").write_bytes(b"an earlier build")
     (w / "emptyrun").mkdir()
@@ -541,55 +519,45 @@ def test_disk_full_during_an_atomic_write_leaves_the_old_file(tmp_path, monkeypa
 # --- the spec bound to the weights -------------------------------------------------------------
 
 @needs_default
-def test_unbound_build_loads_with_one_warning_and_bound_one_without(ws, tmp_path, caplog):
-    copy = tmp_path / "old.tflite"
-    copy.write_bytes(_unbound_default())
-    with caplog.at_level(logging.WARNING, logger="fer_edge"):
-        load_predictor(copy)
-        load_predictor(copy)
-        load_predictor(ws / "model.tflite")
-    warn = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warn) == 1 and "old.tflite" in warn[0] and "bind_spec" in warn[0]
-    assert load_predictor(ws / "model.tflite").spec.sha256
+def test_a_spec_without_binding_is_refused(tmp_path):
+    flat = tflite_model_bytes(DEFAULT.read_bytes())
+    spec = read_tflite_spec(DEFAULT.read_bytes(), "default").replace(sha256="")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(SPEC_ENTRY, spec.to_json())
+    (tmp_path / "unbound.tflite").write_bytes(flat + buf.getvalue())
+    with pytest.raises(SpecError, match="not bound to the weights.*fer-edge convert"):
+        load_predictor(tmp_path / "unbound.tflite")
 
 
 @needs_default
-def test_packaged_model_is_checked_against_its_card(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="fer_edge"):
-        assert load_predictor(DEFAULT).spec.sha256  # the packaged model is bound: no warning
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-    model = tmp_path / DEFAULT.name
-    model.write_bytes(_unbound_default())
-    card = json.loads(DEFAULT.with_name("fer_default_int8.card.json").read_text())
-    card["sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
-    (tmp_path / "fer_default_int8.card.json").write_text(json.dumps(card))
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="fer_edge"):
-        load_predictor(model)  # unbound spec, but its card's sha256 matches: no warning
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-    card["sha256"] = "0" * 64
-    (tmp_path / "fer_default_int8.card.json").write_text(json.dumps(card))
-    with pytest.raises(SpecError, match="differs from its model card"):
-        load_predictor(model)
+@pytest.mark.parametrize("edit, match", [
+    (lambda d: d.pop("norm_scale"), "lacks field.*norm_scale"),
+    (lambda d: d["crop"].pop("scale"), "crop lacks field.*scale"),
+    (lambda d: d.update(colour="rgb"), "unknown field.*colour"),
+    (lambda d: d.update(schema="fer-edge/spec/1"), "spec/1.*re-export"),
+    (lambda d: d["embedding"].update(size=7), "embedding"),
+], ids=["missing-field", "missing-crop-field", "unknown-field", "old-schema", "emb-size"])
+def test_the_spec_is_strict(tmp_path, edit, match):
+    """Every field required, unknown fields refused, no defaults filled in on reading."""
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(_rezip(DEFAULT.read_bytes(), edit))
+    with pytest.raises(SpecError, match=match):
+        load_predictor(bad)
 
 
 @needs_default
-def test_bind_script_refreshes_the_card_and_refuses_foreign_specs(tmp_path):
-    model = tmp_path / "fer_default_int8.tflite"
-    model.write_bytes(_unbound_default())
-    card = DEFAULT.with_name("fer_default_int8.card.json")
-    (tmp_path / card.name).write_text(card.read_text())
-    mod = _bind_script()
-    assert mod.main([str(model)]) == 0
-    new = json.loads((tmp_path / card.name).read_text())
-    assert new["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
-    assert read_tflite_spec(model.read_bytes(), "m").labels == load_predictor(DEFAULT).spec.labels
-    assert mod.main([str(model)]) == 0  # already bound: left alone
-    other = tmp_path / "other.tflite"
-    flat = tflite_model_bytes(model.read_bytes())
-    other.write_bytes(flat + b"")
-    bind(b"x", ModelSpec(input_dtype="int8")).write(sidecar_path(other))
-    assert mod.main([str(other)]) == 2
+def test_the_packaged_spec_alone_decides_the_crop(monkeypatch):
+    """The runtime reads no calibration file: the crop rule of every detector, the default
+    one (blazeface-full+refine) included, comes from the model's own spec."""
+    import fer_edge.faces as faces
+
+    monkeypatch.setattr(faces, "CALIBRATION_FILE", Path("/nonexistent/face_crops.json"))
+    monkeypatch.setattr(faces, "_calibration", lambda: {})
+    p = load_predictor(DEFAULT)
+    assert p.spec.detector == faces.AUTO
+    for name in ("blazeface-full+refine", "blazeface-full", "blazeface-short", "haar"):
+        assert p.spec.crop_for(name) is not None
 
 
 def test_onnx_binding_covers_weights_and_spec(tmp_path):
@@ -606,7 +574,7 @@ def test_onnx_binding_covers_weights_and_spec(tmp_path):
         [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [None, 7])], [w])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     proto.ir_version = 8
-    spec = embed_in_onnx(proto, ModelSpec())
+    spec = embed_in_onnx(proto, make_spec())
     good = tmp_path / "tiny.onnx"
     good.write_bytes(proto.SerializeToString())
     pred = load_predictor(good)
@@ -622,7 +590,7 @@ def test_onnx_binding_covers_weights_and_spec(tmp_path):
     with pytest.raises(SpecError, match="does not belong"):
         load_predictor(tmp_path / "swapped.onnx")
     # other weights under the right spec: refused
-    embed_in_onnx(proto, ModelSpec())
+    embed_in_onnx(proto, make_spec())
     proto.graph.initializer[0].CopyFrom(numpy_helper.from_array(np.ones((3, 7), np.float32),
                                                                  "w"))
     for p in proto.metadata_props:
@@ -840,7 +808,7 @@ def test_convert_checks_spec_against_the_model_before_writing(tiny_exported, tmp
     run.mkdir()
     for f in ("model_float.h5", "config.json"):
         shutil.copy(tiny_exported / f, run / f)
-    ModelSpec(input_size=75, arch="tiny_cnn").write(run / "spec.json")
+    make_spec(input_size=75, arch="tiny_cnn").write(run / "spec.json")
     rc, err, _ = run_cli(["convert", str(run), "--data", "synthetic"], capsys)
     assert rc == 2 and "Traceback" not in "".join(err)
     assert "says input 75x75x3" in err[-1] and "takes 32x32x3" in err[-1]

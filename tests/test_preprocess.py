@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import make_spec
 
 from fer_edge.preprocess import (
     crop_box,
@@ -30,7 +31,7 @@ def test_crop_face_pads_outside_frame_by_replication():
 
 
 def test_to_model_input_shape_range():
-    spec = ModelSpec(input_size=75)
+    spec = make_spec(input_size=75)
     faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
     x = to_model_input(faces, spec)
     assert x.shape == (3, 75, 75, 3) and x.dtype == np.float32
@@ -44,17 +45,17 @@ def test_to_model_input_shape_range():
 def test_frame_faces_bgr():
     frame = np.zeros((120, 160, 3), np.uint8)
     frame[30:90, 50:110] = (0, 0, 255)  # red square, BGR
-    faces = frame_faces(frame, [(50, 30, 60, 60)], ModelSpec())
+    faces = frame_faces(frame, [(50, 30, 60, 60)], make_spec())
     assert faces.shape == (1, 48, 48) and faces.dtype == np.uint8
     assert abs(int(faces[0, 24, 24]) - 76) <= 1  # BT.601 grey of pure red
-    assert frame_faces(frame, [], ModelSpec()).shape == (0, 48, 48)
+    assert frame_faces(frame, [], make_spec()).shape == (0, 48, 48)
 
 
 @pytest.mark.tf
 def test_tf_pipeline_equals_numpy_preprocessing():
     from fer_edge.train.pipeline import make_dataset
 
-    spec = ModelSpec(input_size=75)
+    spec = make_spec(input_size=75)
     faces = np.random.default_rng(1).integers(0, 256, (5, 48, 48), dtype=np.uint8)
     ds = make_dataset(faces, np.arange(5) % 7, spec, 8, training=False)
     x_tf = next(iter(ds))[0].numpy()
@@ -63,6 +64,6 @@ def test_tf_pipeline_equals_numpy_preprocessing():
 
 
 def test_spec_round_trip(tmp_path):
-    spec = ModelSpec(input_size=96, tta_flip=True, extra={"run": "x"})
+    spec = make_spec(input_size=96, tta_flip=True, extra={"run": "x"})
     spec.write(tmp_path / "spec.json")
     assert ModelSpec.read(tmp_path / "spec.json") == spec

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import make_spec
 
 pytestmark = pytest.mark.tf
 
@@ -111,10 +112,9 @@ def test_tfmot_reorders_the_concat_and_one_kernel_is_permuted():
 def test_distillation_targets_are_the_float_models_probabilities():
     from fer_edge.convert.qat import distillation_dataset
     from fer_edge.preprocess import to_model_input
-    from fer_edge.spec import ModelSpec
 
     model = _reduction_block_model()
-    spec = ModelSpec(input_size=16)
+    spec = make_spec(input_size=16)
     faces = np.random.default_rng(0).integers(0, 256, (40, 48, 48), dtype=np.uint8)
     ds = distillation_dataset(model, faces, spec, n=32, batch_size=8)
     x, p = next(iter(ds))
@@ -131,7 +131,6 @@ def test_int8_onnx_from_tflite_loads_in_onnxruntime_precision_mode():
 
     from fer_edge.convert import export
     from fer_edge.convert.qat import build_qat_model, calibrate_ranges
-    from fer_edge.spec import ModelSpec
     from fer_edge.train._keras import keras
 
     L = keras.layers
@@ -144,7 +143,7 @@ def test_int8_onnx_from_tflite_loads_in_onnxruntime_precision_mode():
     x = np.random.default_rng(0).uniform(-1, 1, (32, 16, 16, 3)).astype(np.float32)
     qat = build_qat_model(model)
     calibrate_ranges(qat, model, x, batch_size=4)
-    spec = ModelSpec(arch="tiny", input_size=16)
+    spec = make_spec(arch="tiny", input_size=16)
     tfl, _ = export.tflite_int8(qat, spec)
     data, _ = export.onnx_int8_from_tflite(tfl, spec, 17)
     o = ort.SessionOptions()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 
 import pytest
@@ -12,11 +12,7 @@ pytestmark = pytest.mark.tf
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("recover_float",
-                                                  ROOT / "convert" / "recover_float.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module("convert.recover_float")  # repo root on pytest's pythonpath
 
 
 def test_recovered_float_model_computes_the_int8_model(fer_npz, tmp_path):

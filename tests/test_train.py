@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import make_spec
 
 from fer_edge.cli import main
 from fer_edge.data.synthetic import write_npz
@@ -63,11 +64,10 @@ def test_two_stages_from_pretrained_and_frozen_base(npz, tmp_path):
 
 
 def test_stage_freezing_rules():
-    from fer_edge.spec import ModelSpec
     from fer_edge.train._keras import keras
     from fer_edge.train.model import build_model, set_stage
 
-    model = build_model(ModelSpec(input_size=32, arch="tiny_cnn"), "none")
+    model = build_model(make_spec(input_size=32, arch="tiny_cnn"), "none")
     set_stage(model, "head")
     trainable = {layer.name for layer in model.layers if layer.trainable and layer.weights}
     assert trainable == {"probs"}
@@ -146,11 +146,10 @@ def test_resume_without_run_is_an_error(tmp_path):
 
 @pytest.mark.slow
 def test_inception_v3_75_builds_and_steps():
-    from fer_edge.spec import ModelSpec
     from fer_edge.train._keras import keras
     from fer_edge.train.model import build_model, set_stage
 
-    model = build_model(ModelSpec(input_size=75), "none")
+    model = build_model(make_spec(input_size=75), "none")
     assert model.output_shape == (None, 7) and model.input_shape == (None, 75, 75, 3)
     assert 21e6 < model.count_params() < 23e6
     set_stage(model, "finetune", unfreeze_blocks=2, freeze_bn=True)
@@ -165,8 +164,9 @@ def test_inception_v3_75_builds_and_steps():
 
 @pytest.mark.tf
 def test_threads_after_tensorflow_started_is_a_warning_not_a_crash(caplog):
-    """A second run in one process (benchmarks/transfer_ckplus.py after its zero-shot pass)
-    cannot change TensorFlow's thread pools: configure_tf warns and carries on."""
+    """A second run in one process (studies/transfer_ckplus/transfer_ckplus.py after its
+    zero-shot pass) cannot change TensorFlow's thread pools: configure_tf warns and carries
+    on."""
     import tensorflow as tf
 
     from fer_edge.config import TrainConfig

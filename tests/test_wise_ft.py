@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
+import importlib
 import shutil
 
 import numpy as np
 import pytest
-from conftest import ROOT
 
 from fer_edge.data.synthetic import write_ferplus, write_npz
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("wise_ft", ROOT / "train" / "wise_ft.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module("train.wise_ft")  # the repo root is on pytest's pythonpath
 
 
 def test_interpolate_is_the_weighted_mean_and_refuses_mismatches():

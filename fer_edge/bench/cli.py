@@ -1,11 +1,13 @@
 """``fer-edge benchmark``: measure builds on this machine and write one CSV. Light tier.
 
 Per build and thread count: size, sha256, classifier latency (batch 1, one forward pass,
-median and p90), end-to-end demo FPS and per-stage ms on a fixed 640x480 video (default: the
-packaged sample clip), and, with ``--data``, accuracy and macro-F1 on a split. Each build and
-thread count is measured in a fresh process (``fer_edge.bench.one``), so its peak memory is its
-own. One CSV per run in ``--out``, named ``<date>_<host>_<git sha>.csv`` (``_2``, ``_3``, ...
-when that name is taken: a CSV is never replaced), with the machine described in its columns.
+median and p90), end-to-end demo FPS (median, min and max over repeated passes of at least
+3 s) and per-stage ms on a fixed 640x480 video (default: the packaged sample clip), and, with
+``--data``, accuracy and macro-F1 on a split. Each build and thread count is measured in a
+fresh process (``fer_edge.bench.one``) that loads only that build, so its peak memory is its
+own. One CSV per run in ``--out`` (default: the current directory), named
+``<date>_<host>_<git sha>.csv`` (``_2``, ``_3``, ... when that name is taken: a CSV is never
+replaced), with the machine described in its columns.
 """
 
 from __future__ import annotations
@@ -22,12 +24,18 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+#: a clip shorter than this gives no meaningful frame rate (start-up dominates)
+MIN_VIDEO_FRAMES = 10
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from fer_edge.config import number
 
-    p = sub.add_parser("benchmark", help="size, latency, accuracy and FPS of builds",
-                       description=__doc__.splitlines()[0])
+    p = sub.add_parser(
+        "benchmark", help="size, latency, accuracy and FPS of builds",
+        description="Measure builds on this machine (size, batch-1 latency, end-to-end demo "
+                    "FPS, peak memory, and accuracy with --data), each build and thread count "
+                    "in a fresh process that loads only it, and write one CSV.")
     p.add_argument("builds", nargs="+", help=".tflite/.onnx files or folders holding them")
     p.add_argument("--data", help="dataset for accuracy (fer2013.csv/.npz/folders)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
@@ -35,8 +43,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="at most N faces for accuracy (0 = all)")
     p.add_argument("--threads", default="1,all", help="thread counts, e.g. 1,2 or 1,all")
     p.add_argument("--runs", type=number(int, ge=1), default=100, help="timed batch-1 runs")
-    p.add_argument("--video", default="sample", help="video for end-to-end FPS ('' = skip)")
-    p.add_argument("--out", default="benchmarks/results", help="folder for the CSV")
+    p.add_argument("--video", default="sample",
+                   help=f"video for end-to-end FPS, at least {MIN_VIDEO_FRAMES} frames "
+                        "('' = skip; default: sample, the packaged 640x480 clip)")
+    p.add_argument("--out", default=".",
+                   help="folder for the CSV (default: the current directory)")
     return p
 
 
@@ -53,6 +64,40 @@ def thread_counts(text: str) -> list[int]:
                               "separated by commas, e.g. 1,2 or 1,all")
         counts.add(n)
     return sorted(counts)
+
+
+def check_video(video: str) -> None:
+    """Refuse, before any timing, a ``--video`` that is missing, a folder, unreadable or too
+    short for a frame rate ('' skips the end-to-end FPS; 'sample' is the packaged clip).
+
+    Raises:
+        SourceError: one line naming the problem and what to pass instead.
+    """
+    import cv2
+
+    from fer_edge.demo.sources import SAMPLE_CLIP
+    from fer_edge.errors import SourceError
+
+    if not video:
+        return
+    path = SAMPLE_CLIP if video == "sample" else Path(video)
+    fix = "pass a longer clip, sample (the packaged clip) or '' to skip the end-to-end FPS"
+    if path.is_dir():
+        raise SourceError(f"--video {video}: is a folder, not a video file; {fix}")
+    if not path.is_file():
+        raise SourceError(f"--video {video}: video file not found; {fix}")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        frames = 0
+        while frames < MIN_VIDEO_FRAMES and cap.grab():
+            frames += 1
+    finally:
+        cap.release()
+    if frames == 0:
+        raise SourceError(f"--video {video}: cannot be read as a video; {fix}")
+    if frames < MIN_VIDEO_FRAMES:
+        raise SourceError(f"--video {video}: has only {frames} frame(s), too few for a frame "
+                          f"rate (at least {MIN_VIDEO_FRAMES}); {fix}")
 
 
 def _git_sha() -> str:
@@ -76,7 +121,11 @@ def _expand(paths: list[str]) -> list[Path]:
         else:
             raise ModelFileError(f"{p}: no such build or folder")
     if not out:
-        raise ModelFileError("no .tflite/.onnx builds found in " + ", ".join(paths))
+        from fer_edge.evaluate import folder_as_build
+
+        first = Path(paths[0])
+        raise ModelFileError("no .tflite/.onnx builds found in " + ", ".join(paths) + (
+            "; " + folder_as_build(first, "").split("; ", 1)[1] if first.is_dir() else ""))
     return out
 
 
@@ -84,26 +133,25 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from fer_edge.bench.machine import machine_facts
-    from fer_edge.errors import SourceError
-    from fer_edge.evaluate import predict_all, sha256
+    from fer_edge.evaluate import predict_all, sha256, size_mb
     from fer_edge.io import check_output_dir
     from fer_edge.metrics import classification_report
     from fer_edge.runtime import load_predictor
 
     counts = thread_counts(args.threads)
     out = check_output_dir(args.out, "--out")  # before measuring, not after
-    if args.video not in ("", "sample") and not Path(args.video).is_file():
-        raise SourceError(f"--video {args.video}: video file not found (use sample, the "
-                          "packaged clip, or '' to skip the end-to-end FPS)")
+    check_video(args.video)
     builds = _expand(args.builds)
-    preds = {b: load_predictor(b) for b in builds}  # every build loads, before the long part
+    for b in builds:  # every build loads, before the long part (then is let go)
+        load_predictor(b, 1)
     data = None
     if args.data:
         from fer_edge.data import load_dataset
 
-        ds = load_dataset(args.data)
+        ds = load_dataset(args.data, need=(args.split,))
         x, y = ds.images[args.split], ds.labels[args.split]
         data = (x[:args.limit], y[:args.limit]) if args.limit else (x, y)
+    log.info("results go to %s (--out; default: the current directory)", out.resolve())
     facts = machine_facts()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,24 +162,25 @@ def run(args: argparse.Namespace) -> int:
         for b in builds:
             acc = {}
             if data is not None:
-                pred = preds[b]
+                pred = load_predictor(b)
                 rep = classification_report(data[1], predict_all(pred, data[0]).argmax(1),
                                             pred.spec.labels)
                 acc = {"accuracy": round(rep["accuracy"], 4),
                        "macro_f1": round(rep["macro_f1"], 4)}
             for n in counts:
                 row = {"date": dt.date.today().isoformat(), "build": b.name,
-                       "sha256": sha256(b)[:12], "mb": round(b.stat().st_size / 1e6, 2),
+                       "sha256": sha256(b)[:12], "mb": float(size_mb(b.stat().st_size)),
                        "threads": n, **_measure_fresh(b, n, args.runs, args.video, face), **acc}
                 row.update(facts)
                 rows.append(row)
-                log.info("%s, %d thread(s): %.2f ms median%s, peak %.0f MB", b.name, n,
-                         row["latency_ms_median"],
-                         f", {row['e2e_fps']} FPS end to end" if args.video else "",
-                         row["peak_rss_mb"])
+                log.info("%s (%s MB), %d thread(s): %.2f ms median%s, peak %.0f MB", b.name,
+                         size_mb(b.stat().st_size), n, row["latency_ms_median"],
+                         f", {row['e2e_fps']} FPS end to end (median of {row['e2e_passes']} "
+                         f"passes, {row['e2e_fps_min']}-{row['e2e_fps_max']})"
+                         if args.video else "", row["peak_rss_mb"])
     path = write_unique_csv(out, f"{dt.date.today().isoformat()}_{facts['host'] or 'host'}_"
                                  f"{_git_sha()}", rows)
-    print(f"wrote {path}")
+    print(f"wrote {path.resolve()}")
     return 0
 
 

@@ -26,8 +26,11 @@ class ConvertConfig:
     tflite_int8: bool = opt(True, "build the full-integer int8 TFLite (int8 input/output)")
     onnx_fp32: bool = opt(True, "build the float ONNX (tf2onnx)")
     onnx_int8: bool = opt(True, "build the int8 QDQ ONNX")
+    skip_unknown_classes: bool = opt(False, "class-folder data: skip folders naming no "
+                                     "FER-2013 class (e.g. CK+'s contempt)")
     out: str = opt("", "output folder; default <run>/export")
-    force: bool = opt(False, "overwrite existing builds")
+    force: bool = opt(False, "rebuild requested builds that exist (without it they are kept "
+                      "and only missing ones are built)")
     qat_epochs: int = opt(1, "quantization-aware fine-tuning epochs on the train split")
     qat_steps: int = opt(0, "cap on QAT steps per epoch; 0 = full epochs")
     qat_lr: float = opt(1e-5, "QAT learning rate (Adam)", gt=0)
@@ -50,7 +53,8 @@ class ConvertConfig:
     calib_batch_size: int = opt(4, "faces per batch when setting the QAT ranges (each range "
                                 "is the mean of per-batch min/max: smaller batches, tighter "
                                 "ranges; on a FER-2013 model 4 agreed best with float on "
-                                "validation, 1 and 16 worst: benchmarks/calib_study.py)", ge=1)
+                                "validation, 1 and 16 worst: "
+                                "studies/calibration_batch/calib_study.py)", ge=1)
     calib_select: str = opt("", "calibration batch sizes to try, e.g. 2,4,8: each one's int8 "
                             "TFLite is run on the validation split and the one agreeing best "
                             "with float is kept (about 1.5 min each for InceptionV3 on 2 "

@@ -39,7 +39,11 @@ def tflite_int8(qat_model: keras.Model, spec: ModelSpec) -> tuple[bytes, ModelSp
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    return embed_bound_tflite(conv.convert(), spec.replace(input_dtype="int8"))
+    with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": the
+        warnings.filterwarnings(  # QAT input quantizer holds them (the note above)
+            "ignore", "Statistics for quantized inputs", UserWarning)
+        data = conv.convert()
+    return embed_bound_tflite(data, spec.replace(input_dtype="int8"))
 
 
 def onnx_float(model: keras.Model, spec: ModelSpec, opset: int) -> tuple[bytes, ModelSpec]:
@@ -79,7 +83,7 @@ def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int,
         spec: the model spec.
         opset: ONNX opset.
         uint8_activations: rewrite activations to uint8 (False keeps tf2onnx's int8, for
-            ``benchmarks/onnx_int8_variants.py``).
+            ``studies/onnx_int8/onnx_int8_variants.py``).
     """
     import onnx
     import tf2onnx

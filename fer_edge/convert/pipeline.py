@@ -25,8 +25,7 @@ from fer_edge.errors import (
     ModelFileError,
     SpecError,
 )
-from fer_edge.evaluate import build_facts, compare, predict_all, write_report
-from fer_edge.faces import record_crops
+from fer_edge.evaluate import build_facts, compare, predict_all, size_mb, write_report
 from fer_edge.io import atomic_write_bytes, check_output_dir, temp_path_for
 from fer_edge.preprocess import to_model_input
 from fer_edge.runtime import load_predictor
@@ -44,17 +43,118 @@ def resolve_source(source: str) -> tuple[Path, Path, dict]:
         if not model.is_file():
             raise ModelFileError(f"{p}: no model_float.h5 in this folder; is it a finished "
                                  "`fer-edge train` run?")
-        run_cfg = json.loads(cfg.read_text())["config"] if cfg.is_file() else {}
-        return model, spec, run_cfg
+        return model, spec, _run_config(cfg)
     if p.is_file():
         return p, p.with_name("spec.json"), {}
     raise ModelFileError(f"{p}: no such run folder or model file")
+
+
+def _run_config(path: Path) -> dict:
+    """The ``config`` dict of a run's config.json ({} when the file is absent).
+
+    Raises:
+        ConfigError: the file is not a config.json that `fer-edge train` wrote.
+    """
+    if not path.is_file():
+        return {}
+    try:
+        cfg = json.loads(path.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a `fer-edge train` config.json ({type(exc).__name__}: "
+                          f"{exc}); restore it, or pass --data (and move it away)") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: its 'config' is not a table; restore the run's config.json")
+    return cfg
+
+
+def _read_source_spec(path: Path) -> ModelSpec:
+    """The float model's spec.json, whose problems name the fix for a train run's spec (which
+    only `fer-edge train` writes: re-exporting does not make one).
+
+    Raises:
+        SpecError: missing or unreadable, with what to do.
+    """
+    try:
+        return ModelSpec.read(path)
+    except SpecError as exc:
+        problem = str(exc).split("; ")[0]
+        if "schema" in problem:  # a run trained by an older fer-edge
+            raise SpecError(f"{problem}; the run was trained by an older fer-edge: train it "
+                            "again with this version (a run still in progress rewrites its "
+                            "spec.json on `fer-edge train --resume`)") from None
+        raise SpecError(f"{problem}; convert needs the spec.json that `fer-edge train` wrote "
+                        "beside model_float.h5: restore it from a backup or a copy of the run, "
+                        "or train the run again") from None
 
 
 def build_names(spec: ModelSpec) -> dict[str, str]:
     stem = f"fer_{spec.arch}_{spec.input_size}"
     return {"tflite_fp32": f"{stem}_fp32.tflite", "tflite_int8": f"{stem}_int8.tflite",
             "onnx_fp32": f"{stem}_fp32.onnx", "onnx_int8": f"{stem}_int8.onnx"}
+
+
+def plan_builds(cfg: ConvertConfig, spec: ModelSpec, out: Path
+                ) -> tuple[dict[str, str], dict[str, str]]:
+    """(builds to make, builds of ``out`` kept as they are): build key -> file name.
+
+    A requested build that already exists is kept (not rebuilt) unless ``--force``; so adding
+    the int8 builds to a converted run needs no ``--force`` and leaves the float builds alone.
+    Kept builds are checked again and stay in the report.
+
+    Raises:
+        ConfigError: every build switched off, or every requested one exists (no ``--force``).
+        OutputError: ``out`` cannot be written.
+    """
+    wanted = {k: getattr(cfg, k) for k in ("tflite_fp32", "onnx_fp32")}
+    wanted.update({k: cfg.int8 and getattr(cfg, k) for k in ("tflite_int8", "onnx_int8")})
+    every = build_names(spec)
+    names = {k: n for k, n in every.items() if wanted[k]}
+    if not names:
+        raise ConfigError("every build is switched off; nothing to do")
+    check_output_dir(out, "--out")
+    for n in every.values():
+        if (out / n).is_dir():
+            raise ConfigError(f"{out / n}: is a folder where a build goes; move it away")
+    existing = {k for k, n in names.items() if (out / n).exists()}
+    if existing == set(names) and not cfg.force:
+        hint = "" if cfg.int8 else ", add builds with --int8"
+        raise ConfigError(f"{out}: every requested build exists ({', '.join(names.values())});"
+                          f" pass --force to rebuild them{hint}, or --out another folder")
+    if not cfg.force:
+        names = {k: n for k, n in names.items() if k not in existing}
+    kept = {k: n for k, n in every.items() if k not in names and (out / n).is_file()}
+    for n in kept.values():
+        try:
+            kept_spec = load_predictor(out / n, 1).spec
+        except FerEdgeError as exc:
+            raise ConfigError(f"{out / n}: exists but does not load ({exc}); pass --force (with "
+                              "the flags that request it) to rebuild it, or --out another "
+                              "folder") from None
+        if tuple(kept_spec.labels) != tuple(spec.labels):
+            raise ConfigError(f"{out / n}: a build kept from before has other labels than this "
+                              "model; pass --force (with the flags that request it) to rebuild "
+                              "it, or --out another folder")
+        log.info("keeping %s as it is (already built; --force rebuilds a requested build)", n)
+    return names, kept
+
+
+def _earlier_facts(out: Path) -> dict[str, dict]:
+    """Build facts of the report already in ``out`` (file name -> facts), or {}."""
+    try:
+        return dict(json.loads((out / "report.json").read_text()).get("builds", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _kept_facts(path: Path, earlier: dict, pred, x1: np.ndarray, runs: int) -> dict:
+    """A kept build's facts: the earlier report's (its QAT log and latencies) when the file is
+    the one measured then, else measured now."""
+    from fer_edge.evaluate import sha256
+
+    old = earlier.get(path.name)
+    if isinstance(old, dict) and old.get("sha256") == sha256(path):
+        return old
+    return build_facts(path, pred, x1, runs)
 
 
 def _write_build(path: Path, data: bytes, spec: ModelSpec) -> None:
@@ -74,7 +174,7 @@ def _write_build(path: Path, data: bytes, spec: ModelSpec) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     spec.write(sidecar_path(path))
-    log.info("wrote %s (%.1f MB)", path, len(data) / 1e6)
+    log.info("wrote %s (%s MB)", path, size_mb(len(data)))
 
 
 def check_model_matches_spec(model, spec: ModelSpec, model_path: Path, spec_path: Path) -> None:
@@ -147,22 +247,15 @@ def run_convert(cfg: ConvertConfig) -> dict:
     cfg.validate()
     model_path, spec_path, run_cfg = resolve_source(cfg.source)
     # every build records the crop rule calibrated for each face detector
-    spec = record_crops(ModelSpec.read(spec_path))
+    spec = _read_source_spec(spec_path)
     data = cfg.data or run_cfg.get("data", "")
     if not data:
         raise ConfigError("no dataset: pass --data (needed for QAT, calibration and the check)")
     out = Path(cfg.out) if cfg.out else model_path.parent / "export"
-    wanted = {k: getattr(cfg, k) for k in ("tflite_fp32", "onnx_fp32")}
-    wanted.update({k: cfg.int8 and getattr(cfg, k) for k in ("tflite_int8", "onnx_int8")})
-    names = {k: n for k, n in build_names(spec).items() if wanted[k]}
-    if not names:
-        raise ConfigError("every build is switched off; nothing to do")
-    check_output_dir(out, "--out")
-    existing = [n for n in names.values() if (out / n).exists()]
-    if existing and not cfg.force:
-        raise ConfigError(f"{out / existing[0]} exists; pass --force to replace the builds or "
-                          "--out another folder")
-    ds = load_dataset_for(data, spec.labels, seed=run_cfg.get("seed", 0))
+    names, kept = plan_builds(cfg, spec, out)
+    ds = load_dataset_for(data, spec.labels, seed=run_cfg.get("seed", 0),
+                          skip_unknown_classes=cfg.skip_unknown_classes
+                          or bool(run_cfg.get("skip_unknown_classes", False)))
     log.info("data %s", ds.summary())
 
     from fer_edge.train._keras import keras
@@ -247,10 +340,14 @@ def run_convert(cfg: ConvertConfig) -> dict:
     reference = predict_probs(float_model, x, spec, tta_flip=spec.tta_flip)
     probs, facts = {}, {}
     x1 = to_model_input(x[:1], spec)
-    for name in names.values():
+    earlier = _earlier_facts(out)
+    for key, name in build_names(spec).items():
+        if key not in names and key not in kept:
+            continue
         pred = load_predictor(out / name)
         probs[name] = predict_all(pred, x)
-        facts[name] = build_facts(out / name, pred, x1, cfg.latency_runs)
+        facts[name] = (build_facts(out / name, pred, x1, cfg.latency_runs) if key in names
+                       else _kept_facts(out / name, earlier, pred, x1, cfg.latency_runs))
     facts["float"] = {"file": model_path.name, "bytes": model_path.stat().st_size}
     if qat_log is not None:
         for k in ("tflite_int8", "onnx_int8"):

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +86,7 @@ class Dataset:
 
 def load_dataset(path: str | Path, *, val_fraction: float = 0.1, seed: int = 0,
                  skip_bad: bool = False, skip_unknown_classes: bool = False,
-                 own_classes: bool = False) -> Dataset:
+                 own_classes: bool = False, need: tuple[str, ...] = SPLITS) -> Dataset:
     """Read FER-2013 from a csv, npz, Kaggle folders or a folder of class folders.
 
     Args:
@@ -97,10 +99,11 @@ def load_dataset(path: str | Path, *, val_fraction: float = 0.1, seed: int = 0,
         own_classes: folder layouts only: the classes are the folder names (lower-cased,
             sorted), whatever they are, instead of FER-2013's 7 (adapting a model to a user's
             own classes). Other layouts keep FER-2013's classes.
+        need: the splits that must hold faces (scoring a build needs only the one it scores;
+            training needs all three).
 
     Returns:
-        The :class:`Dataset` with non-empty ``train``, ``val`` and ``test`` splits (a folder of
-        class folders may lack none; every split is checked).
+        The :class:`Dataset`; the splits in ``need`` are non-empty.
 
     Raises:
         DataError: one line naming the file/row and the problem.
@@ -126,10 +129,20 @@ def load_dataset(path: str | Path, *, val_fraction: float = 0.1, seed: int = 0,
     if "val" not in ds.images:
         _carve_val(ds, val_fraction, seed)
     for split in SPLITS:
-        if split not in ds.labels or len(ds.labels[split]) == 0:
+        ds.images.setdefault(split, np.zeros((0, SOURCE_SIZE, SOURCE_SIZE), np.uint8))
+        ds.labels.setdefault(split, np.zeros(0, np.int64))
+    for split in need:
+        if len(ds.labels[split]) == 0:
             raise DataError(f"{path}: the {split} split is empty; check the Usage column / "
-                            "folder names (train, test, PublicTest_/PrivateTest_ prefixes)")
+                            "folder names (train, test, PublicTest_/PrivateTest_ prefixes)"
+                            + ("" if tuple(need) == SPLITS else
+                               f", or pick a split it has with --split ({_held(ds)})"))
     return ds
+
+
+def _held(ds: Dataset) -> str:
+    """The splits of ``ds`` that hold faces, e.g. ``test 140``."""
+    return ", ".join(f"{s} {len(ds.labels[s])}" for s in SPLITS if len(ds.labels[s])) or "none"
 
 
 def load_dataset_for(path: str | Path, labels: tuple[str, ...], **kwargs) -> Dataset:
@@ -252,7 +265,10 @@ def _read_npz(path: Path) -> Dataset:
         images, labels, usage = d["images"], d["labels"], d["usage"]
     except KeyError as exc:
         raise DataError(f"{path}: missing array {exc} (need images, labels, usage)") from None
-    except (OSError, ValueError, EOFError) as exc:
+    except zipfile.BadZipFile:
+        raise DataError(f"{path}: the .npz is truncated or corrupt (not a complete zip "
+                        "archive); copy or download it again") from None
+    except (OSError, ValueError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: not a readable .npz ({exc or 'empty file'}); it needs "
                         "arrays images (N, 48, 48) uint8, labels (N,), usage (N,)") from None
     if images.ndim != 3 or images.shape[1:] != (SOURCE_SIZE, SOURCE_SIZE):
@@ -267,13 +283,39 @@ def _read_npz(path: Path) -> Dataset:
     if usage.size and (int(usage.min()) < 0 or int(usage.max()) > 2):
         raise DataError(f"{path}: a usage code is outside 0..2 (0 Training, 1 PublicTest, "
                         "2 PrivateTest)")
+    images = _npz_pixels(path, images)
     out_i, out_l, rows = {}, {}, {}
     for code, split in enumerate(SPLITS):
         m = usage == code
-        out_i[split] = np.ascontiguousarray(images[m].astype(np.uint8))
+        out_i[split] = np.ascontiguousarray(images[m])
         out_l[split] = labels[m].astype(np.int64)
         rows[split] = np.flatnonzero(m).astype(np.int64)
     return Dataset(out_i, out_l, str(path), rows=rows, n_rows=len(labels))
+
+
+def _npz_pixels(path: Path, images: np.ndarray) -> np.ndarray:
+    """(N, 48, 48) uint8 of an .npz's ``images``: uint8 as is; other integer or float arrays
+    only when every value is a grey level in 0..255 (floats are rounded), as ``predict()``
+    takes them.
+
+    Raises:
+        DataError: NaN/infinite values, floats that look scaled to 0..1, values outside 0..255
+            or a non-numeric dtype.
+    """
+    fix = "save the faces as uint8 grey levels 0..255 (e.g. np.clip(x, 0, 255).astype(np.uint8))"
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype.kind not in "iuf":
+        raise DataError(f"{path}: images are {images.dtype}, not numbers; {fix}")
+    if images.dtype.kind == "f" and images.size and not np.isfinite(images).all():
+        raise DataError(f"{path}: images hold NaN or infinite values; {fix}")
+    lo, hi = (float(images.min()), float(images.max())) if images.size else (0.0, 0.0)
+    if lo < 0 or hi > 255:
+        raise DataError(f"{path}: image values span {lo:g}..{hi:g}, outside 0..255; {fix}")
+    if images.dtype.kind == "f" and 0 < hi <= 1:
+        raise DataError(f"{path}: images are floats in 0..{hi:g}: they look scaled to 0..1; "
+                        "save grey levels 0..255 (e.g. (x * 255).round().astype(np.uint8))")
+    return (np.rint(images) if images.dtype.kind == "f" else images).astype(np.uint8)
 
 
 #: class-folder names other datasets use -> FER-2013 class (CK+, JAFFE, AffectNet, RAF-DB...)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from fer_edge.config import add_config_parser, config_from_args
 from fer_edge.demo.config import DemoConfig
@@ -18,13 +19,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from fer_edge.demo.loop import run_demo
+    from fer_edge.demo.report import summary_lines
 
-    stats = run_demo(config_from_args(DemoConfig, args))
-    s = stats.summary()
-    print(("stopped by Ctrl-C; " if stats.interrupted else "") +
-          f"{s['frames']} frames in {s['seconds']:.1f} s = {s['fps']} FPS; median ms per frame: "
-          f"detect {s['detect_ms']}, classify {s['classify_ms']}, draw {s['draw_ms']}; "
-          f"dropped {s['dropped']}; peak memory {s['peak_rss_mb']} MB")
+    cfg = config_from_args(DemoConfig, args)
+    stats = run_demo(cfg)
+    out = sys.stderr if cfg.log_to_stdout else sys.stdout  # stdout carries the rows then
+    for line in summary_lines(stats, photos=bool(cfg.images), log=cfg.log):
+        print(line, file=out)
     if args.verbose if hasattr(args, "verbose") else False:
-        print(json.dumps(s))
+        print(json.dumps(stats.summary()), file=out)
     return 0

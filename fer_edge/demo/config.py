@@ -19,18 +19,23 @@ class DemoConfig:
     SECTION = "demo"
 
     model: str = opt("", ".tflite/.onnx build; default the packaged model")
-    camera: int = opt(-1, "camera index (OpenCV capture; picamera2 on a Pi with --picamera)",
-                      ge=-1)
+    camera: int = opt(-1, "camera index, 0 = the first camera (OpenCV capture; picamera2 on a "
+                      "Pi with --picamera) (default: none)", ge=-1)
     picamera: bool = opt(False, "use the Raspberry Pi camera module through picamera2")
     video: str = opt("", "video file, or 'sample' for the packaged sample clip")
-    image: str = opt("", "an image file or a folder of images")
+    image: str = opt("", "image files and/or folders of images (a shell glob works); each "
+                     "photo is detected and classified on its own: no tracking or smoothing "
+                     "across photos", many=True)
     frame_size: str = opt("640x480", "camera frame size WxH")
     headless: bool = opt(False, "no window (automatic when OpenCV has no GUI)")
     save: str = opt("", "write the annotated video here (.mp4/.avi)")
-    log: str = opt("", "write one row per face per frame here (.csv or .jsonl)")
+    log: str = opt("", "write one row per face per frame here (.csv or .jsonl; '-' streams "
+                   "JSON Lines to standard output, the summary then goes to standard error)")
     force: bool = opt(False, "replace an existing --log / --save file (default: refuse)")
     max_frames: int = opt(0, "stop after N frames (0 = until the source ends / q / Ctrl-C)")
-    threads: int = opt(0, "classifier threads (0 = all cores)", ge=0, le=MAX_THREADS)
+    threads: int = opt(0, "threads for every stage: the classifier's runtime, BlazeFace's "
+                       "LiteRT interpreters and OpenCV (0 = each one's default: classifier "
+                       "all cores, detector 1, OpenCV all cores)", ge=0, le=MAX_THREADS)
     flip_tta: str = opt("alternate", "flip test-time augmentation (face + mirror image): "
                         "alternate (when the model's spec asks for it: both passes on a "
                         "face's first classification, then one pass per round, face and "
@@ -48,6 +53,11 @@ class DemoConfig:
                       "(detectors with eye keypoints)")
     detect_width: int = opt(320, "Haar/YuNet: detect on the frame shrunk to this width (0 = "
                             "full size); BlazeFace letterboxes to its own input")
+    detect_tiles: str = opt("auto", "BlazeFace on large frames: also look at N x N "
+                            "overlapping tiles, merged with the full frame's faces (small "
+                            "faces far from the camera): auto (frames from 960 px: N = "
+                            "long side / 640, skipped when every face the full frame shows "
+                            "is large), off, or N (2-6, always)")
     detect_every: int = opt(4, "run the detector every Nth frame; tracks carry boxes between",
                             ge=1)
     refine_reuse: int = opt(2, "'+refine' detectors: detection rounds a face's second pass "
@@ -62,6 +72,18 @@ class DemoConfig:
     hysteresis: float = opt(0.08, "a new label must beat the shown one by this probability",
                             ge=0, lt=1)
     show_fps: bool = opt(True, "draw FPS and per-stage latency")
+
+    @property
+    def images(self) -> tuple[str, ...]:
+        """The ``--image`` paths (one string, or several from the command line or TOML)."""
+        if not self.image:
+            return ()
+        return (self.image,) if isinstance(self.image, str) else tuple(self.image)
+
+    @property
+    def log_to_stdout(self) -> bool:
+        """``--log -``: rows stream to standard output as JSON Lines."""
+        return self.log == "-"
 
     def validate(self) -> None:
         given = [bool(self.video), bool(self.image), self.camera >= 0 or self.picamera]
@@ -81,8 +103,15 @@ class DemoConfig:
         if d not in DETECTORS and not d.endswith(".onnx"):
             raise ConfigError(f"--detector {self.detector!r} is unknown: use "
                               f"{', '.join(DETECTORS)} or a path to a YuNet .onnx")
-        if self.log and not self.log.endswith((".csv", ".jsonl")):
-            raise ConfigError(f"--log {self.log}: use a .csv or .jsonl file name")
+        if self.log and self.log != "-" and not self.log.lower().endswith((".csv", ".jsonl")):
+            raise ConfigError(f"--log {self.log}: use a .csv or .jsonl file name (or - for "
+                              "JSON Lines on standard output)")
+        from fer_edge.demo.sources import check_not_folder
+        from fer_edge.faces import parse_tiles
+
+        parse_tiles(self.detect_tiles)
+        check_not_folder("--model", self.model)
+        check_not_folder("--video", self.video)
         if self.save and not self.save.lower().endswith((".mp4", ".avi")):
             raise ConfigError(f"--save {self.save}: use a .mp4 or .avi file name")
         from fer_edge.demo.sources import parse_size
@@ -92,10 +121,13 @@ class DemoConfig:
     def check_outputs(self) -> None:
         """Refuse, before the source opens, a --log/--save that exists (without --force) or
         cannot be written; the two must be different files."""
+        from fer_edge.demo.logs import check_not_held
         from fer_edge.io import check_output_file
 
         for flag, value in (("--log", self.log), ("--save", self.save)):
-            if value:
+            if value and value != "-":
                 check_output_file(value, flag, self.force)
+        if self.log and self.log != "-":
+            check_not_held(self.log)
         if self.log and self.save and Path(self.log).resolve() == Path(self.save).resolve():
             raise ConfigError("--log and --save name the same file; give two names")

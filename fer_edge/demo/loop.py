@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import resource
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,9 +16,10 @@ import numpy as np
 from fer_edge.demo.config import DemoConfig
 from fer_edge.demo.logs import FaceLog
 from fer_edge.demo.overlay import draw, has_gui
+from fer_edge.demo.report import FaceTally
+from fer_edge.demo.save import VideoSaver
 from fer_edge.demo.sources import open_source
 from fer_edge.demo.tracking import Tracker
-from fer_edge.errors import OutputError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,10 @@ class DemoStats:
     dropped: int = 0
     rows_logged: int = 0
     interrupted: bool = False
+    stopped_by: str = ""  # "SIGINT" (Ctrl-C) or "SIGTERM" when a signal stopped the run
+    skipped: int = 0  # photos that could not be read
+    resized: int = 0  # --save frames letterboxed to the first frame's size
+    tally: FaceTally = field(default_factory=FaceTally)
     detect_ms: list = field(default_factory=list)
     classify_ms: list = field(default_factory=list)
     draw_ms: list = field(default_factory=list)
@@ -111,6 +116,11 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None, source=None,
              sinks: tuple = ()) -> DemoStats:
     """Run the demo loop.
 
+    Video and cameras: faces are detected every ``detect_every`` frames, tracked, classified
+    every ``classify_every`` frames and smoothed. Photos (``--image``) are independent: each is
+    detected and every face in it classified, with nothing carried over from the photo before.
+    SIGINT/SIGTERM stop at the next frame with the log flushed and ``--save`` finalised.
+
     Args:
         cfg: the demo config (source, model, speed options, outputs).
         predictor: anything with ``.spec`` and ``.predict(faces (N,h,w) uint8 grey) ->
@@ -119,8 +129,9 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None, source=None,
         detector: a detector object (``detect_faces(frame)`` as in :mod:`fer_edge.faces`, or
             ``detect(frame_bgr) -> [(x, y, w, h)]``); default from ``cfg.detector``,
             ``cfg.face_threshold``, ``cfg.min_face``.
-        source: an opened frame source (iterable of ``(frame_bgr, timestamp_s)`` with
-            ``close()``, ``dropped``, ``fps``); default ``open_source(cfg)``. Closed here.
+        source: an opened frame source like those of :mod:`fer_edge.demo.sources` (iterable
+            of ``(frame_bgr, timestamp_s)``; ``close()``, ``fps``, ``dropped``, ``skipped``,
+            ``independent``, ``current``); default ``open_source(cfg)``. Closed here.
         sinks: more outputs (e.g. ``fer-edge serve``): objects with ``on_frame(frame_bgr
             (H, W, 3) uint8, tracks, info: FrameInfo)``, called once per frame after drawing;
             they must return quickly and must not keep or change ``frame`` or the tracks.
@@ -131,6 +142,8 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None, source=None,
     cfg.validate()
     cfg.check_outputs()  # an existing --log/--save is refused before anything runs
     source = open_source(cfg) if source is None else source  # first: likeliest mistake
+    photos = source.independent  # each photo on its own: detected and classified, no tracks
+    cfg = _settings_for(source, cfg)
     try:
         if predictor is None:
             from fer_edge.runtime import load_predictor
@@ -142,7 +155,8 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None, source=None,
             detector = build_detector(cfg.detector, score_threshold=cfg.face_threshold,
                                       min_size=None if cfg.min_face < 0 else cfg.min_face,
                                       detect_width=cfg.detect_width,
-                                      refine_reuse=cfg.refine_reuse)
+                                      num_threads=cfg.threads or 1,
+                                      refine_reuse=cfg.refine_reuse, tiles=cfg.detect_tiles)
         finder = FaceFinder(predictor.spec, detector, max_faces=cfg.max_faces, align=cfg.align)
     except BaseException:
         source.close()
@@ -159,19 +173,22 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None, source=None,
     tracker = Tracker(ema=cfg.ema, hysteresis=cfg.hysteresis,
                       max_misses=max(2, 2 * cfg.detect_every), keep_alive=cfg.keep_alive)
     face_log = None
-    writer = None
+    saver = VideoSaver(cfg.save, 1.0 if photos else source.fps) if cfg.save else None
     stats = DemoStats()
     stop = _CtrlC()
+    cv_threads = _limit_opencv_threads(cfg.threads)
     t_start = time.perf_counter()
     rate = LoopRate()
     try:
-        face_log = FaceLog(cfg.log, spec.labels) if cfg.log else None
+        face_log = FaceLog(cfg.log, spec.labels, cfg.force) if cfg.log else None
         for i, (frame, ts) in enumerate(source):
             if stop.requested:
-                stats.interrupted = True
+                stats.interrupted, stats.stopped_by = True, stop.requested
                 break
             t0 = time.perf_counter()
             fps = rate.tick(t0)
+            if photos:  # no track, smoothing or label carries over from the last photo
+                tracker = Tracker(ema=1.0, hysteresis=0.0)
             if i % cfg.detect_every == 0:
                 dets = finder.detect(frame)
                 tracker.update([d.int_box() for d in dets], [d.eyes for d in dets])
@@ -194,8 +211,9 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None, source=None,
                 for t, p in zip(todo, probs):
                     tracker.observe(t, p)
                 stats.classify_ms.append((time.perf_counter() - t1) * 1e3)
+            stats.tally.note(tracks, spec.labels)
             if face_log:
-                face_log.write(i, ts, tracks)
+                face_log.write(i, ts, tracks, source.current)
             if window or cfg.save:
                 t2 = time.perf_counter()
                 hud = ""
@@ -204,9 +222,8 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None, source=None,
                     hud = (f"{shown} fps  detect {_last(stats.detect_ms):.1f} ms  classify "
                            f"{_last(stats.classify_ms):.1f} ms  draw {_last(stats.draw_ms):.1f} ms")
                 draw(frame, tracks, spec.labels, hud)
-                if cfg.save:
-                    writer = writer or _open_writer(cfg.save, frame, source.fps)
-                    writer.write(frame)
+                if saver:
+                    saver.write(frame)
                 if window:
                     cv2.imshow("fer-edge", frame)
                     if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
@@ -222,11 +239,12 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None, source=None,
             if cfg.max_frames and stats.frames >= cfg.max_frames:
                 break
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread's handler
-        stats.interrupted = True
+        stats.interrupted, stats.stopped_by = True, stop.requested or "SIGINT"
     finally:
         stop.restore()
+        cv2.setNumThreads(cv_threads)
         stats.seconds = time.perf_counter() - t_start
-        stats.dropped = source.dropped
+        stats.dropped, stats.skipped = source.dropped, source.skipped
         source.close()
         if face_log:
             stats.rows_logged = face_log.rows
@@ -234,16 +252,14 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None, source=None,
                 face_log.close()
             except OSError:  # e.g. disk full at the last flush: the write already raised
                 pass
-        if writer is not None:
-            writer.release()
+        if saver:
+            saver.close()
+            stats.resized = saver.resized
         if window:
             cv2.destroyAllWindows()
         stats.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if writer is not None:  # OpenCV's writer fails silently (disk full, unwritable device)
-        saved = Path(cfg.save)
-        if not saved.is_file() or saved.stat().st_size == 0:
-            raise OutputError(f"--save {saved}: the video could not be written (disk full, or "
-                              "not a regular file); free some space or choose another file")
+    if saver:
+        saver.check()
     return stats
 
 
@@ -268,42 +284,52 @@ class LoopRate:
 
 
 class _CtrlC:
-    """Ctrl-C stops the loop at the next frame, not wherever the interpreter happens to be.
+    """Ctrl-C (SIGINT) or SIGTERM (``kill``, systemd, ``timeout``) stops the loop at the next
+    frame, not wherever the interpreter happens to be, so the log is flushed, an .mp4 from
+    ``--save`` is finalised (playable) and the summary is printed either way.
 
     A KeyboardInterrupt raised inside a runtime or OpenCV call can leave native threads
-    mid-call; here the first SIGINT only sets a flag that the loop checks between frames, and
-    a second one raises KeyboardInterrupt as usual (for a loop stuck in one frame). Only the
-    main thread can install a signal handler; elsewhere Ctrl-C keeps its default behaviour.
+    mid-call; here the first signal only records its name in ``requested`` ("SIGINT" or
+    "SIGTERM"), which the loop checks between frames, and a second one raises
+    KeyboardInterrupt (for a loop stuck in one frame). Only the main thread can install a
+    signal handler; elsewhere both signals keep their default behaviour.
     """
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self):
-        self.requested = False
-        self._previous = None
+        self.requested = ""
+        self._previous = {}
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested = signal.Signals(signum).name
 
     def restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
+        self._previous = {}
+
+
+def _settings_for(source, cfg: DemoConfig) -> DemoConfig:
+    """Photos (an independent source) are each detected, with a fresh second pass: detect
+    every frame, no reuse of a second pass made for another photo."""
+    if not source.independent:
+        return cfg
+    return dataclasses.replace(cfg, detect_every=1, refine_reuse=0)
+
+
+def _limit_opencv_threads(threads: int) -> int:
+    """Limit OpenCV's own thread pool to ``threads`` (0: leave it); returns the previous
+    setting, for ``cv2.setNumThreads`` to restore at the end of the run."""
+    previous = cv2.getNumThreads()
+    if threads:
+        cv2.setNumThreads(threads)
+    return previous
 
 
 def _last(values: list) -> float:
     return values[-1] if values else 0.0
-
-
-def _open_writer(path: str, frame: np.ndarray, fps: float) -> cv2.VideoWriter:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if p.suffix.lower() == ".avi" else "mp4v"))
-    w = cv2.VideoWriter(str(p), fourcc, fps or 20.0, (frame.shape[1], frame.shape[0]))
-    if not w.isOpened():
-        raise SourceError(f"--save {p}: OpenCV cannot write a video there (not a regular "
-                          "file, no space, or no codec); give a .mp4 or .avi in a writable "
-                          "folder")
-    return w

@@ -8,6 +8,7 @@ their own timestamps.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import numpy as np
 
 from fer_edge.errors import ConfigError, SourceError
 
+log = logging.getLogger(__name__)
 _IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SAMPLE_CLIP = ASSETS / "sample_astronaut.mp4"
@@ -34,14 +36,70 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-class VideoSource:
-    """Every frame of a video file; timestamps are video time (s)."""
+def check_not_folder(flag: str, path: str) -> None:
+    """Refuse a folder given where a file is wanted (``--model``, ``--video``), saying what the
+    folder looks like: a training run (its builds are in ``export/``), a folder of builds, or a
+    folder of photos (``--image``).
 
-    def __init__(self, path: str):
+    Raises:
+        SourceError: ``path`` is a folder.
+    """
+    p = Path(path) if path else None
+    if p is None or not p.is_dir():
+        return
+    builds = _builds(p)
+    if (p / "export").is_dir() or (p / "spec.json").is_file():
+        made = _builds(p / "export")
+        build = p / "export" / made[0] if made else f"{p / 'export'}/<name>.tflite"
+        what = "" if flag == "--model" else "it is a training run, not a video; "
+        fix = (f"{what}a run's builds are in its export/ folder: --model {build}" +
+               ("" if made else f" (make them with fer-edge convert {p})"))
+    elif builds:
+        fix = f"give one of its builds, e.g. --model {p / builds[0]}"
+    elif any(q.suffix.lower() in _IMAGE_EXT for q in p.iterdir()):
+        fix = f"for a folder of photos use --image {p}"
+    else:
+        fix = "give a .tflite/.onnx build" if flag == "--model" else "give a video file"
+    raise SourceError(f"{flag} {p}: is a folder, not a file; {fix}")
+
+
+def _open_video(path: Path, threads: int) -> cv2.VideoCapture:
+    """OpenCV's capture of a video file; with ``threads`` > 0 FFmpeg decodes on that many
+    threads (its default is one per core, which ``cv2.setNumThreads`` does not limit)."""
+    if threads and hasattr(cv2, "CAP_PROP_N_THREADS"):
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
+        if cap.isOpened():
+            return cap
+        cap.release()
+    return cv2.VideoCapture(str(path))
+
+
+def _builds(folder: Path) -> list[str]:
+    """Names of the .tflite/.onnx files of a folder, int8 TFLite first (the demo's usual)."""
+    if not folder.is_dir():
+        return []
+    names = [q.name for q in folder.iterdir() if q.suffix.lower() in (".tflite", ".onnx")]
+    return sorted(names, key=lambda n: (not n.endswith("int8.tflite"), n))
+
+
+class VideoSource:
+    """Every frame of a video file; timestamps are video time (s).
+
+    Args:
+        path: the file, or "sample" for the packaged clip.
+        threads: decoder threads (FFmpeg's own pool; 0 = FFmpeg's default, one per core).
+    """
+
+    #: frames are consecutive: the demo tracks and smooths faces across them
+    independent = False
+    skipped = 0
+
+    def __init__(self, path: str, threads: int = 0):
         p = SAMPLE_CLIP if path == "sample" else Path(path)
+        check_not_folder("--video", str(p))
         if not p.is_file():
             raise SourceError(f"{p}: video file not found")
-        self.cap = cv2.VideoCapture(str(p))
+        self.cap = _open_video(p, threads)
         ok, first = self.cap.read() if self.cap.isOpened() else (False, None)
         if not ok:
             raise SourceError(f"{p}: cannot read this video (unsupported codec or not a video); "
@@ -49,6 +107,7 @@ class VideoSource:
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
         self._first, self.dropped, self.live = first, 0, False
         self.name = str(p)
+        self.current = p.name  # the log's source column
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
         i, frame = 0, self._first
@@ -63,22 +122,54 @@ class VideoSource:
 
 
 class ImageSource:
-    """An image file or every image of a folder (sorted); timestamp = index."""
+    """Photos: image files and/or every image of folders (each folder sorted), in the order
+    given; timestamp = index among the photos read.
 
-    def __init__(self, path: str):
-        p = Path(path)
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in _IMAGE_EXT) if p.is_dir() \
-            else [p]
-        if not files or not files[0].exists():
-            raise SourceError(f"{p}: no image found")
-        self.files, self.dropped, self.live, self.fps, self.name = files, 0, False, 0.0, str(p)
+    Photos are independent (``independent``): the demo detects and classifies each one on its
+    own. A file that cannot be decoded is skipped with a warning and counted (``skipped``);
+    when nothing at all could be read, iteration ends with a :class:`SourceError`. ``current``
+    is the file name of the photo last yielded (the log's source column).
+
+    Args:
+        paths: one path or several (files or folders).
+    """
+
+    independent = True
+
+    def __init__(self, paths):
+        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        files = []
+        for path in map(Path, paths):
+            if path.is_dir():
+                files += sorted(f for f in path.iterdir() if f.suffix.lower() in _IMAGE_EXT)
+            elif path.is_file():
+                files.append(path)
+            else:
+                raise SourceError(f"--image {path}: no image found (no such file or folder); "
+                                  "check the path")
+        if not files:
+            raise SourceError(f"--image {' '.join(map(str, paths))}: no image found (no "
+                              f"{'/'.join(sorted(_IMAGE_EXT))} file); check the folder")
+        if len(files) == 1 and cv2.imread(str(files[0]), cv2.IMREAD_REDUCED_COLOR_8) is None:
+            raise SourceError(f"{files[0]}: cannot be read as an image (corrupt, or not a "
+                              "format OpenCV decodes); give a .jpg or .png")
+        self.files, self.dropped, self.live, self.fps = files, 0, False, 0.0
+        self.name, self.current, self.skipped = " ".join(map(str, paths)), "", 0
 
     def __iter__(self):
-        for i, f in enumerate(self.files):
+        k = 0
+        for f in self.files:
             img = cv2.imread(str(f), cv2.IMREAD_COLOR)
             if img is None:
-                raise SourceError(f"{f}: cannot be read as an image")
-            yield img, float(i)
+                self.skipped += 1
+                log.warning("skipped %s: cannot be read as an image", f)
+                continue
+            self.current = f.name
+            yield img, float(k)
+            k += 1
+        if k == 0:
+            raise SourceError(f"none of the {len(self.files)} images could be read (corrupt, "
+                              "or not a format OpenCV decodes); give .jpg or .png files")
 
     def close(self) -> None:
         pass
@@ -146,6 +237,7 @@ class CameraSource:
         self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
         self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
         self.live, self.fps, self.name = True, 0.0, f"camera {index}"
+        self.current, self.independent, self.skipped = self.name, False, 0
 
         def read():
             ok, frame = self.cap.read()
@@ -208,6 +300,7 @@ class PiCameraSource(CameraSource):
                               "check the ribbon cable, that `rpicam-hello --list-cameras` "
                               "lists it and that no other program uses it") from None
         self.live, self.fps, self.name = True, 0.0, "picamera2"
+        self.current, self.independent, self.skipped = self.name, False, 0
         self._grab = _LatestFrame(self._read)
 
     def _read(self) -> np.ndarray:
@@ -235,9 +328,9 @@ class PiCameraSource(CameraSource):
 def open_source(cfg) -> VideoSource | ImageSource | CameraSource:
     """The source selected by a :class:`~fer_edge.demo.config.DemoConfig`."""
     if cfg.video:
-        return VideoSource(cfg.video)
-    if cfg.image:
-        return ImageSource(cfg.image)
+        return VideoSource(cfg.video, cfg.threads)
+    if cfg.images:
+        return ImageSource(cfg.images)
     size = parse_size(cfg.frame_size)
     if cfg.picamera:
         return PiCameraSource(size)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,29 +31,29 @@ class Predictor:
     backend = "base"
 
     def __init__(self, path: Path, spec: ModelSpec, num_threads: int | None):
-        from fer_edge.faces import with_calibrated_crops
-
         self.path = Path(path)
-        self.spec = with_calibrated_crops(spec)
-        if self.spec is not spec:
-            log.debug("%s records no crop rule for %s; using fer-edge's FER-2013 calibration",
-                      self.path.name, ", ".join(sorted(set(self.spec.face_crops)
-                                                        - set(spec.face_crops))))
+        self.spec = spec
         self.num_threads = num_threads or os.cpu_count() or 1
+        self.profile = None
         self._finders: dict = {}
+        self._finders_lock = threading.Lock()
+        self._sha256 = ""
 
     # --- to implement per runtime -------------------------------------------------------
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        """(N, S, S, C) float32 normalised input -> (N, classes) float32 probabilities."""
+    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, S, S, C) float32 normalised input -> ((N, classes) float32 probabilities,
+        (N, D) float32 embeddings or None when the build has no embedding output)."""
         raise NotImplementedError
 
-    def _check_io(self, in_shape: tuple, in_dtype: str, n_out: object) -> None:
+    def _check_io(self, in_shape: tuple, in_dtype: str, n_out: object,
+                  n_emb: object = None) -> None:
         """Fail loudly when the model's real tensors disagree with its spec.
 
         Args:
             in_shape: the input tensor's shape (batch dimension may be symbolic).
             in_dtype: "float32", "int8", "uint8" or another dtype name.
-            n_out: length of the output's last dimension (skipped if not an int).
+            n_out: length of the probability output's last dimension (skipped if not an int).
+            n_emb: length of the embedding output's last dimension (skipped if not an int).
         """
         s = self.spec
         want = (s.input_size, s.input_size, s.channels)
@@ -64,17 +66,56 @@ class Predictor:
         if isinstance(n_out, int) and n_out != s.num_classes:
             raise SpecError(f"{self.path}: model has {n_out} outputs but the spec lists "
                             f"{s.num_classes} labels")
+        if s.embedding is not None and isinstance(n_emb, int) and n_emb != s.embedding.size:
+            raise SpecError(f"{self.path}: embedding output {s.embedding.output!r} has {n_emb} "
+                            f"features but the spec says {s.embedding.size}; re-export it")
+
+    def _output_roles(self, names: list[str]) -> tuple[int, int | None]:
+        """(index of the probability output, index of the embedding output or None) among the
+        model's output names, as the spec names them."""
+        emb = self.spec.embedding
+        if emb is None:
+            if len(names) != 1:
+                raise SpecError(f"{self.path}: the model has {len(names)} outputs but its spec "
+                                "names no embedding output; re-export it with `fer-edge convert`")
+            return 0, None
+        if emb.output not in names or len(names) != 2:
+            raise SpecError(f"{self.path}: the spec's embedding output {emb.output!r} is not "
+                            f"one of the model's two outputs {names}; re-export it with "
+                            "`fer-edge convert`")
+        e = names.index(emb.output)
+        return 1 - e, e
+
+    @property
+    def model_sha256(self) -> str:
+        """sha256 (hex) of the model file as loaded: what a personal profile is bound to."""
+        if not self._sha256:
+            self._sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        return self._sha256
 
     # --- public API ---------------------------------------------------------------------
-    def predict_inputs(self, x: np.ndarray) -> np.ndarray:
+    def predict_inputs(self, x: np.ndarray, embedding: bool = False):
         """Run preprocessed input.
 
         Args:
             x: (N, S, S, C) float32 NHWC in the spec's normalised range ([-1, 1]).
+            embedding: also return the embedding output.
 
         Returns:
-            (N, num_classes) float32 probabilities (rows sum to ~1), no flip TTA.
+            (N, num_classes) float32 probabilities (rows sum to ~1), no flip TTA, no profile;
+            with ``embedding``, a tuple (probabilities, (N, D) float32 embeddings).
         """
+        x = self._check_inputs(x)
+        if embedding:
+            self._need_embedding()
+        if len(x) == 0:
+            empty = np.zeros((0, self.spec.num_classes), np.float32)
+            return (empty, np.zeros((0, self.spec.embedding.size), np.float32)) if embedding \
+                else empty
+        probs, emb = self._run(x)
+        return (probs, emb) if embedding else probs
+
+    def _check_inputs(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         if x.dtype.kind not in "fiu":
             raise InputError(f"{self.path.name}: input dtype {x.dtype} is not numeric; pass "
@@ -87,12 +128,17 @@ class Predictor:
                              f"{self.spec.channels})")
         if not np.isfinite(x).all():
             raise InputError(f"{self.path.name}: input holds NaN or infinite values")
-        if len(x) == 0:
-            return np.zeros((0, self.spec.num_classes), np.float32)
-        return self._run(x)
+        return x
 
-    def predict(self, faces: np.ndarray, tta_flip: bool | None = None) -> np.ndarray:
-        """Classify face crops with the shared preprocessing.
+    def _need_embedding(self) -> None:
+        if self.spec.embedding is None:
+            raise SpecError(f"{self.path.name}: this build has no embedding output; re-export "
+                            "it with this version's `fer-edge convert`")
+
+    def predict(self, faces: np.ndarray, tta_flip: bool | None = None,
+                embedding: bool = False):
+        """Classify face crops with the shared preprocessing (and the profile, if one is in
+        use: :meth:`use_profile`).
 
         Args:
             faces: (N, h, w) grey face crops (any size; 48x48 FER-2013 faces as they are):
@@ -100,18 +146,60 @@ class Predictor:
                 refused (pass ``face[None]``), and so are floats in 0..1, NaN and values
                 outside 0..255.
             tta_flip: average with the mirror image; default from the spec.
+            embedding: also return the embeddings of the same passes.
 
         Returns:
-            (N, num_classes) float32 probabilities in the spec's label order.
+            (N, num_classes) float32 probabilities in the spec's label order; with
+            ``embedding``, a tuple (probabilities, (N, D) float32 embeddings), D =
+            ``spec.embedding.size``, flip-averaged like the probabilities.
 
         Raises:
             InputError: wrong shape, dtype or value range (a ValueError too).
+            SpecError: ``embedding`` (or a profile) on a build without an embedding output.
         """
+        profile = self.profile
+        want_emb = embedding or profile is not None
+        probs, emb = self._passes(faces, tta_flip, want_emb)
+        if profile is not None and len(probs):
+            probs = np.asarray(profile.adjust(probs, emb), np.float32)
+        return (probs, emb) if embedding else probs
+
+    def embed(self, faces: np.ndarray, tta_flip: bool | None = None) -> np.ndarray:
+        """The pooled face features of the model (what a personal profile is made of).
+
+        Args:
+            faces: as :meth:`predict`: (N, h, w) grey face crops, uint8 (0..255).
+            tta_flip: average with the mirror image's features; default from the spec.
+
+        Returns:
+            (N, D) float32, D = ``spec.embedding.size`` (2048 for InceptionV3).
+        """
+        return self._passes(faces, tta_flip, True)[1]
+
+    def _passes(self, faces, tta_flip: bool | None, want_emb: bool):
+        """Probabilities (and embeddings) of the faces, flip-averaged when asked."""
         x = to_model_input(check_faces(faces), self.spec)
-        probs = self.predict_inputs(x)
-        if self.spec.tta_flip if tta_flip is None else tta_flip:
-            probs = (probs + self.predict_inputs(x[:, :, ::-1, :].copy())) / 2.0
-        return probs
+        flip = self.spec.tta_flip if tta_flip is None else tta_flip
+        if not want_emb:
+            probs = self.predict_inputs(x)
+            if flip:
+                probs = (probs + self.predict_inputs(x[:, :, ::-1, :].copy())) / 2.0
+            return probs, None
+        probs, emb = self.predict_inputs(x, embedding=True)
+        if flip:
+            p2, e2 = self.predict_inputs(x[:, :, ::-1, :].copy(), embedding=True)
+            probs, emb = (probs + p2) / 2.0, (emb + e2) / 2.0
+        return probs, emb
+
+    def use_profile(self, profile) -> None:
+        """Personalise every later :meth:`predict` / :meth:`analyze` with a profile (None
+        stops it). The profile checks that it was made for this model
+        (``profile.check_model(self)``); afterwards ``profile.adjust(probs (N, C) float32,
+        emb (N, D) float32) -> (N, C) float32`` maps each pass's output."""
+        if profile is not None:
+            self._need_embedding()
+            profile.check_model(self)
+        self.profile = profile
 
     def finder(self, detector: Any = "auto"):
         """The :class:`~fer_edge.faces.FaceFinder` (detect -> align -> crop) for a detector
@@ -121,9 +209,10 @@ class Predictor:
 
         if not isinstance(detector, str):
             return FaceFinder(self.spec, detector)
-        if detector not in self._finders:
-            self._finders[detector] = FaceFinder(self.spec, detector)
-        return self._finders[detector]
+        with self._finders_lock:
+            if detector not in self._finders:
+                self._finders[detector] = FaceFinder(self.spec, detector)
+            return self._finders[detector]
 
     def analyze(self, frame: np.ndarray, detector: Any = "auto") -> list[dict[str, Any]]:
         """Detect, align and classify every face of a frame.
@@ -171,12 +260,32 @@ def check_faces(faces: Any) -> np.ndarray:
     Raises:
         InputError: one line saying what is wrong and what to pass instead.
     """
+    x = _faces_array(faces)
+    x = _faces_shape(x)
+    if x.dtype == np.uint8 or not x.size:
+        return x.astype(np.uint8, copy=False)
+    _faces_range(x)
+    return np.rint(x).astype(np.uint8)
+
+
+def _faces_array(faces: Any) -> np.ndarray:
+    """``faces`` as a numeric numpy array (not a path, None, a ragged list or booleans)."""
     if isinstance(faces, (str, bytes, Path)) or faces is None:
         raise InputError(f"predict takes an array of grey faces (N, h, w), got {faces!r}; "
                          "read images with cv2.imread(path, cv2.IMREAD_GRAYSCALE)")
-    x = np.asarray(faces)
+    try:
+        x = np.asarray(faces)
+    except ValueError:
+        raise InputError("faces have different sizes; predict takes one (N, h, w) array: "
+                         "resize every face to one size first (e.g. cv2.resize(f, (48, 48)))"
+                         ) from None
     if x.dtype.kind not in "fiu" or x.dtype == np.bool_:
         raise InputError(f"faces have dtype {x.dtype}; pass uint8 grey faces (N, h, w)")
+    return x
+
+
+def _faces_shape(x: np.ndarray) -> np.ndarray:
+    """(N, h, w) or (N, h, w, 1) -> (N, h, w); anything else refused with the fix."""
     if x.ndim == 2:
         raise InputError(f"faces have shape {x.shape}: predict takes a batch (N, h, w); for "
                          "one face pass face[None] (shape (1, h, w))")
@@ -189,8 +298,11 @@ def check_faces(faces: Any) -> np.ndarray:
         raise InputError(f"faces have shape {x.shape}; pass grey faces as (N, h, w)")
     if len(x) and (x.shape[1] < 2 or x.shape[2] < 2):
         raise InputError(f"faces have shape {x.shape}: each face must be at least 2x2 pixels")
-    if x.dtype == np.uint8 or not x.size:
-        return x.astype(np.uint8, copy=False)
+    return x
+
+
+def _faces_range(x: np.ndarray) -> None:
+    """Non-uint8 faces must hold finite grey pixels in 0..255 (not 0..1)."""
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise InputError("faces hold NaN or infinite values")
     lo, hi = float(x.min()), float(x.max())
@@ -200,7 +312,6 @@ def check_faces(faces: Any) -> np.ndarray:
     if x.dtype.kind == "f" and 0 < hi <= 1.0:
         raise InputError(f"faces are floats in 0..{hi:g}: they look scaled to 0..1; pass "
                          "pixels in 0..255 (e.g. (faces * 255).astype(np.uint8))")
-    return np.rint(x).astype(np.uint8)
 
 
 def check_frame(frame: Any) -> np.ndarray:
@@ -210,7 +321,7 @@ def check_frame(frame: Any) -> np.ndarray:
         frame: (H, W, 3) uint8 BGR, (H, W, 4) BGRA or (H, W) uint8 grey.
 
     Returns:
-        The frame as a numpy array.
+        The frame as a numpy array; (H, W, 1) grey becomes (H, W).
 
     Raises:
         InputError: None (a failed ``cv2.imread``), a path, a non-uint8 or empty frame.
@@ -227,9 +338,12 @@ def check_frame(frame: Any) -> np.ndarray:
                          "it (floats in 0..1: (frame * 255).astype(np.uint8))")
     if not (f.ndim == 2 or (f.ndim == 3 and f.shape[2] in (1, 3, 4))):
         raise InputError(f"frame has shape {f.shape}; pass (H, W, 3) BGR or (H, W) grey")
-    if f.size == 0 or min(f.shape[:2]) < 2:
+    if f.size == 0:
         raise InputError(f"frame of shape {f.shape} is empty")
-    return f
+    if min(f.shape[:2]) < 2:
+        raise InputError(f"frame of shape {f.shape} is too small to hold a face; pass a "
+                         "camera frame or photo (at least 2x2 pixels)")
+    return f[:, :, 0] if f.ndim == 3 and f.shape[2] == 1 else f
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:

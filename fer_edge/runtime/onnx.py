@@ -79,10 +79,16 @@ class OnnxPredictor(Predictor):
         spec = resolve_spec(path, embedded, onnx_model_bytes(Path(path).read_bytes()))
         super().__init__(path, spec, opts.intra_op_num_threads)
         self._in = self._sess.get_inputs()[0]
-        self._out = self._sess.get_outputs()[0]
+        outs = self._sess.get_outputs()
+        p, e = self._output_roles([o.name for o in outs])
+        self._out, self._emb = outs[p], (outs[e] if e is not None else None)
         self.input_dtype = np.dtype(_DTYPES.get(self._in.type, "float32"))
         self._check_io(tuple(self._in.shape), _DTYPES.get(self._in.type, self._in.type),
-                       self._out.shape[-1])
+                       self._out.shape[-1], None if self._emb is None else self._emb.shape[-1])
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        return self._sess.run([self._out.name], {self._in.name: x})[0].astype(np.float32)
+    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """onnxruntime sessions are safe to run from several threads at once."""
+        names = [self._out.name] + ([] if self._emb is None else [self._emb.name])
+        ys = self._sess.run(names, {self._in.name: x})
+        emb = ys[1].astype(np.float32) if self._emb is not None else None
+        return ys[0].astype(np.float32), emb

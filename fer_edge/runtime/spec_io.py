@@ -8,10 +8,7 @@
 - The spec's ``sha256`` binds it to the weights (:func:`binding`): the sha256 of the model
   bytes without the spec entry, then of the spec's canonical JSON. A spec moved onto other
   weights, or edited after ``fer-edge convert`` (labels swapped, a size changed), no longer
-  matches and the build is refused. A spec without one (made before it existed) loads with
-  a one-line warning, unless a model card beside the file (``<stem>.card.json``, as the
-  packaged default model has) holds the whole file's sha256, which is checked instead;
-  ``convert/bind_spec.py`` adds the binding to such a build.
+  matches and the build is refused; so is a build whose spec carries no binding.
 """
 
 from __future__ import annotations
@@ -19,18 +16,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import zipfile
 from pathlib import Path
 
 from fer_edge.errors import SpecError
 from fer_edge.spec import ModelSpec
 
-log = logging.getLogger(__name__)
-
 SPEC_ENTRY = "fer_edge_spec.json"
 ONNX_KEY = "fer_edge_spec"
-_warned: set[str] = set()
 
 
 def binding(model_bytes: bytes, spec: ModelSpec) -> str:
@@ -129,27 +122,11 @@ def _entry_key(body: bytes) -> str | None:
 
 
 def check_binding(model_path: Path, model_bytes: bytes, spec: ModelSpec) -> None:
-    """Refuse a spec whose ``sha256`` does not match these weights; warn once when it has
-    none."""
+    """Refuse a spec that is not bound to these weights (no ``sha256``, or another one)."""
     if not spec.sha256:
-        card = Path(model_path).with_name(Path(model_path).stem + ".card.json")
-        if card.is_file():  # a packaged model: its card's sha256 covers weights and spec
-            try:
-                want = json.loads(card.read_text()).get("sha256", "")
-            except (OSError, ValueError):
-                want = ""
-            if want:
-                if hashlib.sha256(Path(model_path).read_bytes()).hexdigest() != want:
-                    raise SpecError(f"{model_path}: the file differs from its model card "
-                                    f"{card.name} (sha256); restore the packaged model or "
-                                    "re-package it with convert/package_default.py")
-                return
-        if str(model_path) not in _warned:
-            _warned.add(str(model_path))
-            log.warning("%s: older build, its spec is not bound to the weights (an edited or "
-                        "swapped spec would go unnoticed); convert/bind_spec.py binds it",
-                        model_path)
-        return
+        raise SpecError(f"{model_path}: the spec is not bound to the weights (no sha256: a "
+                        "training run's spec.json, or an edited one); re-export the model "
+                        "with `fer-edge convert`")
     if binding(model_bytes, spec) != spec.sha256:
         raise SpecError(f"{model_path}: the spec does not belong to these weights (sha256 "
                         "binding mismatch: the model or its spec was edited, or a spec from "
@@ -160,30 +137,6 @@ def sidecar_path(model_path: str | Path) -> Path:
     """``model.tflite`` -> ``model.tflite.spec.json`` (one per build, whatever its format)."""
     p = Path(model_path)
     return p.with_name(p.name + ".spec.json")
-
-
-def update_card(model_path: str | Path, data: bytes) -> bool:
-    """Record a rewritten build's sha256 and size in its model card
-    (``<stem>.card.json`` beside it, as ``convert/package_default.py`` writes), if it has one.
-
-    Args:
-        model_path: the build's path.
-        data: the build's new bytes (as written).
-
-    Returns:
-        True when a card was updated.
-    """
-    from fer_edge.io import atomic_write_text
-
-    p = Path(model_path)
-    card = p.with_name(p.stem + ".card.json")
-    if not card.is_file():
-        return False
-    c = json.loads(card.read_text())
-    c["sha256"] = hashlib.sha256(data).hexdigest()
-    c["size_mb"] = round(len(data) / 1e6, 2)
-    atomic_write_text(card, json.dumps(c, indent=2) + "\n")
-    return True
 
 
 def embed_in_tflite(tflite: bytes, spec: ModelSpec) -> bytes:

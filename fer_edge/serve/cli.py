@@ -124,14 +124,15 @@ def run(args: argparse.Namespace) -> int:
         source = open_video_or_source(cfg, scfg)
         app.load(source, stop.event)
         app.start()
+        people = sys.stderr if cfg.log == "-" else sys.stdout  # --log - owns stdout
         print(f"fer-edge serve: open {page_url(scfg, app.port, token)}" +
               (f"  (access token {origin}; keep it private)" if token else
-               "  (this machine only)"), flush=True)
+               "  (this machine only)"), file=people, flush=True)
         stats, lost = app.run_loop()
         code = report(stats, lost)
         if not (stats and stats.interrupted) and not stop.event.is_set():
             print("fer-edge serve: the source has ended; the page stays up until Ctrl-C",
-                  flush=True)
+                  file=people, flush=True)
             stop.wait()
         return code
     finally:

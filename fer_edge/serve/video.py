@@ -17,12 +17,14 @@ class RepeatingVideo:
     and events never repeat.
     """
 
-    live = False
+    live = independent = False
+    skipped = 0
 
     def __init__(self, path: str):
         self.path = path
         self._video = VideoSource(path)  # a missing or unreadable file fails here, at once
         self.fps, self.name, self.dropped = self._video.fps, self._video.name, 0
+        self.current = getattr(self._video, "current", self.name)  # the log's source column
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
         i = 0

@@ -4,17 +4,25 @@ tensorflow-model-optimization (QAT) only works with tf_keras (Keras 2), and impo
 flips ``TF_USE_LEGACY_KERAS`` itself; if anything touched ``tf.keras`` first, layers from the
 two Kerases get mixed. So the variable is set here, before the first TensorFlow import, and
 every heavy module imports ``keras`` and ``tf`` from this module.
+
+TensorFlow's start-up lines (cuInit, oneDNN, absl) are kept off the terminal unless ``-v``
+(:mod:`fer_edge.quiet`).
 """
 
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from fer_edge.quiet import native_noise_filtered, verbose
 
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose() else "2")
+
+with native_noise_filtered():
+    import tensorflow as tf  # noqa: E402
+    import tf_keras as keras  # noqa: E402
+
+    tf.config.list_physical_devices("GPU")  # cuInit runs (and complains) here, filtered
 
 __all__ = ["keras", "tf"]
 

@@ -249,6 +249,18 @@ def _fuse_hard_sigmoid(app):
         layer = by_name[nxt[0]]
         return layer if all(layer["config"].get(k) == v for k, v in want.items()) else None
 
+    drop, new = _hard_sigmoids(cfg, only_reader)
+    if not new:
+        return app
+    _hard_swishes(cfg, by_name, readers, drop, new)
+    cfg = _rewire(cfg, drop)
+    cfg["layers"] = [new.get(layer["name"], layer) for layer in cfg["layers"]]
+    return _rebuild(app, cfg)
+
+
+def _hard_sigmoids(cfg: dict, only_reader) -> tuple[dict, dict]:
+    """(layers to drop -> the ref their readers read instead, mul layer name -> its new
+    HardSigmoid layer config) for every ``x + 3 -> ReLU(6) -> * (1/6)`` chain."""
     drop, new = {}, {}
     for layer in cfg["layers"]:
         if layer["class_name"] != "TFOpLambda" or layer["config"].get(
@@ -267,9 +279,11 @@ def _fuse_hard_sigmoid(app):
                             "config": {"name": mul["name"], "trainable": True,
                                        "dtype": "float32"},
                             "inbound_nodes": [[[*ref[:3], {}]]]}
-    if not new:
-        return app
-    # hard swish: Multiply([x, HardSigmoid(x)]) -> HardSwish(x)
+    return drop, new
+
+
+def _hard_swishes(cfg: dict, by_name: dict, readers: dict, drop: dict, new: dict) -> None:
+    """Hard swish, ``Multiply([x, HardSigmoid(x)])``, becomes one HardSwish(x) (in place)."""
     for layer in cfg["layers"]:
         if layer["class_name"] != "Multiply":
             continue
@@ -281,9 +295,6 @@ def _fuse_hard_sigmoid(app):
         drop[b] = drop[_chain_start(b, by_name, readers)]
         new[layer["name"]] = {**hs, "class_name": "HardSwish", "name": layer["name"],
                               "config": {**hs["config"], "name": layer["name"]}}
-    cfg = _rewire(cfg, drop)
-    cfg["layers"] = [new.get(layer["name"], layer) for layer in cfg["layers"]]
-    return _rebuild(app, cfg)
 
 
 def _split_conv_swish(app):

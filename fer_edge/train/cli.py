@@ -17,7 +17,8 @@ from fer_edge.config import (
     make_config,
 )
 from fer_edge.errors import ConfigError, require_training_stack
-from fer_edge.train.runs import resolve_run_dir
+from fer_edge.train.data import check_training_faces, read_training_data
+from fer_edge.train.runs import init_source, lock_run, resolve_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(TrainConfig, args)
-    require_training_stack("train")
     worker = _worker(cfg)
     if cfg.resume and not (worker and not (Path(cfg.runs_dir) / cfg.name / "config.json")
                            .is_file()):
@@ -42,12 +42,20 @@ def run(args: argparse.Namespace) -> int:
         # given (the chief's) and receives the chief's checkpoint when training starts
         log.info("%s: no local copy of run %r; resuming with the given settings", worker,
                  cfg.name)
-    cfg.validate()
+    cfg.validate()  # the recipe is checked first, on a light install too
     if not worker:  # a worker never writes the run folder (the chief makes it)
-        resolve_run_dir(cfg)  # a taken --name, a file in the way: said before TensorFlow loads
+        run_dir = resolve_run_dir(cfg)  # a taken --name, a file in the way: before TensorFlow
+        if cfg.resume:
+            lock_run(run_dir)  # the run is not training in another process
+    if cfg.init:
+        init_source(cfg.init)  # not a fer-edge model: said before the data is read
+    dataset = read_training_data(cfg)  # a bad --data is said now, not after TensorFlow loads
+    check_training_faces(cfg, dataset)
+    require_training_stack("train")
+    log.info("loading TensorFlow...")
     from fer_edge.train.fit import run_training
 
-    run_dir = run_training(cfg)
+    run_dir = run_training(cfg, dataset)
     if run_dir.is_dir():
         print(f"run folder: {run_dir}")
     else:
@@ -92,7 +100,24 @@ def _resumed_config(cfg: TrainConfig, args: argparse.Namespace) -> TrainConfig:
         raise ConfigError(f"--resume {run.name}: cannot change what the run is: "
                           f"{'; '.join(changed)}; drop the flag, or start a new run with "
                           "another --name")
+    _note_saved_keys(run, saved, given)
     known = {k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}
     known.update(given)
     known.update(resume=True, name=run.name, runs_dir=str(run.parent))
     return make_config(TrainConfig, known, origin)
+
+
+def _note_saved_keys(run: Path, saved: dict, given: dict) -> None:
+    """Say which keys of a resumed run's ``config.json`` this version does not know (ignored)
+    and which it lacks (the defaults apply): a run saved by another version resumes, but not
+    silently."""
+    fields = TrainConfig.__dataclass_fields__
+    unknown = sorted(k for k in saved if k not in fields)
+    missing = sorted(k for k in fields if k not in saved and k not in given
+                     and k not in ("resume", "name", "runs_dir"))
+    if unknown:
+        log.warning("note: %s/config.json has setting(s) this version does not know, ignored: "
+                    "%s", run, ", ".join(unknown))
+    if missing:
+        log.warning("note: %s/config.json lacks setting(s), so their defaults apply: %s (pass "
+                    "the flag to choose another value)", run, ", ".join(missing))

@@ -74,6 +74,14 @@ def parse_tf_config(raw: str | None) -> Cluster:
         ClusterError: unset, not JSON, or missing/invalid ``cluster``/``task`` entries
             (one line naming the problem and showing a valid value).
     """
+    cfg = _json_object(raw)
+    jobs = _cluster_jobs(cfg)
+    ttype, tindex = _this_task(cfg, jobs)
+    return Cluster(jobs=jobs, task_type=ttype, task_index=tindex)
+
+
+def _json_object(raw: str | None) -> dict:
+    """TF_CONFIG's text as a JSON object with a ``cluster`` object."""
     if not raw or not raw.strip():
         raise ClusterError(f"--distribute multiworker needs the TF_CONFIG environment variable "
                            f"(the cluster and this process's task), {_EXAMPLE}")
@@ -84,21 +92,12 @@ def parse_tf_config(raw: str | None) -> Cluster:
                            f"{_EXAMPLE}") from None
     if not isinstance(cfg, dict) or not isinstance(cfg.get("cluster"), dict):
         raise ClusterError(f"TF_CONFIG has no \"cluster\" object; {_EXAMPLE}")
-    jobs: dict[str, tuple[str, ...]] = {}
-    for job, addrs in cfg["cluster"].items():
-        if job not in JOBS:
-            raise ClusterError(f"TF_CONFIG cluster job {job!r} is not supported (use \"chief\" "
-                               f"and/or \"worker\"); {_EXAMPLE}")
-        if (not isinstance(addrs, list) or not addrs
-                or not all(isinstance(a, str) for a in addrs)):
-            raise ClusterError(f"TF_CONFIG cluster.{job} must be a non-empty list of "
-                               f"\"host:port\" strings; {_EXAMPLE}")
-        for a in addrs:
-            host, sep, port = a.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ClusterError(f"TF_CONFIG cluster.{job} address {a!r} is not host:port "
-                                   f"(port 1-65535); {_EXAMPLE}")
-        jobs[job] = tuple(addrs)
+    return cfg
+
+
+def _cluster_jobs(cfg: dict) -> dict[str, tuple[str, ...]]:
+    """job -> its host:port addresses, each job supported, each address valid and unique."""
+    jobs = {job: _job_addresses(job, addrs) for job, addrs in cfg["cluster"].items()}
     if "chief" in jobs and len(jobs["chief"]) != 1:
         raise ClusterError("TF_CONFIG cluster.chief must list exactly one address")
     if not jobs:
@@ -108,6 +107,26 @@ def parse_tf_config(raw: str | None) -> Cluster:
     if dup:
         raise ClusterError(f"TF_CONFIG lists {', '.join(dup)} more than once: every task needs "
                            "its own host:port")
+    return jobs
+
+
+def _job_addresses(job: str, addrs: object) -> tuple[str, ...]:
+    if job not in JOBS:
+        raise ClusterError(f"TF_CONFIG cluster job {job!r} is not supported (use \"chief\" "
+                           f"and/or \"worker\"); {_EXAMPLE}")
+    if not isinstance(addrs, list) or not addrs or not all(isinstance(a, str) for a in addrs):
+        raise ClusterError(f"TF_CONFIG cluster.{job} must be a non-empty list of "
+                           f"\"host:port\" strings; {_EXAMPLE}")
+    for a in addrs:
+        host, sep, port = a.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ClusterError(f"TF_CONFIG cluster.{job} address {a!r} is not host:port "
+                               f"(port 1-65535); {_EXAMPLE}")
+    return tuple(addrs)
+
+
+def _this_task(cfg: dict, jobs: dict[str, tuple[str, ...]]) -> tuple[str, int]:
+    """(task type, task index) of this process, checked against the cluster."""
     task = cfg.get("task")
     if not isinstance(task, dict) or "type" not in task or "index" not in task:
         raise ClusterError("TF_CONFIG has no \"task\": {\"type\": ..., \"index\": ...} saying "
@@ -120,7 +139,7 @@ def parse_tf_config(raw: str | None) -> Cluster:
             0 <= tindex < len(jobs[ttype])):
         raise ClusterError(f"TF_CONFIG task index {tindex!r} is out of range: cluster.{ttype} "
                            f"has {len(jobs[ttype])} address(es), so 0..{len(jobs[ttype]) - 1}")
-    return Cluster(jobs=jobs, task_type=ttype, task_index=tindex)
+    return ttype, tindex
 
 
 def wait_for_peers(cluster: Cluster, timeout: float, poll: float = 0.5) -> None:

@@ -31,18 +31,20 @@ import numpy as np
 
 from fer_edge import __version__
 from fer_edge.config import TrainConfig
-from fer_edge.data import Dataset, load_dataset
+from fer_edge.data import Dataset
 from fer_edge.data.balance import class_weights, oversample_indices
-from fer_edge.errors import ClusterError, ConfigError, ModelFileError, SpecError
+from fer_edge.errors import ClusterError, ConfigError, ModelFileError
+from fer_edge.faces import crop_fields
 from fer_edge.io import atomic_write_text, check_output_dir, temp_path_for
 from fer_edge.spec import ModelSpec
 from fer_edge.train import distribute
 from fer_edge.train._keras import keras, tf
 from fer_edge.train.backbones import check_input_size
+from fer_edge.train.data import read_training_data
 from fer_edge.train.distribute import Setup
 from fer_edge.train.model import arch_normalisation, build_model, set_stage
 from fer_edge.train.pipeline import Augment, Mix, make_dataset
-from fer_edge.train.runs import resolve_run_dir
+from fer_edge.train.runs import init_source, lock_run, resolve_run_dir, unlock_run
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +100,15 @@ class _Progress(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.t0 = epoch, time.time()
 
+    def on_train_begin(self, logs=None):
+        self.first = True
+        log.info("%s: first steps (the first one builds the training graph; progress every "
+                 "%d steps)", self.stage, self.every)
+
     def on_train_batch_end(self, batch, logs=None):
+        if self.first:
+            self.first = False
+            log.info("%s: first step done in %.0fs", self.stage, time.time() - self.t0)
         if (batch + 1) % self.every == 0 and batch + 1 < self.steps:
             dt = time.time() - self.t0
             rate = (batch + 1) * self.batch / dt
@@ -292,29 +302,6 @@ class _Budget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _init_source(init: str) -> tuple[Path, ModelSpec]:
-    """(model .h5, its spec) of ``--init``: a run folder or a model file with spec.json beside.
-
-    Raises:
-        ModelFileError: not a fer-edge run or model.
-    """
-    p = Path(init)
-    model = p / "model_float.h5" if p.is_dir() else p
-    spec_path = model.with_name("spec.json")
-    if not model.is_file() or model.suffix.lower() not in (".h5", ".keras"):
-        raise ModelFileError(f"--init {init}: not a fer-edge run or model (expected a run "
-                             "folder with model_float.h5, or a model_float.h5 with its "
-                             "spec.json beside it)")
-    if not spec_path.is_file():
-        raise ModelFileError(f"--init {init}: no spec.json beside {model.name}; is it a "
-                             "fer-edge model? (a run folder has both)")
-    try:
-        spec = ModelSpec.read(spec_path)
-    except SpecError as exc:
-        raise ModelFileError(f"--init {init}: not a fer-edge model ({exc})") from None
-    return model, spec
-
-
 def init_model(path: Path, spec: ModelSpec, labels: tuple[str, ...], dropout: float
                ) -> tuple[keras.Model, bool]:
     """Load a trained fer-edge model; give it a new softmax head when ``labels`` differ.
@@ -358,7 +345,7 @@ def run_training(cfg: TrainConfig, dataset: Dataset | None = None) -> Path:
         dataset: faces already in memory (study scripts); ``cfg.data`` then only names them.
     """
     cfg.validate()
-    init_path, init_spec = (_init_source(cfg.init) if cfg.init else (None, None))
+    init_path, init_spec = (init_source(cfg.init) if cfg.init else (None, None))
     if init_spec is not None:  # the model decides the arch and input geometry
         cfg = replace(cfg, arch=init_spec.arch, input_size=init_spec.input_size)
     cfg = replace(cfg, input_size=check_input_size(cfg.arch, cfg.input_size))
@@ -377,9 +364,7 @@ def run_training(cfg: TrainConfig, dataset: Dataset | None = None) -> Path:
 def _run_training(cfg: TrainConfig, run: Path, dataset: Dataset | None = None,
                   init_path: Path | None = None, init_spec: ModelSpec | None = None) -> Path:
     # data first: bad input must fail before a run folder is made or a saved config rewritten
-    ds = dataset if dataset is not None else load_dataset(
-        cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, skip_bad=cfg.skip_bad,
-        skip_unknown_classes=cfg.skip_unknown_classes, own_classes=bool(cfg.init))
+    ds = dataset if dataset is not None else read_training_data(cfg)
     if cfg.labels != "fer2013":
         from fer_edge.data.ferplus import apply_labels
 
@@ -387,15 +372,20 @@ def _run_training(cfg: TrainConfig, run: Path, dataset: Dataset | None = None,
     check_output_dir(run, "--runs-dir/--name")
     created = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
+    lock_run(run)  # before anything in it is written: one process trains a run at a time
     try:
         return _train_in(run, cfg, ds, init_path, init_spec)
-    except BaseException:
+    except BaseException as exc:
         # a run that failed before its first epoch ended holds nothing to resume: remove
         # what start-up made, so the name is free again (never a run that has epochs)
         if created and not (run / "history.csv").exists():
             shutil.rmtree(run, ignore_errors=True)
             log.info("removed %s: the run stopped before its first epoch", run)
+            exc.fer_edge_hint = ("; the run stopped before its first epoch ended and was "
+                                 "removed (nothing to resume): start it again")
         raise
+    finally:
+        unlock_run(run)
 
 
 def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
@@ -431,9 +421,9 @@ def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
         spec = init_spec.replace(labels=labels, tta_flip=cfg.tta_flip, extra=extra)
     else:
         scale, offset = arch_normalisation(cfg.arch, cfg.weights)
-        spec = ModelSpec(labels=labels, input_size=cfg.input_size, arch=cfg.arch,
-                         tta_flip=cfg.tta_flip, extra=extra,
-                         **_compact_norm(scale, offset))
+        spec = ModelSpec(labels=labels, input_size=cfg.input_size, channels=3,
+                         input_dtype="float32", arch=cfg.arch, tta_flip=cfg.tta_flip,
+                         extra=extra, **crop_fields(), **_compact_norm(scale, offset))
     spec.write(run / "spec.json")
 
     weights = class_weights(counts, cfg.imbalance, cfg.effective_beta)
@@ -449,6 +439,8 @@ def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
                   degrade_prob=cfg.degrade_prob,
                   jitter=_box_jitter(cfg.box_spread)) if cfg.augment else None
     mix = Mix(cfg.mix, cfg.mix_alpha, cfg.mix_prob) if cfg.mix != "none" else None
+    log.info("resizing %d faces to %dx%d", sum(len(ds.labels[s]) for s in ("train", "val")),
+             cfg.input_size, cfg.input_size)  # seconds for FER-2013: not a silent start
     train_ds = make_dataset(ds.images["train"], ds.labels["train"], spec, cfg.batch_size,
                             training=True, aug=aug, seed=cfg.seed, indices=indices,
                             targets=soft, mix=mix,
@@ -475,6 +467,7 @@ def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
                     if isinstance(layer, keras.layers.BatchNormalization):
                         layer.momentum = cfg.bn_momentum
         else:
+            log.info("building the model (%s, %s weights)", cfg.arch, cfg.weights)
             model = build_model(spec, cfg.weights, cfg.dropout, cfg.bn_momentum or None)
     log.info("model %s: %d layers, %.1f M parameters, input %s", model.name, len(model.layers),
              model.count_params() / 1e6, model.input_shape)

@@ -8,7 +8,7 @@ noise, JPEG re-encoding), optionally mixes faces and targets (mixup/cutmix), and
 spec's normalisation
 (``x * norm_scale + norm_offset``, repeated to the spec's channels), mirroring
 :func:`fer_edge.preprocess.normalize`. Batched ops keep the pipeline well ahead of the model on
-a 2-core CPU (see ``benchmarks/train_input.py``).
+a 2-core CPU (see ``studies/train_input/train_input.py``).
 """
 
 from __future__ import annotations

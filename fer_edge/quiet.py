@@ -1,0 +1,72 @@
+"""Keep TensorFlow's start-up noise off a user's terminal. Light tier (standard library).
+
+TensorFlow prints, straight to file descriptor 2 and before its logging is set up (so
+``TF_CPP_MIN_LOG_LEVEL`` cannot silence them), lines such as ``failed call to cuInit``,
+``oneDNN custom operations are on`` and ``All log messages before absl::InitializeLog()``,
+twice on a CPU machine. :func:`native_noise_filtered` catches descriptor 2 while TensorFlow
+is imported and passes on every other line; with ``-v`` (debug logging) nothing is filtered.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+
+#: substrings of the start-up lines that say nothing a user can act on
+NOISE = ("All log messages before absl::InitializeLog()", "oneDNN custom operations are on",
+         "Could not find cuda drivers", "failed call to cuInit", "Unable to register cuDNN",
+         "Unable to register cuFFT", "Unable to register cuBLAS",
+         "computation placer already registered", "TF-TRT Warning",
+         "This TensorFlow binary is optimized to use available CPU instructions",
+         "rebuild TensorFlow with the appropriate compiler flags",
+         "Created TensorFlow Lite XNNPACK delegate")
+
+
+def verbose() -> bool:
+    """Whether debug logging is on (``fer-edge -v``)."""
+    return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def is_noise(line: str) -> bool:
+    """Whether ``line`` is one of TensorFlow's start-up lines (:data:`NOISE`)."""
+    return any(n in line for n in NOISE)
+
+
+@contextmanager
+def native_noise_filtered():
+    """Within the block, whatever native code writes to descriptor 2 is held back; on exit
+    descriptor 2 is restored and the held lines are written to ``sys.stderr``, except
+    :data:`NOISE`. Does nothing with ``-v`` or when descriptor 2 is not open."""
+    if verbose():
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    _flush()
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            _flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text = held.read().decode("utf-8", "replace")
+            kept = [ln for ln in text.splitlines(keepends=True) if not is_noise(ln)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                _flush()
+
+
+def _flush() -> None:
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass

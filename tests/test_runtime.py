@@ -1,0 +1,89 @@
+"""The light runtime's public API: threads, odd inputs, the profile hook."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from fer_edge.errors import InputError, SpecError
+from fer_edge.runtime import default_model_path, load_predictor
+
+DEFAULT = default_model_path()
+pytestmark = pytest.mark.skipif(DEFAULT is None, reason="this checkout has no packaged model")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_predictor(DEFAULT, num_threads=1)
+
+
+def test_one_model_shared_by_eight_threads(model):
+    """A loaded LiteRT model is safe to share: 8 threads predicting and analysing at once
+    get exactly the answers of one thread."""
+    rng = np.random.default_rng(0)
+    faces = [rng.integers(0, 256, (3, 48, 48), dtype=np.uint8) for _ in range(8)]
+    frame = np.zeros((240, 320, 3), np.uint8)
+    want = [model.predict(f) for f in faces]
+    got, errors = [None] * 8, []
+
+    def work(k):
+        try:
+            for _ in range(5):
+                got[k] = model.predict(faces[k])
+                model.analyze(frame)
+        except Exception as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    assert all(np.array_equal(g, w) for g, w in zip(got, want))
+
+
+def test_grey_frame_with_a_channel_axis_is_grey(model):
+    grey = np.full((120, 160), 90, np.uint8)
+    assert model.analyze(grey[..., None]) == model.analyze(grey) == []
+
+
+def test_one_pixel_frame_says_too_small(model):
+    with pytest.raises(InputError, match="too small"):
+        model.analyze(np.zeros((1, 1, 3), np.uint8))
+
+
+def test_faces_of_different_sizes_are_one_line(model):
+    with pytest.raises(InputError, match="different sizes"):
+        model.predict([np.zeros((48, 48), np.uint8), np.zeros((40, 40), np.uint8)])
+
+
+class _Shift:
+    """A stand-in profile: moves all probability to class 0 when made for this model."""
+
+    def __init__(self, sha):
+        self.model_sha256 = sha
+
+    def check_model(self, predictor):
+        if predictor.model_sha256 != self.model_sha256:
+            raise SpecError("profile made for another model")
+
+    def adjust(self, probs, emb):
+        assert emb.shape == (len(probs), 2048)
+        out = np.zeros_like(probs)
+        out[:, 0] = 1
+        return out
+
+
+def test_profile_hook_adjusts_every_pass_and_checks_the_model():
+    m = load_predictor(DEFAULT, num_threads=1)
+    faces = np.full((2, 48, 48), 128, np.uint8)
+    with pytest.raises(SpecError):
+        m.use_profile(_Shift("0" * 64))
+    m.use_profile(_Shift(m.model_sha256))
+    for flip in (None, True, False):
+        assert (m.predict(faces, tta_flip=flip)[:, 0] == 1).all()
+    m.use_profile(None)
+    assert not (m.predict(faces)[:, 0] == 1).all()
