@@ -22,6 +22,7 @@ COMMANDS = {
     "convert": "fer_edge.convert.cli",
     "evaluate": "fer_edge.evaluate_cli",
     "demo": "fer_edge.demo.cli",
+    "serve": "fer_edge.serve.cli",
     "benchmark": "fer_edge.bench.cli",
     "enroll": "fer_edge.personal.cli",
 }

@@ -87,7 +87,33 @@ def _classify_alternating(predictor, crops: np.ndarray, tracks: list) -> np.ndar
     return probs
 
 
-def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
+@dataclass(frozen=True)
+class FrameInfo:
+    """What the loop tells its sinks about a frame (besides the frame and its tracks).
+
+    Attributes:
+        index: frame number (0, 1, ...), as in the ``--log`` rows.
+        timestamp: source time in s (video time, or since a camera's first frame).
+        started: ``time.perf_counter()`` when the loop began this frame.
+        fps: the loop's rate over its last frames (None on the first frame).
+        classified: ids of the tracks classified on this frame.
+        drawn: whether the frame already carries the overlay (window or ``--save``).
+        labels: class names in output order.
+        stats: the run's :class:`DemoStats` so far (per-stage ms lists).
+    """
+
+    index: int
+    timestamp: float
+    started: float
+    fps: float | None
+    classified: tuple
+    drawn: bool
+    labels: tuple
+    stats: DemoStats
+
+
+def run_demo(cfg: DemoConfig, predictor=None, detector=None, source=None,
+             sinks: tuple = ()) -> DemoStats:
     """Run the demo loop.
 
     Video and cameras: faces are detected every ``detect_every`` frames, tracked, classified
@@ -103,13 +129,19 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
         detector: a detector object (``detect_faces(frame)`` as in :mod:`fer_edge.faces`, or
             ``detect(frame_bgr) -> [(x, y, w, h)]``); default from ``cfg.detector``,
             ``cfg.face_threshold``, ``cfg.min_face``.
+        source: an opened frame source like those of :mod:`fer_edge.demo.sources` (iterable
+            of ``(frame_bgr, timestamp_s)``; ``close()``, ``fps``, ``dropped``, ``skipped``,
+            ``independent``, ``current``); default ``open_source(cfg)``. Closed here.
+        sinks: more outputs (e.g. ``fer-edge serve``): objects with ``on_frame(frame_bgr
+            (H, W, 3) uint8, tracks, info: FrameInfo)``, called once per frame after drawing;
+            they must return quickly and must not keep or change ``frame`` or the tracks.
 
     Returns:
         :class:`DemoStats` (frames, FPS, per-stage ms, dropped frames, peak memory).
     """
     cfg.validate()
     cfg.check_outputs()  # an existing --log/--save is refused before anything runs
-    source = open_source(cfg)  # first: a wrong source is the likeliest mistake
+    source = open_source(cfg) if source is None else source  # first: likeliest mistake
     photos = source.independent  # each photo on its own: detected and classified, no tracks
     cfg = _settings_for(source, cfg)
     try:
@@ -198,6 +230,11 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None) -> DemoStats:
                     if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                         break
                 stats.draw_ms.append((time.perf_counter() - t2) * 1e3)
+            if sinks:
+                info = FrameInfo(i, ts, t0, fps, tuple(t.id for t in todo),
+                                 bool(window or cfg.save), spec.labels, stats)
+                for sink in sinks:
+                    sink.on_frame(frame, tracks, info)
             stats.frames += 1
             stats.frame_ms.append((time.perf_counter() - t0) * 1e3)
             if cfg.max_frames and stats.frames >= cfg.max_frames:
