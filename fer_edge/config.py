@@ -251,6 +251,22 @@ def read_toml(path: str | Path, cls: type) -> dict[str, Any]:
     """
     path = Path(path)
     section = getattr(cls, "SECTION", None)
+    data = _stage_table(path, _read_recipe(path, section), section)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(k for k in data if k not in names)
+    if unknown:
+        tips = [f"{k} -> {c[0]}?" for k in unknown
+                if (c := difflib.get_close_matches(k, list(names), n=1))]
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} for [{section}]" +
+                          (f" (did you mean {', '.join(tips)})" if tips else ""))
+    hints = typing.get_type_hints(cls)
+    meta = {f.name: f.metadata for f in dataclasses.fields(cls)}
+    return {k: _toml_value(path, k, v, _field_type(hints[k]), meta[k]) for k, v in data.items()}
+
+
+def _read_recipe(path: Path, section: str | None) -> dict[str, Any]:
+    """The parsed TOML of the recipe at ``path``; a missing, unreadable, invalid or empty
+    file is a :class:`ConfigError`."""
     example = f" (e.g. {section}/cpu.toml)" if section == "train" else ""
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; --config takes a recipe .toml file{example}")
@@ -270,6 +286,13 @@ def read_toml(path: str | Path, cls: type) -> dict[str, Any]:
     if not data:
         raise ConfigError(f"{path}: is empty (no settings); give a recipe with a [{section}] "
                           "table, or drop --config to use the defaults")
+    return data
+
+
+def _stage_table(path: Path, data: dict[str, Any], section: str | None) -> dict[str, Any]:
+    """The keys for stage ``section``: its table, or the top-level keys of a recipe without
+    tables. An unknown table, keys outside the table, or only other stages' tables is a
+    :class:`ConfigError`."""
     tables = [k for k, v in data.items() if isinstance(v, dict)]
     for t in tables:
         if t not in SECTIONS:
@@ -282,21 +305,12 @@ def read_toml(path: str | Path, cls: type) -> dict[str, Any]:
         if flat:
             raise ConfigError(f"{path}: {', '.join(sorted(flat))} outside any section; move "
                               f"it under [{section}]")
-        data = data[section]
-    elif tables:
+        return data[section]
+    if tables:
         raise ConfigError(f"{path}: no [{section}] section (it has "
                           f"{', '.join(f'[{t}]' for t in tables)}); is it another command's "
                           "recipe?")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(k for k in data if k not in names)
-    if unknown:
-        tips = [f"{k} -> {c[0]}?" for k in unknown
-                if (c := difflib.get_close_matches(k, list(names), n=1))]
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} for [{section}]" +
-                          (f" (did you mean {', '.join(tips)})" if tips else ""))
-    hints = typing.get_type_hints(cls)
-    meta = {f.name: f.metadata for f in dataclasses.fields(cls)}
-    return {k: _toml_value(path, k, v, _field_type(hints[k]), meta[k]) for k, v in data.items()}
+    return data
 
 
 def _toml_value(path: Any, key: str, v: Any, tp: type, meta: dict) -> Any:

@@ -78,23 +78,11 @@ def run(args: argparse.Namespace) -> int:
 def run_data(args: argparse.Namespace) -> int:
     """``--data``: the parity check of every build on a FER-2013 split (exit 3 on a failure)."""
     from fer_edge.data import load_dataset_for
-    from fer_edge.evaluate import (
-        build_facts,
-        compare,
-        folder_as_build,
-        predict_all,
-        render_md,
-        write_report,
-    )
+    from fer_edge.evaluate import build_facts, compare, predict_all, render_md, write_report
     from fer_edge.preprocess import to_model_input
     from fer_edge.runtime import load_predictor
 
-    if args.labels != "fer2013" and not args.ferplus:
-        raise ConfigError(f"--labels {args.labels} needs --ferplus PATH/fer2013new.csv")
-    for b in [*args.builds, *([args.reference] if args.reference else [])]:
-        if Path(b).is_dir():
-            raise ModelFileError(folder_as_build(b, "--reference " if b == args.reference
-                                                 else ""))
+    _check_data_args(args)
     preds = {Path(b).name: load_predictor(b, args.threads) for b in args.builds}
     profiled = _use_profile(preds, args.profile)
     labels = next(iter(preds.values())).spec.labels
@@ -112,12 +100,7 @@ def run_data(args: argparse.Namespace) -> int:
     for name, p in preds.items():
         if p.spec.labels != labels:
             raise ConfigError(f"{name}: its labels differ from the other builds'")
-    ref = None
-    if args.reference:
-        rp = load_predictor(args.reference, args.threads)
-        if rp.spec.labels != labels:
-            raise ConfigError(f"{args.reference}: its labels differ from the builds'")
-        ref = predict_all(rp, x, desc=Path(args.reference).name)
+    ref = _reference_probs(args, labels, x)
     probs = {n: predict_all(p, x) for n, p in preds.items()}
     facts = {n: build_facts(Path(b), preds[n], to_model_input(x[:1], preds[n].spec),
                             args.latency_runs) for n, b in zip(preds, args.builds)}
@@ -135,6 +118,32 @@ def run_data(args: argparse.Namespace) -> int:
     if fails:
         raise AccuracyGateError("; ".join(fails[:3]))
     return 0
+
+
+def _check_data_args(args: argparse.Namespace) -> None:
+    """``--labels`` other than fer2013 has ``--ferplus``; no build or reference is a folder."""
+    from fer_edge.evaluate import folder_as_build
+
+    if args.labels != "fer2013" and not args.ferplus:
+        raise ConfigError(f"--labels {args.labels} needs --ferplus PATH/fer2013new.csv")
+    for b in [*args.builds, *([args.reference] if args.reference else [])]:
+        if Path(b).is_dir():
+            raise ModelFileError(folder_as_build(b, "--reference " if b == args.reference
+                                                 else ""))
+
+
+def _reference_probs(args: argparse.Namespace, labels, x):
+    """(N, C) probabilities of ``--reference`` on faces ``x`` (N, h, w) uint8 grey, or None
+    without one; its labels must be the builds'."""
+    if not args.reference:
+        return None
+    from fer_edge.evaluate import predict_all
+    from fer_edge.runtime import load_predictor
+
+    rp = load_predictor(args.reference, args.threads)
+    if rp.spec.labels != labels:
+        raise ConfigError(f"{args.reference}: its labels differ from the builds'")
+    return predict_all(rp, x, desc=Path(args.reference).name)
 
 
 def _check_out(args: argparse.Namespace) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -303,9 +303,61 @@ def _calibrate(qat, float_model, calib_x: np.ndarray, ds, spec: ModelSpec,
     return {"batch_size": best[1], "tried": tried}, best[2]
 
 
+@dataclass
+class _ConvertJob:
+    """What the convert steps share: the source, its data, the float model and what was built.
+
+    ``names`` maps build keys (``tflite_int8`` ...) to the file names to write this run,
+    ``kept`` the earlier builds left in place; ``specs`` collects the spec of each build
+    written; ``qat_log``/``calibration`` are set when the QAT graph was trained.
+    """
+
+    cfg: ConvertConfig
+    model_path: Path
+    spec_path: Path
+    run_cfg: dict
+    spec: ModelSpec
+    data: str
+    out: Path
+    names: dict[str, str]
+    kept: dict
+    ds: object
+    emb_faces: EmbeddingFaces
+    float_model: object = None
+    specs: dict[str, ModelSpec] = field(default_factory=dict)
+    qat_log: object = None
+    calibration: dict | None = None
+
+    @property
+    def ort_int8(self) -> bool:
+        """The int8 ONNX comes from onnxruntime's calibration of the float ONNX."""
+        return "onnx_int8" in self.names and self.cfg.onnx_int8_from.startswith("ort-")
+
+    @property
+    def onnx_int8_from_qat(self) -> bool:
+        """The int8 ONNX is converted from the QAT int8 TFLite."""
+        return "onnx_int8" in self.names and not self.ort_int8
+
+    def write(self, key: str, data: bytes, spec: ModelSpec) -> None:
+        """Write build ``key`` into place and keep its spec."""
+        self.specs[key] = _write_build(self.out / self.names[key], data, spec, self.emb_faces)
+
+
 def run_convert(cfg: ConvertConfig) -> dict:
     """Convert per ``cfg``; returns the parity result. Raises AccuracyGateError on failure."""
     cfg.validate()
+    job = _prepare(cfg)
+    _load_float_model(job)
+    job.out.mkdir(parents=True, exist_ok=True)
+    _export_float_builds(job)
+    if "tflite_int8" in job.names or job.onnx_int8_from_qat:
+        _export_qat_builds(job)
+    result, facts = _parity_check(job)
+    return _report_and_gate(job, result, facts)
+
+
+def _prepare(cfg: ConvertConfig) -> _ConvertJob:
+    """Resolve the source, its spec, the dataset and the builds to make (nothing written)."""
     model_path, spec_path, run_cfg = resolve_source(cfg.source)
     # every build records the crop rule calibrated for each face detector
     spec = _read_source_spec(spec_path)
@@ -319,108 +371,145 @@ def run_convert(cfg: ConvertConfig) -> dict:
                           or bool(run_cfg.get("skip_unknown_classes", False)))
     log.info("data %s", ds.summary())
     emb_faces = _embedding_faces(ds, data, cfg.embedding_faces, cfg.seed + 3)
+    return _ConvertJob(cfg, model_path, spec_path, run_cfg, spec, data, out, names, kept, ds,
+                       emb_faces)
 
+
+def _load_float_model(job: _ConvertJob) -> None:
+    """Seed Keras, load the float model and check it against the spec and the embedding."""
+    from fer_edge.convert import export
     from fer_edge.train._keras import keras
-    from fer_edge.train.pipeline import make_dataset, predict_probs
 
-    keras.utils.set_random_seed(cfg.seed)
+    keras.utils.set_random_seed(job.cfg.seed)
     try:
-        float_model = keras.models.load_model(str(model_path), compile=False)
+        job.float_model = keras.models.load_model(str(job.model_path), compile=False)
     except (OSError, ValueError) as exc:
-        raise ModelFileError(f"{model_path}: cannot load the float model ({exc})") from None
-    check_model_matches_spec(float_model, spec, model_path, spec_path)
+        raise ModelFileError(f"{job.model_path}: cannot load the float model ({exc})") from None
+    check_model_matches_spec(job.float_model, job.spec, job.model_path, job.spec_path)
+    export.with_embedding(job.float_model)  # no pooling layer to export: refused before any build
+
+
+def _export_float_builds(job: _ConvertJob) -> None:
+    """The float TFLite and ONNX builds, and the int8 ONNX when onnxruntime calibrates it."""
     from fer_edge.convert import export
 
-    export.with_embedding(float_model)  # no pooling layer to export: refused before any build
+    cfg, spec = job.cfg, job.spec
+    if "tflite_fp32" in job.names:
+        job.write("tflite_fp32", *export.tflite_float(job.float_model, spec))
+    if "onnx_fp32" not in job.names and not job.ort_int8:
+        return
+    onnx_b, s = export.onnx_float(job.float_model, spec, cfg.opset)
+    if "onnx_fp32" in job.names:
+        job.write("onnx_fp32", onnx_b, s)
+    if job.ort_int8:
+        calib = _calibration_faces(job.ds, spec, cfg.calib_faces, cfg.seed)
+        log.info("int8 ONNX: onnxruntime calibration on %d training faces", len(calib))
+        job.write("onnx_int8", *export.onnx_int8(onnx_b, spec, calib,
+                                                 cfg.onnx_int8_from.removeprefix("ort-")))
 
-    out.mkdir(parents=True, exist_ok=True)
-    specs: dict[str, ModelSpec] = {}
-    if "tflite_fp32" in names:
-        data_b, s = export.tflite_float(float_model, spec)
-        specs["tflite_fp32"] = _write_build(out / names["tflite_fp32"], data_b, s, emb_faces)
-    ort_int8 = "onnx_int8" in names and cfg.onnx_int8_from.startswith("ort-")
-    if "onnx_fp32" in names or ort_int8:
-        onnx_b, s = export.onnx_float(float_model, spec, cfg.opset)
-        if "onnx_fp32" in names:
-            specs["onnx_fp32"] = _write_build(out / names["onnx_fp32"], onnx_b, s, emb_faces)
-        if ort_int8:
-            calib = _calibration_faces(ds, spec, cfg.calib_faces, cfg.seed)
-            log.info("int8 ONNX: onnxruntime calibration on %d training faces", len(calib))
-            q_b, s = export.onnx_int8(onnx_b, spec, calib,
-                                      cfg.onnx_int8_from.removeprefix("ort-"))
-            specs["onnx_int8"] = _write_build(out / names["onnx_int8"], q_b, s, emb_faces)
-    qat_log = None
-    if "tflite_int8" in names or ("onnx_int8" in names and not ort_int8):
-        from fer_edge.convert.qat import (
-            build_qat_model,
-            distillation_dataset,
-            run_qat,
-        )
 
-        qat = build_qat_model(float_model)
-        calib, chosen = _calibrate(qat, float_model,
-                                   _calibration_faces(ds, spec, cfg.calib_faces, cfg.seed + 1),
-                                   ds, spec, cfg)
-        steps_full = max(1, len(ds.labels["train"]) // cfg.qat_batch_size)
-        steps = min(steps_full, cfg.qat_steps) if cfg.qat_steps else steps_full
-        log.info("QAT: %d epoch(s) x %d steps of %d faces, lr %g", cfg.qat_epochs, steps,
-                 cfg.qat_batch_size, cfg.qat_lr)
-        train_ds = None  # no fine-tuning: no QAT data to prepare
-        if cfg.qat_epochs > 0 and cfg.qat_target == "float":
-            train_ds = distillation_dataset(float_model, ds.images["train"], spec,
-                                            steps * max(cfg.qat_epochs, 1) * cfg.qat_batch_size,
-                                            cfg.qat_batch_size, cfg.seed)
-            smoothing = 0.0
-        elif cfg.qat_epochs > 0:
-            train_ds = make_dataset(ds.images["train"], ds.labels["train"], spec,
-                                    cfg.qat_batch_size, training=True, seed=cfg.seed).repeat()
-            smoothing = run_cfg.get("label_smoothing", 0.0)
-        else:
-            smoothing = 0.0
-        sel_x = sel_ref = None
-        if cfg.qat_select and cfg.qat_epochs > 0 and len(ds.labels["val"]):
-            sel_x = to_model_input(ds.images["val"], spec)
-            sel_ref = float_model.predict(sel_x, batch_size=256, verbose=0)
-        qat_log = run_qat(qat, train_ds, steps, cfg.qat_epochs, cfg.qat_lr, smoothing,
+def _export_qat_builds(job: _ConvertJob) -> None:
+    """Calibrate and fine-tune the QAT graph, then write the int8 TFLite and/or the int8 ONNX
+    converted from it."""
+    from fer_edge.convert import export
+    from fer_edge.convert.qat import build_qat_model, run_qat
+
+    cfg, ds, spec = job.cfg, job.ds, job.spec
+    qat = build_qat_model(job.float_model)
+    job.calibration, chosen = _calibrate(
+        qat, job.float_model, _calibration_faces(ds, spec, cfg.calib_faces, cfg.seed + 1),
+        ds, spec, cfg)
+    steps_full = max(1, len(ds.labels["train"]) // cfg.qat_batch_size)
+    steps = min(steps_full, cfg.qat_steps) if cfg.qat_steps else steps_full
+    log.info("QAT: %d epoch(s) x %d steps of %d faces, lr %g", cfg.qat_epochs, steps,
+             cfg.qat_batch_size, cfg.qat_lr)
+    train_ds, smoothing = _qat_training_data(job, steps)
+    sel_x, sel_ref = _qat_selection_faces(job)
+    job.qat_log = run_qat(qat, train_ds, steps, cfg.qat_epochs, cfg.qat_lr, smoothing,
                           cfg.qat_freeze_bn, sel_x, sel_ref)
-        if cfg.qat_epochs == 0 and chosen is not None:
-            tfl_b, tfl_spec = chosen  # the selected build itself
-        else:
-            tfl_b, tfl_spec = export.tflite_int8(qat, spec)
-        if "tflite_int8" in names:
-            specs["tflite_int8"] = _write_build(out / names["tflite_int8"], tfl_b, tfl_spec,
-                                                emb_faces)
-        if "onnx_int8" in names and not ort_int8:
-            q_b, s = export.onnx_int8_from_tflite(tfl_b, spec, cfg.opset)
-            specs["onnx_int8"] = _write_build(out / names["onnx_int8"], q_b, s, emb_faces)
+    if cfg.qat_epochs == 0 and chosen is not None:
+        tfl_b, tfl_spec = chosen  # the selected build itself
+    else:
+        tfl_b, tfl_spec = export.tflite_int8(qat, spec)
+    if "tflite_int8" in job.names:
+        job.write("tflite_int8", tfl_b, tfl_spec)
+    if job.onnx_int8_from_qat:
+        job.write("onnx_int8", *export.onnx_int8_from_tflite(tfl_b, spec, cfg.opset))
 
-    # --- parity check through the light runtime -------------------------------------------
-    x, y = ds.images[cfg.split], ds.labels[cfg.split]
+
+def _qat_training_data(job: _ConvertJob, steps: int) -> tuple[object, float]:
+    """(QAT training dataset or None, label smoothing): distillation targets from the float
+    model with ``--qat-target float``, else the training labels; None without fine-tuning."""
+    from fer_edge.convert.qat import distillation_dataset
+    from fer_edge.train.pipeline import make_dataset
+
+    cfg, ds = job.cfg, job.ds
+    if cfg.qat_epochs <= 0:
+        return None, 0.0  # no fine-tuning: no QAT data to prepare
+    if cfg.qat_target == "float":
+        return distillation_dataset(job.float_model, ds.images["train"], job.spec,
+                                    steps * max(cfg.qat_epochs, 1) * cfg.qat_batch_size,
+                                    cfg.qat_batch_size, cfg.seed), 0.0
+    return (make_dataset(ds.images["train"], ds.labels["train"], job.spec,
+                         cfg.qat_batch_size, training=True, seed=cfg.seed).repeat(),
+            job.run_cfg.get("label_smoothing", 0.0))
+
+
+def _qat_selection_faces(job: _ConvertJob) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(validation inputs, float probabilities) to pick the best QAT epoch on, or (None, None)."""
+    cfg, ds = job.cfg, job.ds
+    if not (cfg.qat_select and cfg.qat_epochs > 0 and len(ds.labels["val"])):
+        return None, None
+    sel_x = to_model_input(ds.images["val"], job.spec)
+    return sel_x, job.float_model.predict(sel_x, batch_size=256, verbose=0)
+
+
+def _parity_check(job: _ConvertJob) -> tuple[dict, dict]:
+    """Every build (new and kept) against the float model through the light runtime.
+
+    Returns ``(result of compare(), facts per file name)``.
+    """
+    from fer_edge.train.pipeline import predict_probs
+
+    cfg, spec, out = job.cfg, job.spec, job.out
+    x, y = job.ds.images[cfg.split], job.ds.labels[cfg.split]
     if cfg.limit:
         x, y = x[:cfg.limit], y[:cfg.limit]
     log.info("parity check on %d %s faces (flip TTA %s)", len(y), cfg.split,
              "on" if spec.tta_flip else "off")
-    reference = predict_probs(float_model, x, spec, tta_flip=spec.tta_flip)
+    reference = predict_probs(job.float_model, x, spec, tta_flip=spec.tta_flip)
     probs, facts = {}, {}
     x1 = to_model_input(x[:1], spec)
     earlier = _earlier_facts(out)
     for key, name in build_names(spec).items():
-        if key not in names and key not in kept:
+        if key not in job.names and key not in job.kept:
             continue
         pred = load_predictor(out / name)
         probs[name] = predict_all(pred, x)
-        facts[name] = (build_facts(out / name, pred, x1, cfg.latency_runs) if key in names
+        facts[name] = (build_facts(out / name, pred, x1, cfg.latency_runs)
+                       if key in job.names
                        else _kept_facts(out / name, earlier, pred, x1, cfg.latency_runs))
-    facts["float"] = {"file": model_path.name, "bytes": model_path.stat().st_size}
-    if qat_log is not None:
-        for k in ("tflite_int8", "onnx_int8"):
-            if k in names and not (k == "onnx_int8" and ort_int8):
-                facts[names[k]]["qat"] = qat_log
-                facts[names[k]]["calibration"] = calib
-    gate = cfg.gate()
-    result = compare(spec.labels, y, probs, reference, "float (Keras)", gate)
-    result["split"], result["data"] = cfg.split, Path(data).name
-    write_report(out, result, facts, f"Parity: {model_path.parent.name}, {cfg.split} split")
+    facts["float"] = {"file": job.model_path.name, "bytes": job.model_path.stat().st_size}
+    _add_qat_facts(job, facts)
+    result = compare(spec.labels, y, probs, reference, "float (Keras)", cfg.gate())
+    result["split"], result["data"] = cfg.split, Path(job.data).name
+    return result, facts
+
+
+def _add_qat_facts(job: _ConvertJob, facts: dict) -> None:
+    """Record the QAT log and the calibration on the builds that came from the QAT graph."""
+    if job.qat_log is None:
+        return
+    for k in ("tflite_int8", "onnx_int8"):
+        if k in job.names and not (k == "onnx_int8" and job.ort_int8):
+            facts[job.names[k]]["qat"] = job.qat_log
+            facts[job.names[k]]["calibration"] = job.calibration
+
+
+def _report_and_gate(job: _ConvertJob, result: dict, facts: dict) -> dict:
+    """Write report.md, log one line per build, raise AccuracyGateError on a gate failure."""
+    out = job.out
+    write_report(out, result, facts, f"Parity: {job.model_path.parent.name}, {job.cfg.split} split")
     log.info("report: %s", out / "report.md")
     for name, e in result["builds"].items():
         log.info("%-32s acc %.2f%% (%+.2f pp), agreement %.3f, %s", name,

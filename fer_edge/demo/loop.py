@@ -112,6 +112,32 @@ class FrameInfo:
     stats: DemoStats
 
 
+@dataclass
+class _DemoRun:
+    """What the steps of one demo run share: the opened source, models and outputs, the
+    tracker (replaced for every photo) and the stats being filled in."""
+
+    cfg: DemoConfig
+    source: object
+    photos: bool  # each frame an independent photo: no track carries over
+    predictor: object
+    finder: object
+    badge: str  # appended to the overlay's status line
+    sinks: tuple
+    window: bool  # frames shown in an OpenCV window
+    tta: bool | None  # flip TTA forced on/off, or None: the model's spec decides
+    alternate: bool  # the two flip passes spread over a face's classification rounds
+    tracker: Tracker
+    saver: VideoSaver | None
+    stats: DemoStats = field(default_factory=DemoStats)
+    face_log: FaceLog | None = None
+    rate: LoopRate = field(default_factory=lambda: LoopRate())
+
+    @property
+    def labels(self) -> list:
+        return self.predictor.spec.labels
+
+
 def run_demo(cfg: DemoConfig, predictor=None, detector=None, source=None,
              sinks: tuple = ()) -> DemoStats:
     """Run the demo loop.
@@ -142,8 +168,30 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None, source=None,
     cfg.validate()
     cfg.check_outputs()  # an existing --log/--save is refused before anything runs
     source = open_source(cfg) if source is None else source  # first: likeliest mistake
-    photos = source.independent  # each photo on its own: detected and classified, no tracks
     cfg = _settings_for(source, cfg)
+    predictor, finder, badge = _open_models(cfg, predictor, detector, source)
+    run = _prepare_run(cfg, source, predictor, finder, badge, sinks)
+    stop = _CtrlC()
+    cv_threads = _limit_opencv_threads(cfg.threads)
+    t_start = time.perf_counter()
+    try:
+        run.face_log = FaceLog(cfg.log, run.labels, cfg.force) if cfg.log else None
+        _frame_loop(run, stop)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread's handler
+        run.stats.interrupted, run.stats.stopped_by = True, stop.requested or "SIGINT"
+    finally:
+        stop.restore()
+        cv2.setNumThreads(cv_threads)
+        run.stats.seconds = time.perf_counter() - t_start
+        _close_run(run)
+    if run.saver:
+        run.saver.check()
+    return run.stats
+
+
+def _open_models(cfg: DemoConfig, predictor, detector, source) -> tuple[object, object, str]:
+    """(predictor, FaceFinder, overlay badge): the defaults loaded per ``cfg`` where None was
+    given, and the personal profile applied; ``source`` is closed if any of it fails."""
     try:
         if predictor is None:
             from fer_edge.runtime import load_predictor
@@ -162,106 +210,136 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None, source=None,
     except BaseException:
         source.close()
         raise
+    return predictor, finder, badge
+
+
+def _prepare_run(cfg: DemoConfig, source, predictor, finder, badge: str,
+                 sinks: tuple) -> _DemoRun:
+    """The window decision, flip-TTA mode, tracker and video saver of this run."""
     spec = predictor.spec
     window = not cfg.headless and has_gui()
     if not cfg.headless and not window:
         log.info("this OpenCV has no GUI (headless build): running without a window; "
                  "use --save/--log for output, or pip install 'opencv-python<5'")
+    photos = source.independent  # each photo on its own: detected and classified, no tracks
     # flip TTA: "on"/"off" forced, "model" = the spec decides, "alternate" = the spec decides
     # whether, and the two passes are spread over a face's classification rounds
     tta = {"on": True, "off": False}.get(cfg.flip_tta)  # None: the model's spec decides
     alternate = cfg.flip_tta == "alternate" and bool(spec.tta_flip)
     tracker = Tracker(ema=cfg.ema, hysteresis=cfg.hysteresis,
                       max_misses=max(2, 2 * cfg.detect_every), keep_alive=cfg.keep_alive)
-    face_log = None
     saver = VideoSaver(cfg.save, 1.0 if photos else source.fps) if cfg.save else None
-    stats = DemoStats()
-    stop = _CtrlC()
-    cv_threads = _limit_opencv_threads(cfg.threads)
-    t_start = time.perf_counter()
-    rate = LoopRate()
-    try:
-        face_log = FaceLog(cfg.log, spec.labels, cfg.force) if cfg.log else None
-        for i, (frame, ts) in enumerate(source):
-            if stop.requested:
-                stats.interrupted, stats.stopped_by = True, stop.requested
-                break
-            t0 = time.perf_counter()
-            fps = rate.tick(t0)
-            if photos:  # no track, smoothing or label carries over from the last photo
-                tracker = Tracker(ema=1.0, hysteresis=0.0)
-            if i % cfg.detect_every == 0:
-                dets = finder.detect(frame)
-                tracker.update([d.int_box() for d in dets], [d.eyes for d in dets])
-                stats.detect_ms.append((time.perf_counter() - t0) * 1e3)
-            tracks = tracker.visible()
-            # each face every classify_every-th frame, staggered by track id so several faces
-            # do not all land on the same frame; a new face at once. A face the last detection
-            # round missed (shown at its last box by keep_alive) keeps its label: its box is
-            # stale, so its crop may not hold the face
-            todo = [t for t in tracks if t.misses == 0 and (
-                t.probs is None or (i + t.id) % cfg.classify_every == 0)]
-            if todo:
-                t1 = time.perf_counter()
-                crops = finder.crops(frame, [t.box for t in todo], [t.eyes for t in todo])
-                if alternate:
-                    probs = _classify_alternating(predictor, crops, todo)
-                else:
-                    probs = (predictor.predict(crops) if tta is None
-                             else predictor.predict(crops, tta_flip=tta))
-                for t, p in zip(todo, probs):
-                    tracker.observe(t, p)
-                stats.classify_ms.append((time.perf_counter() - t1) * 1e3)
-            stats.tally.note(tracks, spec.labels)
-            if face_log:
-                face_log.write(i, ts, tracks, source.current)
-            if window or cfg.save:
-                t2 = time.perf_counter()
-                hud = ""
-                if cfg.show_fps:
-                    shown = "  --" if fps is None else f"{fps:4.1f}"
-                    hud = (f"{shown} fps  detect {_last(stats.detect_ms):.1f} ms  classify "
-                           f"{_last(stats.classify_ms):.1f} ms  draw {_last(stats.draw_ms):.1f} ms")
-                draw(frame, tracks, spec.labels, (hud + badge).strip())
-                if saver:
-                    saver.write(frame)
-                if window:
-                    cv2.imshow("fer-edge", frame)
-                    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                        break
-                stats.draw_ms.append((time.perf_counter() - t2) * 1e3)
-            if sinks:
-                info = FrameInfo(i, ts, t0, fps, tuple(t.id for t in todo),
-                                 bool(window or cfg.save), spec.labels, stats)
-                for sink in sinks:
-                    sink.on_frame(frame, tracks, info)
-            stats.frames += 1
-            stats.frame_ms.append((time.perf_counter() - t0) * 1e3)
-            if cfg.max_frames and stats.frames >= cfg.max_frames:
-                break
-    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread's handler
-        stats.interrupted, stats.stopped_by = True, stop.requested or "SIGINT"
-    finally:
-        stop.restore()
-        cv2.setNumThreads(cv_threads)
-        stats.seconds = time.perf_counter() - t_start
-        stats.dropped, stats.skipped = source.dropped, source.skipped
-        source.close()
-        if face_log:
-            stats.rows_logged = face_log.rows
-            try:
-                face_log.close()
-            except OSError:  # e.g. disk full at the last flush: the write already raised
-                pass
-        if saver:
-            saver.close()
-            stats.resized = saver.resized
-        if window:
-            cv2.destroyAllWindows()
-        stats.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if saver:
-        saver.check()
-    return stats
+    return _DemoRun(cfg, source, photos, predictor, finder, badge, sinks, window, tta,
+                    alternate, tracker, saver)
+
+
+def _frame_loop(run: _DemoRun, stop: _CtrlC) -> None:
+    """Every frame of the source until it ends, a stop signal, 'q'/Esc or ``--max-frames``."""
+    cfg, stats = run.cfg, run.stats
+    for i, (frame, ts) in enumerate(run.source):
+        if stop.requested:
+            stats.interrupted, stats.stopped_by = True, stop.requested
+            break
+        t0 = time.perf_counter()
+        fps = run.rate.tick(t0)
+        if run.photos:  # no track, smoothing or label carries over from the last photo
+            run.tracker = Tracker(ema=1.0, hysteresis=0.0)
+        if i % cfg.detect_every == 0:
+            _detect(run, frame, t0)
+        tracks = run.tracker.visible()
+        todo = _classify(run, i, frame, tracks)
+        stats.tally.note(tracks, run.labels)
+        if run.face_log:
+            run.face_log.write(i, ts, tracks, run.source.current)
+        if (run.window or cfg.save) and not _show(run, frame, tracks, fps):
+            break
+        if run.sinks:
+            _notify_sinks(run, FrameInfo(i, ts, t0, fps, tuple(t.id for t in todo),
+                                         bool(run.window or cfg.save), run.labels, stats),
+                          frame, tracks)
+        stats.frames += 1
+        stats.frame_ms.append((time.perf_counter() - t0) * 1e3)
+        if cfg.max_frames and stats.frames >= cfg.max_frames:
+            break
+
+
+def _detect(run: _DemoRun, frame: np.ndarray, t0: float) -> None:
+    """Detect the faces in ``frame`` (BGR) and update the tracker with them."""
+    dets = run.finder.detect(frame)
+    run.tracker.update([d.int_box() for d in dets], [d.eyes for d in dets])
+    run.stats.detect_ms.append((time.perf_counter() - t0) * 1e3)
+
+
+def _classify(run: _DemoRun, i: int, frame: np.ndarray, tracks: list) -> list:
+    """Classify the tracks due on frame ``i`` (BGR) and smooth their labels; returns them.
+
+    Each face every classify_every-th frame, staggered by track id so several faces do not
+    all land on the same frame; a new face at once. A face the last detection round missed
+    (shown at its last box by keep_alive) keeps its label: its box is stale, so its crop may
+    not hold the face.
+    """
+    todo = [t for t in tracks if t.misses == 0 and (
+        t.probs is None or (i + t.id) % run.cfg.classify_every == 0)]
+    if not todo:
+        return todo
+    t1 = time.perf_counter()
+    crops = run.finder.crops(frame, [t.box for t in todo], [t.eyes for t in todo])
+    if run.alternate:
+        probs = _classify_alternating(run.predictor, crops, todo)
+    elif run.tta is None:
+        probs = run.predictor.predict(crops)
+    else:
+        probs = run.predictor.predict(crops, tta_flip=run.tta)
+    for t, p in zip(todo, probs):
+        run.tracker.observe(t, p)
+    run.stats.classify_ms.append((time.perf_counter() - t1) * 1e3)
+    return todo
+
+
+def _show(run: _DemoRun, frame: np.ndarray, tracks: list, fps: float | None) -> bool:
+    """Draw the overlay on ``frame`` (BGR, in place), save and/or display it; False when the
+    user pressed 'q' or Esc in the window."""
+    stats = run.stats
+    t2 = time.perf_counter()
+    hud = ""
+    if run.cfg.show_fps:
+        shown = "  --" if fps is None else f"{fps:4.1f}"
+        hud = (f"{shown} fps  detect {_last(stats.detect_ms):.1f} ms  classify "
+               f"{_last(stats.classify_ms):.1f} ms  draw {_last(stats.draw_ms):.1f} ms")
+    draw(frame, tracks, run.labels, (hud + run.badge).strip())
+    if run.saver:
+        run.saver.write(frame)
+    if run.window:
+        cv2.imshow("fer-edge", frame)
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            return False
+    stats.draw_ms.append((time.perf_counter() - t2) * 1e3)
+    return True
+
+
+def _notify_sinks(run: _DemoRun, info: FrameInfo, frame: np.ndarray, tracks: list) -> None:
+    """Hand the drawn frame to every extra output (e.g. ``fer-edge serve``)."""
+    for sink in run.sinks:
+        sink.on_frame(frame, tracks, info)
+
+
+def _close_run(run: _DemoRun) -> None:
+    """Close the source, log, saver and window, and record the final stats (always runs)."""
+    stats = run.stats
+    stats.dropped, stats.skipped = run.source.dropped, run.source.skipped
+    run.source.close()
+    if run.face_log:
+        stats.rows_logged = run.face_log.rows
+        try:
+            run.face_log.close()
+        except OSError:  # e.g. disk full at the last flush: the write already raised
+            pass
+    if run.saver:
+        run.saver.close()
+        stats.resized = run.saver.resized
+    if run.window:
+        cv2.destroyAllWindows()
+    stats.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def use_profile(predictor, path: str) -> str:

@@ -24,7 +24,7 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -388,11 +388,78 @@ def _run_training(cfg: TrainConfig, run: Path, dataset: Dataset | None = None,
         unlock_run(run)
 
 
+@dataclass
+class _Training:
+    """What the steps of one training run share once the data and the model are ready."""
+
+    run: Path
+    cfg: TrainConfig
+    setup: Setup
+    model: keras.Model
+    train_ds: object  # tf.data.Dataset of (faces, targets[, sample weights]) batches
+    val_ds: object
+    n_train: int  # training faces per epoch (after oversampling)
+    steps: int  # steps per epoch
+    freeze_bn: bool  # BatchNorm frozen while fine-tuning
+    spent: list = field(default_factory=lambda: [0.0])  # training seconds so far (--budget-min)
+
+
+@dataclass
+class _Stage:
+    """One stage (``head`` or ``finetune``): its plan, optimizer and checkpointed state.
+
+    ``state`` holds tf.Variables (epoch, best, best_epoch, stale, done, planned) saved with the
+    model, the optimizer and the weight EMA (or None) in ``ckpt``, managed by ``manager``.
+    """
+
+    index: int
+    count: int  # stages in this run
+    name: str
+    epochs: int
+    lr: float
+    best_path: Path
+    opt: object
+    state: dict
+    ema: object
+    ckpt: object
+    manager: object
+
+
 def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
               init_spec: ModelSpec | None = None) -> Path:
     log.info("run folder: %s%s", run, " (resuming)" if cfg.resume else "")
     atomic_write_text(run / "config.json", json.dumps(
         {"config": asdict(cfg), "versions": _versions()}, indent=2, sort_keys=True) + "\n")
+    counts, soft = _prepare_data(cfg, ds)
+    labels = tuple(ds.class_names)
+    log.info("train faces per class: %s", ", ".join(
+        f"{n} {c:.0f}" for n, c in zip(labels, counts)))
+    # the strategy is made before any other TensorFlow op of the process (multi-worker
+    # collectives need that; EfficientNet's normalisation below builds a model); a peer that
+    # does not answer or a precision the device cannot run stops here, and the folder is
+    # removed again (no epoch ran)
+    setup = configure_tf(cfg)
+    spec = _write_spec(run, cfg, labels, init_path, init_spec)
+    train_ds, val_ds, n_train = _datasets(cfg, ds, spec, setup, counts, soft)
+    model = _make_model(cfg, setup, spec, labels, init_path, init_spec)
+    freeze_bn = cfg.freeze_bn == "yes" or (cfg.freeze_bn == "auto" and _pretrained(cfg))
+    stages = _stages(cfg)
+    if not stages:
+        raise ConfigError("nothing to train: every stage has 0 epochs")
+    t = _Training(run, cfg, setup, model, train_ds, val_ds, n_train,
+                  max(1, n_train // cfg.batch_size), freeze_bn)
+    for k in range(len(stages)):
+        _train_stage(t, _build_stage(t, k, stages))
+    if not setup.is_chief:
+        log.info("training done; the chief writes the test report")
+        return run
+    _write_report(run, ds, spec, cfg)
+    return run
+
+
+def _prepare_data(cfg: TrainConfig, ds) -> tuple[np.ndarray, np.ndarray | None]:
+    """Apply ``--limit`` and log the data; returns (per-class weight of the training split:
+    face counts, or the target mass per class with soft targets; the soft targets or None)."""
     if cfg.limit > 0:
         for s in list(ds.images):
             ds.take(s, slice(0, cfg.limit))
@@ -403,16 +470,13 @@ def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
     soft = ds.targets.get("train")
     if soft is not None:  # class weights from the target mass per class
         counts = np.maximum(soft.sum(0), 1e-3)
-    labels = tuple(ds.class_names)
-    log.info("train faces per class: %s", ", ".join(
-        f"{n} {c:.0f}" for n, c in zip(labels, counts)))
+    return counts, soft
 
-    # the strategy is made before any other TensorFlow op of the process (multi-worker
-    # collectives need that; EfficientNet's normalisation below builds a model); a peer that
-    # does not answer or a precision the device cannot run stops here, and the folder is
-    # removed again (no epoch ran)
-    setup = configure_tf(cfg)
-    strategy = setup.strategy
+
+def _write_spec(run: Path, cfg: TrainConfig, labels: tuple[str, ...], init_path: Path | None,
+                init_spec: ModelSpec | None) -> ModelSpec:
+    """The run's ModelSpec (from ``--init``'s spec, or from the architecture), written to
+    ``run/spec.json``."""
     extra = {"fer_edge_version": __version__, "run": run.name,
              "weights": "init" if cfg.init else cfg.weights, "data": Path(cfg.data).name}
     if init_spec is not None:
@@ -425,13 +489,11 @@ def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
                          input_dtype="float32", arch=cfg.arch, tta_flip=cfg.tta_flip,
                          extra=extra, **crop_fields(), **_compact_norm(scale, offset))
     spec.write(run / "spec.json")
+    return spec
 
-    weights = class_weights(counts, cfg.imbalance, cfg.effective_beta)
-    if cfg.imbalance not in ("none", "oversample"):
-        log.info("class weights (%s): %s", cfg.imbalance,
-                 ", ".join(f"{n} {w:.2f}" for n, w in zip(labels, weights)))
-    indices = (oversample_indices(ds.labels["train"], cfg.seed)
-               if cfg.imbalance == "oversample" else None)
+
+def _augmentation(cfg: TrainConfig) -> tuple[Augment | None, Mix | None]:
+    """(per-face augmentation, batch mixing) per ``cfg``; None where off."""
     aug = Augment(rotation_deg=cfg.rotation_deg, shift=cfg.shift, zoom=cfg.zoom,
                   brightness=cfg.brightness, contrast=cfg.contrast, fill_mode=cfg.fill_mode,
                   gamma=cfg.gamma, blur_sigma=cfg.blur_sigma, noise=cfg.noise,
@@ -439,6 +501,21 @@ def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
                   degrade_prob=cfg.degrade_prob,
                   jitter=_box_jitter(cfg.box_spread)) if cfg.augment else None
     mix = Mix(cfg.mix, cfg.mix_alpha, cfg.mix_prob) if cfg.mix != "none" else None
+    return aug, mix
+
+
+def _datasets(cfg: TrainConfig, ds, spec: ModelSpec, setup: Setup, counts: np.ndarray,
+              soft: np.ndarray | None) -> tuple[object, object, int]:
+    """(training tf.data pipeline, validation pipeline, training faces per epoch): class
+    balancing (weights or oversampling), augmentation, and sharding across workers."""
+    labels = tuple(ds.class_names)
+    weights = class_weights(counts, cfg.imbalance, cfg.effective_beta)
+    if cfg.imbalance not in ("none", "oversample"):
+        log.info("class weights (%s): %s", cfg.imbalance,
+                 ", ".join(f"{n} {w:.2f}" for n, w in zip(labels, weights)))
+    indices = (oversample_indices(ds.labels["train"], cfg.seed)
+               if cfg.imbalance == "oversample" else None)
+    aug, mix = _augmentation(cfg)
     log.info("resizing %d faces to %dx%d", sum(len(ds.labels[s]) for s in ("train", "val")),
              cfg.input_size, cfg.input_size)  # seconds for FER-2013: not a silent start
     train_ds = make_dataset(ds.images["train"], ds.labels["train"], spec, cfg.batch_size,
@@ -454,9 +531,14 @@ def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
         options.experimental_distribute.auto_shard_policy = policy
         train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
     n_train = len(indices) if indices is not None else len(ds.labels["train"])
-    steps = max(1, n_train // cfg.batch_size)
+    return train_ds, val_ds, n_train
 
-    with strategy.scope():
+
+def _make_model(cfg: TrainConfig, setup: Setup, spec: ModelSpec, labels: tuple[str, ...],
+                init_path: Path | None, init_spec: ModelSpec | None) -> keras.Model:
+    """The model to train, in the strategy's scope: from ``--init`` (new head when the classes
+    differ) or built for ``spec``."""
+    with setup.strategy.scope():
         if init_path is not None:
             model, new_head = init_model(init_path, init_spec, labels, cfg.dropout)
             log.info("--init %s: %s", init_path, (
@@ -471,119 +553,157 @@ def _train_in(run: Path, cfg: TrainConfig, ds, init_path: Path | None = None,
             model = build_model(spec, cfg.weights, cfg.dropout, cfg.bn_momentum or None)
     log.info("model %s: %d layers, %.1f M parameters, input %s", model.name, len(model.layers),
              model.count_params() / 1e6, model.input_shape)
+    return model
 
-    freeze_bn = cfg.freeze_bn == "yes" or (cfg.freeze_bn == "auto" and _pretrained(cfg))
-    stages = _stages(cfg)
-    if not stages:
-        raise ConfigError("nothing to train: every stage has 0 epochs")
-    spent = [0.0]  # training seconds so far (--budget-min)
-    for k, (stage, epochs, lr) in enumerate(stages):
-        best_path = run / ("stage1_float.h5" if stage == "head" and len(stages) > 1
-                           else "model_float.h5")
-        # from scratch nothing is pretrained, so "fine-tuning" must train every layer
-        blocks = cfg.unfreeze_blocks if _pretrained(cfg) else -1
-        counts_t = set_stage(model, stage, blocks, freeze_bn)
-        log.info("stage %d/%d %s: %d epochs, lr %.2g, %d trainable layers (%.1f M params)%s",
-                 k + 1, len(stages), stage, epochs, lr, counts_t["trainable_layers"],
-                 counts_t["trainable_params"] / 1e6, ", BatchNorm frozen" if (
-                     stage == "finetune" and freeze_bn) else "")
-        with strategy.scope():
-            opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay,
-                                         global_clipnorm=cfg.clip_norm or None)
-            opt.exclude_from_weight_decay(var_names=["bias", "beta", "gamma"])
-            model.compile(optimizer=opt, loss=_loss(cfg), metrics=["accuracy"],
-                          jit_compile=cfg.xla)
-            state = {"epoch": tf.Variable(0, dtype=tf.int64), "best": tf.Variable(-1.0),
-                     "best_epoch": tf.Variable(0, dtype=tf.int64),
-                     "stale": tf.Variable(0, dtype=tf.int64),
-                     "done": tf.Variable(False),
-                     "planned": tf.Variable(0, dtype=tf.int64)}
-            ema = None
-            if cfg.ema > 0:
-                from fer_edge.train.ema import WeightEMA
 
-                ema = WeightEMA(model, cfg.ema)
-            ckpt = tf.train.Checkpoint(model=model, optimizer=opt, **state,
-                                       **({"ema": ema} if ema is not None else {}))
-            if setup.mode == "multiworker":
-                # every worker creates the same variables in the same order (creating one is a
-                # collective op): optimizer slots and the checkpoint's save counter now, not
-                # lazily where only the chief (which restores) would make them
-                opt.build(model.trainable_variables)
-                ckpt.save_counter  # noqa: B018 - the property creates the counter
-        manager = tf.train.CheckpointManager(ckpt, str(run / "ckpt" / stage), max_to_keep=1)
-        if manager.latest_checkpoint:
-            ckpt.restore(manager.latest_checkpoint).expect_partial()
-            log.info("%s: resumed after epoch %d (best val %.4f)%s", stage,
-                     int(state["epoch"].numpy()), float(state["best"].numpy()),
-                     "" if ema is None else f"; weight EMA after {int(ema.updates.numpy())} "
-                     "updates")
-        if k > 0:
-            prev_best = run / "stage1_float.h5"
-            if not manager.latest_checkpoint and prev_best.is_file():
-                model.load_weights(prev_best)
-                log.info("%s starts from the best stage-1 weights", stage)
-        if setup.mode == "multiworker":
-            # only the chief has the run folder (and so a checkpoint to resume from)
-            distribute.sync_from_chief(setup, [
-                *model.variables, *opt.variables(), *state.values(), ckpt.save_counter,
-                *([] if ema is None else [*ema.shadow, ema.updates])])
-        start = int(state["epoch"].numpy())
-        planned = int(state["planned"].numpy()) or start  # 0 in checkpoints made before it
-        if bool(state["done"].numpy()) and start < epochs and epochs > planned:
-            # --resume with more epochs than the finished run had: continue on the longer
-            # schedule (the learning rate jumps to where the longer cosine is at `start`)
-            log.info("%s: schedule extended from %d to %d epochs; continuing after epoch %d",
-                     stage, planned, epochs, start)
-            state["done"].assign(False)
-            state["stale"].assign(0)
-        elif bool(state["done"].numpy()) or start >= epochs:
-            log.info("%s: already complete (%d epochs)", stage, start)
-            continue
-        state["planned"].assign(epochs)
-        budget = _Budget(cfg.budget_min, spent) if cfg.budget_min > 0 else None
-        callbacks = [_Schedule(lr, epochs, steps, cfg.warmup_epochs, budget),
-                     _Checkpoint(run, stage, best_path, manager, state, cfg.patience, n_train,
-                                 ema, val_ds),
-                     _Progress(stage, epochs, steps, cfg.batch_size)]
-        if ema is not None:
-            from fer_edge.train.ema import EMACallback
+def _build_stage(t: _Training, k: int, stages: list[tuple[str, int, float]]) -> _Stage:
+    """Stage ``k``: set its trainable layers, compile the model with a fresh optimizer and make
+    its checkpointed state (in the strategy's scope)."""
+    cfg, model = t.cfg, t.model
+    stage, epochs, lr = stages[k]
+    best_path = t.run / ("stage1_float.h5" if stage == "head" and len(stages) > 1
+                         else "model_float.h5")
+    # from scratch nothing is pretrained, so "fine-tuning" must train every layer
+    blocks = cfg.unfreeze_blocks if _pretrained(cfg) else -1
+    counts_t = set_stage(model, stage, blocks, t.freeze_bn)
+    log.info("stage %d/%d %s: %d epochs, lr %.2g, %d trainable layers (%.1f M params)%s",
+             k + 1, len(stages), stage, epochs, lr, counts_t["trainable_layers"],
+             counts_t["trainable_params"] / 1e6, ", BatchNorm frozen" if (
+                 stage == "finetune" and t.freeze_bn) else "")
+    with t.setup.strategy.scope():
+        opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay,
+                                     global_clipnorm=cfg.clip_norm or None)
+        opt.exclude_from_weight_decay(var_names=["bias", "beta", "gamma"])
+        model.compile(optimizer=opt, loss=_loss(cfg), metrics=["accuracy"],
+                      jit_compile=cfg.xla)
+        state = {"epoch": tf.Variable(0, dtype=tf.int64), "best": tf.Variable(-1.0),
+                 "best_epoch": tf.Variable(0, dtype=tf.int64),
+                 "stale": tf.Variable(0, dtype=tf.int64),
+                 "done": tf.Variable(False),
+                 "planned": tf.Variable(0, dtype=tf.int64)}
+        ema = None
+        if cfg.ema > 0:
+            from fer_edge.train.ema import WeightEMA
 
-            if not manager.latest_checkpoint:
-                ema.reset()
-            callbacks.insert(0, EMACallback(ema))
-        if cfg.budget_min > 0:
-            if spent[0] >= cfg.budget_min * 60:
-                log.info("%s skipped: the training budget is spent", stage)
-                continue
-            callbacks.append(budget)
-        if cfg.tensorboard:
-            callbacks.append(keras.callbacks.TensorBoard(str(run / "tensorboard" / stage),
-                                                         profile_batch=0))
-        try:
-            model.fit(train_ds, validation_data=None if ema is not None else val_ds,
-                      epochs=epochs, initial_epoch=start, steps_per_epoch=steps,
-                      callbacks=callbacks, verbose=0)
-        except distribute.PEER_ERRORS as exc:
-            if setup.mode != "multiworker":
-                raise
-            raise distribute.peer_error(setup, exc) from None
-        state["done"].assign(True)
-        manager.save()
-        log.info("%s done: best val accuracy %.4f at epoch %d", stage,
-                 float(state["best"].numpy()), int(state["best_epoch"].numpy()))
-        if k + 1 < len(stages) and best_path.is_file():
-            model.load_weights(best_path)
+            ema = WeightEMA(model, cfg.ema)
+        ckpt = tf.train.Checkpoint(model=model, optimizer=opt, **state,
+                                   **({"ema": ema} if ema is not None else {}))
+        if t.setup.mode == "multiworker":
+            # every worker creates the same variables in the same order (creating one is a
+            # collective op): optimizer slots and the checkpoint's save counter now, not
+            # lazily where only the chief (which restores) would make them
+            opt.build(model.trainable_variables)
+            ckpt.save_counter  # noqa: B018 - the property creates the counter
+    manager = tf.train.CheckpointManager(ckpt, str(t.run / "ckpt" / stage), max_to_keep=1)
+    return _Stage(k, len(stages), stage, epochs, lr, best_path, opt, state, ema, ckpt, manager)
 
-    if not setup.is_chief:
-        log.info("training done; the chief writes the test report")
-        return run
+
+def _train_stage(t: _Training, st: _Stage) -> None:
+    """Resume the stage if it has a checkpoint, then train what remains of it (nothing when it
+    is complete or the budget is spent)."""
+    _resume_stage(t, st)
+    start = _first_epoch(st)
+    if start is None:
+        return
+    st.state["planned"].assign(st.epochs)
+    callbacks = _stage_callbacks(t, st)
+    if callbacks is None:
+        return
+    _fit_stage(t, st, start, callbacks)
+
+
+def _resume_stage(t: _Training, st: _Stage) -> None:
+    """Restore the stage's checkpoint (or start a later stage from the best stage-1 weights);
+    with several workers, every worker then takes the chief's variables."""
+    model, state, ema = t.model, st.state, st.ema
+    if st.manager.latest_checkpoint:
+        st.ckpt.restore(st.manager.latest_checkpoint).expect_partial()
+        log.info("%s: resumed after epoch %d (best val %.4f)%s", st.name,
+                 int(state["epoch"].numpy()), float(state["best"].numpy()),
+                 "" if ema is None else f"; weight EMA after {int(ema.updates.numpy())} "
+                 "updates")
+    if st.index > 0:
+        prev_best = t.run / "stage1_float.h5"
+        if not st.manager.latest_checkpoint and prev_best.is_file():
+            model.load_weights(prev_best)
+            log.info("%s starts from the best stage-1 weights", st.name)
+    if t.setup.mode == "multiworker":
+        # only the chief has the run folder (and so a checkpoint to resume from)
+        distribute.sync_from_chief(t.setup, [
+            *model.variables, *st.opt.variables(), *state.values(), st.ckpt.save_counter,
+            *([] if ema is None else [*ema.shadow, ema.updates])])
+
+
+def _first_epoch(st: _Stage) -> int | None:
+    """The epoch to start the stage at, or None when it is already complete."""
+    state, stage, epochs = st.state, st.name, st.epochs
+    start = int(state["epoch"].numpy())
+    planned = int(state["planned"].numpy()) or start  # 0 in checkpoints made before it
+    if bool(state["done"].numpy()) and start < epochs and epochs > planned:
+        # --resume with more epochs than the finished run had: continue on the longer
+        # schedule (the learning rate jumps to where the longer cosine is at `start`)
+        log.info("%s: schedule extended from %d to %d epochs; continuing after epoch %d",
+                 stage, planned, epochs, start)
+        state["done"].assign(False)
+        state["stale"].assign(0)
+    elif bool(state["done"].numpy()) or start >= epochs:
+        log.info("%s: already complete (%d epochs)", stage, start)
+        return None
+    return start
+
+
+def _stage_callbacks(t: _Training, st: _Stage) -> list | None:
+    """The stage's Keras callbacks (schedule, checkpoint, progress; EMA, budget, TensorBoard
+    when on), or None when the training budget is already spent (stage skipped)."""
+    cfg = t.cfg
+    budget = _Budget(cfg.budget_min, t.spent) if cfg.budget_min > 0 else None
+    callbacks = [_Schedule(st.lr, st.epochs, t.steps, cfg.warmup_epochs, budget),
+                 _Checkpoint(t.run, st.name, st.best_path, st.manager, st.state, cfg.patience,
+                             t.n_train, st.ema, t.val_ds),
+                 _Progress(st.name, st.epochs, t.steps, cfg.batch_size)]
+    if st.ema is not None:
+        from fer_edge.train.ema import EMACallback
+
+        if not st.manager.latest_checkpoint:
+            st.ema.reset()
+        callbacks.insert(0, EMACallback(st.ema))
+    if cfg.budget_min > 0:
+        if t.spent[0] >= cfg.budget_min * 60:
+            log.info("%s skipped: the training budget is spent", st.name)
+            return None
+        callbacks.append(budget)
+    if cfg.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(t.run / "tensorboard" / st.name),
+                                                     profile_batch=0))
+    return callbacks
+
+
+def _fit_stage(t: _Training, st: _Stage, start: int, callbacks: list) -> None:
+    """Train the stage from epoch ``start``, mark it done and save its checkpoint; before a
+    later stage, reload the stage's best weights."""
+    try:
+        t.model.fit(t.train_ds, validation_data=None if st.ema is not None else t.val_ds,
+                    epochs=st.epochs, initial_epoch=start, steps_per_epoch=t.steps,
+                    callbacks=callbacks, verbose=0)
+    except distribute.PEER_ERRORS as exc:
+        if t.setup.mode != "multiworker":
+            raise
+        raise distribute.peer_error(t.setup, exc) from None
+    st.state["done"].assign(True)
+    st.manager.save()
+    log.info("%s done: best val accuracy %.4f at epoch %d", st.name,
+             float(st.state["best"].numpy()), int(st.state["best_epoch"].numpy()))
+    if st.index + 1 < st.count and st.best_path.is_file():
+        t.model.load_weights(st.best_path)
+
+
+def _write_report(run: Path, ds, spec: ModelSpec, cfg: TrainConfig) -> None:
+    """The chief's last step: the final model in place, then the test report."""
     from fer_edge.train.report import write_test_report
 
     if not (run / "model_float.h5").is_file() and (run / "stage1_float.h5").is_file():
         os.replace(run / "stage1_float.h5", run / "model_float.h5")  # budget ended in stage 1
     write_test_report(run, ds, spec, cfg)
-    return run
 
 
 def _compact_norm(scale: tuple[float, ...], offset: tuple[float, ...]) -> dict:
