@@ -260,8 +260,8 @@ def _model_head(model) -> tuple[np.ndarray, np.ndarray]:
     out = []
     for idx in op["inputs"][1:3]:
         q = details[idx]["quantization_parameters"]
-        scale = q["scales"].reshape(-1, *([1] * (details[idx]["shape"].size - 1)))
-        zero = q["zero_points"].reshape(scale.shape)
+        ones = [1] * (details[idx]["shape"].size - 1)
+        scale, zero = (q[k].reshape(-1, *ones) for k in ("scales", "zero_points"))
         out.append((it.get_tensor(idx).astype(np.float64) - zero) * scale)
     return out[0].T, out[1]
 
