@@ -300,6 +300,11 @@ def gated(width: float):
     return run
 
 
+def NEUTRAL(labels: tuple) -> int:  # noqa: N802
+    """The class id of "neutral" in the model's labels."""
+    return labels.index("neutral")
+
+
 #: the method shipped before the neutral anchor and the prototype term
 PREVIOUS = Recipe(anchor=False, proto=0.0)
 
@@ -322,11 +327,15 @@ STUDY = (("model as shipped", None),
          ("(a) MAP adaptation of the model's own head, ridge 0.03", map_head(0.03)),
          ("(d) previous, moved only where the model is unsure (width 0.5)", gated(0.5)),
          ("(b) previous + cosine prototypes x0.3", Recipe(anchor=False)),
-         ("(c) previous on neutral-anchored features", Recipe(proto=0.0)),
-         ("(c) + neutral-anchored cosine prototypes x0.15", Recipe(proto=0.15)),
-         ("(c) + neutral-anchored cosine prototypes x0.3 (shipped)", Recipe()),
-         ("(c) + neutral-anchored cosine prototypes x0.6", Recipe(proto=0.6)),
-         ("shipped, ridge x3 (more shrinkage)", Recipe(ridge=RIDGE * 3)))
+         ("(c) previous on neutral-anchored features", Recipe(proto=0.0, norm_floor=0.0)),
+         ("(c) + neutral-anchored cosine prototypes x0.15", Recipe(proto=0.15, norm_floor=0.0)),
+         ("(c) + neutral-anchored cosine prototypes x0.3", Recipe(norm_floor=0.0)),
+         ("(c) + neutral-anchored cosine prototypes x0.6", Recipe(proto=0.6, norm_floor=0.0)),
+         ("(c) x0.3, ridge x3 (more shrinkage)", Recipe(ridge=RIDGE * 3, norm_floor=0.0)),
+         ("(c) x0.3 + norm floor 0.5 sqrt(D) (neutral faces keep the model's answer; shipped)",
+          Recipe()),
+         ("shipped, norm floor 0.25 sqrt(D)", Recipe(norm_floor=0.25)),
+         ("shipped, norm floor 1 sqrt(D)", Recipe(norm_floor=1.0)))
 
 
 def study_rows(ph: Photos, model, protos: dict, labels: tuple) -> list[dict]:
@@ -346,6 +355,7 @@ def study_rows(ph: Photos, model, protos: dict, labels: tuple) -> list[dict]:
                 row["cross_people_worse"] = int(sum(d < 0 for d in deltas))
             else:
                 row[f"{proto}_worst_delta_pp"] = round(100 * min(deltas), 1)
+                row[f"{proto}_neutral_recall"] = _pct(s["all"]["recall"][NEUTRAL(labels)])
         log.info("%s", row)
         rows.append(row)
     return rows
@@ -431,12 +441,13 @@ def markdown(rows: list[dict], labels: tuple) -> str:
     study = [r for r in rows if r["table"] == "study"]
     if study:
         out += ["", "| method | cross-type % | worst person pp | people worse | random k=1 % "
-                "| k=2 % | k=3 % | worst person pp k=1/2/3 |",
-                "|---|---:|---:|---:|---:|---:|---:|---|"]
+                "| k=2 % | k=3 % | worst person pp k=1/2/3 | neutral recall % k=1/2/3 |",
+                "|---|---:|---:|---:|---:|---:|---:|---|---|"]
         out += [f"| {r['method']} | {r['cross-type']} | {r['cross_worst_delta_pp']:+.1f} | "
                 f"{r['cross_people_worse']} | {r['random-k1']} | {r['random-k2']} | "
                 f"{r['random-k3']} | " + " / ".join(
-                    f"{r[f'random-k{k}_worst_delta_pp']:+.1f}" for k in (1, 2, 3)) + " |"
+                    f"{r[f'random-k{k}_worst_delta_pp']:+.1f}" for k in (1, 2, 3)) + " | "
+                + " / ".join(str(r[f"random-k{k}_neutral_recall"]) for k in (1, 2, 3)) + " |"
                 for r in study]
     cost = [r for r in rows if r["table"] == "cost"]
     out += ["", "| cost | value |", "|---|---|"]

@@ -7,7 +7,8 @@ correction learned from the person's shots is added, for the classes the person 
 (the others fall back to the model):
 
     v = (emb - mean) / std - anchor            # standardised with FER-2013 stats, minus the
-    x = l2normalise(v)                         #   person's own neutral face (0 if not enrolled)
+                                               #   person's own neutral face (0 if not enrolled)
+    x = v / max(|v|, 0.5 sqrt(D))              # (|v| alone when no neutral is enrolled)
     z = z0 + enrolled * (x @ W + b)            # W: (D, C), b: (C,)
 
 ``W`` and ``b`` are fitted by cross-entropy on the shots, ``b`` (a per-person logit bias) free
@@ -16,9 +17,10 @@ that falls as the shots per class grow (``ridge / shots``). Then a cosine protot
 folded into ``W``: each enrolled class's mean shot feature (unit length, centred over the
 enrolled classes) times ``proto * shots / (shots + 1) / PROTO_TEMP``, so it grows with the
 shots. The neutral anchor makes ``x`` the *change* of this face from the person's neutral face
-(what an expression is), not the person's identity. Each shot is used with its mirror image
-and six small shifts/zooms. ``W`` is fitted in the dual (``W = X.T @ A``), so fitting costs
-O(n^2 C) for n shot variants, not O(D^2).
+(what an expression is), not the person's identity; the norm floor keeps a face near the
+person's neutral face from getting a unit-length noise feature. Each shot is used with its
+mirror image and six small shifts/zooms. ``W`` is fitted in the dual (``W = X.T @ A``), so
+fitting costs O(n^2 C) for n shot variants, not O(D^2).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ import numpy as np
 
 #: ridge strength for one shot per class (divided by the shots per class)
 RIDGE = 0.1
+#: anchored features are divided by max(norm, NORM_FLOOR * sqrt(D)), not by their norm, so a
+#: face close to the person's neutral face keeps a small feature (and the model's answer)
+#: instead of a noise direction blown up to unit length
+NORM_FLOOR = 0.5
 #: weight of the cosine prototype term (times shots / (shots + 1)), and its temperature
 PROTO = 0.3
 PROTO_TEMP = 0.1
@@ -59,6 +65,7 @@ class Recipe:
         anchor: subtract the person's mean neutral shot from the features (when neutral is
             enrolled).
         proto: weight of the prototype term folded into W (0: none).
+        norm_floor: see :data:`NORM_FLOOR` (1e-6: plain L2 normalisation).
     """
 
     head: bool = True
@@ -67,6 +74,7 @@ class Recipe:
     variants: str = "flip+shift"
     anchor: bool = True
     proto: float = PROTO
+    norm_floor: float = NORM_FLOOR
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,7 @@ class Correction:
             statistics, ``spec.embedding``).
         anchor: (D,) float32 the person's mean neutral shot, standardised (zeros: no neutral
             enrolled, or a version-1 profile).
+        norm_floor: see :data:`NORM_FLOOR` (used only with a non-zero anchor).
     """
 
     weight: np.ndarray
@@ -89,11 +98,12 @@ class Correction:
     mean: np.ndarray
     std: np.ndarray
     anchor: np.ndarray
+    norm_floor: float = NORM_FLOOR
 
     def adjust(self, probs: np.ndarray, emb: np.ndarray) -> np.ndarray:
         """(N, C) float32 probabilities + (N, D) float32 embeddings of the same faces ->
         (N, C) float32 personalised probabilities (rows sum to 1)."""
-        x = features(emb, self.mean, self.std, self.anchor)
+        x = features(emb, self.mean, self.std, self.anchor, self.norm_floor)
         z = log_probs(probs) + self.enrolled * (x @ self.weight + self.bias)
         return softmax(z).astype(np.float32)
 
@@ -111,13 +121,15 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 def features(emb: np.ndarray, mean: np.ndarray, std: np.ndarray,
-             anchor: np.ndarray | None = None) -> np.ndarray:
-    """(N, D) embeddings -> (N, D) float32 rows standardised, minus ``anchor`` (D,) when given,
-    L2-normalised."""
+             anchor: np.ndarray | None = None, norm_floor: float = NORM_FLOOR) -> np.ndarray:
+    """(N, D) embeddings -> (N, D) float32 rows standardised, then L2-normalised; with a
+    non-zero neutral ``anchor`` (D,): minus the anchor, divided by max(norm,
+    ``norm_floor`` * sqrt(D))."""
     x = (np.asarray(emb, np.float32) - mean) / std
-    if anchor is not None:
-        x = x - anchor
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
+    floor = 1e-6
+    if anchor is not None and np.any(anchor):
+        x, floor = x - anchor, max(norm_floor * np.sqrt(x.shape[1]), 1e-6)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), floor)
 
 
 def shot_variants(crops: np.ndarray, variants: str = "flip+shift"
@@ -232,9 +244,10 @@ def fit_correction(probs: np.ndarray, emb: np.ndarray, y: np.ndarray, shots: flo
     anchor = neutral_anchor(emb, y, mean, std, neutral if recipe.anchor else None)
     z0 = log_probs(probs).astype(np.float64)
     if recipe.head:
-        x = features(emb, mean, std, anchor).astype(np.float64)
+        x = features(emb, mean, std, anchor, recipe.norm_floor).astype(np.float64)
         w, b = fit_head(x, z0, y, enrolled, recipe.ridge / max(shots, 1e-6))
         w = w + recipe.proto * shots / (shots + 1.0) / PROTO_TEMP * prototypes(x, y, enrolled)
     else:
         w, b = np.zeros((d, c)), fit_bias(z0, y, enrolled)
-    return Correction(w.astype(np.float32), b.astype(np.float32), enrolled, mean, std, anchor)
+    return Correction(w.astype(np.float32), b.astype(np.float32), enrolled, mean, std, anchor,
+                      recipe.norm_floor)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_edge.errors import OutputError, ProfileError
-from fer_edge.personal.method import Correction
+from fer_edge.personal.method import NORM_FLOOR, Correction
 
 MAGIC = b"FERPROF\0"
 VERSION = 2
@@ -104,6 +104,7 @@ class Profile:
                   "model_sha256": self.model_sha256, "labels": list(self.labels),
                   "dim": int(c.weight.shape[0]), "enrolled": [bool(e) for e in c.enrolled],
                   "shots": {k: int(v) for k, v in self.shots.items()},
+                  "norm_floor": float(c.norm_floor),
                   "created": round(float(self.created), 3)}
         head = json.dumps(header, sort_keys=True).encode("utf-8")
         body = MAGIC + struct.pack("<I", len(head)) + head + b"".join(
@@ -157,7 +158,8 @@ class Profile:
             pos += size
         correction = Correction(arrays["weight"], arrays["bias"],
                                 np.array(header["enrolled"], bool), arrays["mean"],
-                                arrays["std"], arrays["anchor"])
+                                arrays["std"], arrays["anchor"],
+                                float(header.get("norm_floor", NORM_FLOOR)))
         return cls(header["model_sha256"], labels, correction, dict(header["shots"]),
                    float(header.get("created", 0.0)))
 
