@@ -332,10 +332,10 @@ STUDY = (("model as shipped", None),
          ("(c) + neutral-anchored cosine prototypes x0.3", Recipe(norm_floor=0.0)),
          ("(c) + neutral-anchored cosine prototypes x0.6", Recipe(proto=0.6, norm_floor=0.0)),
          ("(c) x0.3, ridge x3 (more shrinkage)", Recipe(ridge=RIDGE * 3, norm_floor=0.0)),
-         ("(c) x0.3 + norm floor 0.5 sqrt(D) (neutral faces keep the model's answer; shipped)",
-          Recipe()),
-         ("shipped, norm floor 0.25 sqrt(D)", Recipe(norm_floor=0.25)),
-         ("shipped, norm floor 1 sqrt(D)", Recipe(norm_floor=1.0)))
+         ("(c) x0.3 + norm floor 0.5 sqrt(D) (neutral faces keep the model's answer)",
+          Recipe(norm_floor=0.5)),
+         ("(c) x0.3 + norm floor 0.25 sqrt(D)", Recipe(norm_floor=0.25)),
+         ("(c) x0.3 + norm floor sqrt(D) (shipped)", Recipe()))
 
 
 def study_rows(ph: Photos, model, protos: dict, labels: tuple) -> list[dict]:

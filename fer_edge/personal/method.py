@@ -8,7 +8,7 @@ correction learned from the person's shots is added, for the classes the person 
 
     v = (emb - mean) / std - anchor            # standardised with FER-2013 stats, minus the
                                                #   person's own neutral face (0 if not enrolled)
-    x = v / max(|v|, 0.5 sqrt(D))              # (|v| alone when no neutral is enrolled)
+    x = v / max(|v|, sqrt(D))                  # (|v| alone when no neutral is enrolled)
     z = z0 + enrolled * (x @ W + b)            # W: (D, C), b: (C,)
 
 ``W`` and ``b`` are fitted by cross-entropy on the shots, ``b`` (a per-person logit bias) free
@@ -34,8 +34,9 @@ import numpy as np
 RIDGE = 0.1
 #: anchored features are divided by max(norm, NORM_FLOOR * sqrt(D)), not by their norm, so a
 #: face close to the person's neutral face keeps a small feature (and the model's answer)
-#: instead of a noise direction blown up to unit length
-NORM_FLOOR = 0.5
+#: instead of a noise direction blown up to unit length. sqrt(D) is the expected norm of a
+#: standardised embedding (FER-2013 statistics: unit variance per dimension).
+NORM_FLOOR = 1.0
 #: weight of the cosine prototype term (times shots / (shots + 1)), and its temperature
 PROTO = 0.3
 PROTO_TEMP = 0.1
