@@ -83,7 +83,7 @@ class Correction:
     """What a profile stores to adjust one person's predictions.
 
     Attributes:
-        weight: (D, C) float32 correction on the standardised, L2-normalised embedding.
+        weight: (D, C) float32 correction on the features (:func:`features`).
         bias: (C,) float32 logit bias.
         enrolled: (C,) bool, the classes the person enrolled (others are left to the model).
         mean, std: (D,) float32 standardisation of the embedding (the model's FER-2013
