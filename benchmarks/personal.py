@@ -51,7 +51,14 @@ from fer_edge.personal.enroll import (  # noqa: E402
     profile_from_outputs,
     shot_outputs,
 )
-from fer_edge.personal.method import RIDGE, Recipe  # noqa: E402
+from fer_edge.personal.method import (  # noqa: E402
+    RIDGE,
+    Recipe,
+    fit_correction,
+    fit_head,
+    log_probs,
+    softmax,
+)
 
 log = logging.getLogger("personal")
 DATA = ROOT.parent / "shared" / "data" / "tfeid_dev"
@@ -150,13 +157,16 @@ def fit_split(model, ph: Photos, shots: np.ndarray, recipe: Recipe):
 
 def predictions(model, ph: Photos, splits: list, recipe: Recipe | str | None) -> list:
     """Per split: (person, test indices, predicted ids) for a recipe, "ncm" (the issue's naive
-    nearest expression mean of the pooled features) or None (the model); -1 = no face."""
+    nearest expression mean of the pooled features), a study-only method ``f(model, ph, shots,
+    test) -> (n, C) scores`` or None (the model); -1 = no face."""
     out = []
     for p, _, shots, test in splits:
         if recipe is None:
             pred = ph.probs[test].argmax(1)
         elif recipe == "ncm":
             pred = _ncm(ph, shots, test)
+        elif callable(recipe):
+            pred = recipe(model, ph, shots, test).argmax(1)
         else:
             profile = fit_split(model, ph, shots, recipe)
             pred = profile.adjust(ph.probs[test], ph.emb[test]).argmax(1)
@@ -231,33 +241,121 @@ def _pct(v: float) -> float | str:
     return "" if np.isnan(v) else round(100 * float(v), 1)
 
 
+def _shot_data(model, ph: Photos, shots: np.ndarray):
+    """(probs, emb, y, shots per class) of the flip+shift variants of ``shots``."""
+    probs, emb, src = variant_outputs(model, ph, "flip+shift")
+    take = np.flatnonzero(np.isin(src, shots))
+    counts = np.bincount(ph.y[shots])
+    return probs[take], emb[take], ph.y[src[take]], float(counts[counts > 0].mean())
+
+
+def _model_head(model) -> tuple[np.ndarray, np.ndarray]:
+    """The packaged .tflite's last FULLY_CONNECTED layer, dequantised: W (D, C), b (C,)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(model.path))
+    it.allocate_tensors()
+    details = {t["index"]: t for t in it.get_tensor_details()}
+    op = [o for o in it._get_ops_details() if o["op_name"] == "FULLY_CONNECTED"][-1]
+    out = []
+    for idx in op["inputs"][1:3]:
+        q = details[idx]["quantization_parameters"]
+        ones = [1] * (details[idx]["shape"].size - 1)
+        scale, zero = (q[k].reshape(-1, *ones) for k in ("scales", "zero_points"))
+        out.append((it.get_tensor(idx).astype(np.float64) - zero) * scale)
+    return out[0].T, out[1]
+
+
+def map_head(ridge: float):
+    """Study only, candidate (a): MAP adaptation of the model's own head. Logits
+    ``e @ (W0 + dW) + b0 + db`` on the raw pooled features (scaled by their median norm), dW
+    ridge-shrunk toward 0 (the generic head as the prior), db free."""
+    cache: dict = {}
+
+    def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
+        if "head" not in cache:
+            cache["head"] = _model_head(model)
+            cache["norm"] = float(np.median(np.linalg.norm(ph.emb, axis=1)))
+        (w0, b0), norm = cache["head"], cache["norm"]
+        _, emb, y, k = _shot_data(model, ph, shots)
+        enrolled = np.isin(np.arange(w0.shape[1]), y)
+        w, b = fit_head(emb / norm, emb @ w0 + b0, y, enrolled, ridge / k)
+        e = ph.emb[test].astype(np.float64)
+        return e @ w0 + b0 + enrolled * (e / norm @ w + b)
+    return run
+
+
+def gated(width: float):
+    """Study only, candidate (d): the previous method's correction scaled by
+    ``clip((1 - max p) / width, 0, 1)``: moved only where the model is unsure."""
+    def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
+        probs, emb, y, k = _shot_data(model, ph, shots)
+        mean, std = (np.asarray(v, np.float32) for v in (model.spec.embedding.mean,
+                                                          model.spec.embedding.std))
+        corr = fit_correction(probs, emb, y, k, mean, std, PREVIOUS)
+        z0 = log_probs(ph.probs[test])
+        full = np.log(corr.adjust(ph.probs[test], ph.emb[test]) + 1e-12)
+        sure = softmax(z0).max(axis=1, keepdims=True)
+        return z0 + np.clip((1 - sure) / width, 0, 1) * (full - z0)
+    return run
+
+
+def NEUTRAL(labels: tuple) -> int:  # noqa: N802
+    """The class id of "neutral" in the model's labels."""
+    return labels.index("neutral")
+
+
+#: the method shipped before the neutral anchor and the prototype term
+PREVIOUS = Recipe(anchor=False, proto=0.0)
+
 #: the method table: each change, in the order it was tried
 STUDY = (("model as shipped", None),
          ("naive per-person logit bias (the issue's)", Recipe(head=False, variants="shot")),
          ("naive nearest expression mean of the features (the issue's)", "ncm"),
-         ("bias + embedding correction, raw features", Recipe(standardise=False,
-                                                             variants="shot")),
-         ("+ standardised with FER-2013 statistics", Recipe(variants="shot")),
-         ("+ mirror image of each shot", Recipe(variants="flip")),
-         ("+ 6 small shifts/zooms of each shot (shipped)", Recipe()),
-         ("shipped, ridge x0.3 (less shrinkage)", Recipe(ridge=RIDGE * 0.3)),
-         ("shipped, ridge x3 (more shrinkage)", Recipe(ridge=RIDGE * 3)),
-         ("bias alone, with the shot variants", Recipe(head=False)))
+         ("bias + embedding correction, raw features",
+          Recipe(standardise=False, variants="shot", anchor=False, proto=0.0)),
+         ("+ standardised with FER-2013 statistics",
+          Recipe(variants="shot", anchor=False, proto=0.0)),
+         ("+ mirror image of each shot", Recipe(variants="flip", anchor=False, proto=0.0)),
+         ("+ 6 small shifts/zooms of each shot (previous)", PREVIOUS),
+         ("previous, ridge x0.3 (less shrinkage)", Recipe(ridge=RIDGE * 0.3, anchor=False,
+                                                          proto=0.0)),
+         ("previous, ridge x3 (more shrinkage)", Recipe(ridge=RIDGE * 3, anchor=False,
+                                                        proto=0.0)),
+         ("bias alone, with the shot variants", Recipe(head=False)),
+         ("(a) MAP adaptation of the model's own head, ridge 0.1", map_head(0.1)),
+         ("(a) MAP adaptation of the model's own head, ridge 0.03", map_head(0.03)),
+         ("(d) previous, moved only where the model is unsure (width 0.5)", gated(0.5)),
+         ("(b) previous + cosine prototypes x0.3", Recipe(anchor=False)),
+         ("(c) previous on neutral-anchored features", Recipe(proto=0.0, norm_floor=0.0)),
+         ("(c) + neutral-anchored cosine prototypes x0.15", Recipe(proto=0.15, norm_floor=0.0)),
+         ("(c) + neutral-anchored cosine prototypes x0.3", Recipe(norm_floor=0.0)),
+         ("(c) + neutral-anchored cosine prototypes x0.6", Recipe(proto=0.6, norm_floor=0.0)),
+         ("(c) x0.3, ridge x3 (more shrinkage)", Recipe(ridge=RIDGE * 3, norm_floor=0.0)),
+         ("(c) x0.3 + norm floor 0.5 sqrt(D) (neutral faces keep the model's answer)",
+          Recipe(norm_floor=0.5)),
+         ("(c) x0.3 + norm floor 0.25 sqrt(D)", Recipe(norm_floor=0.25)),
+         ("(c) x0.3 + norm floor sqrt(D) (shipped)", Recipe()))
 
 
 def study_rows(ph: Photos, model, protos: dict, labels: tuple) -> list[dict]:
-    """The method table: pooled accuracy per protocol, worst person on cross-type."""
+    """The method table: pooled accuracy per protocol, worst person on each protocol (random:
+    seeds pooled)."""
     rows = []
-    base = score(ph, predictions(model, ph, protos["cross-type"], None), labels)
+    base = {proto: score(ph, predictions(model, ph, splits, None), labels)
+            for proto, splits in protos.items()}
     for name, recipe in STUDY:
         row = {"table": "study", "method": name}
         for proto, splits in protos.items():
             s = score(ph, predictions(model, ph, splits, recipe), labels)
             row[proto] = round(100 * s["all"]["acc"], 1)
+            deltas = [s[q]["acc"] - base[proto][q]["acc"] for q in s if q != "all"]
             if proto == "cross-type":
-                deltas = [s[q]["acc"] - base[q]["acc"] for q in base if q != "all"]
                 row["cross_worst_delta_pp"] = round(100 * min(deltas), 1)
                 row["cross_people_worse"] = int(sum(d < 0 for d in deltas))
+            else:
+                row[f"{proto}_worst_delta_pp"] = round(100 * min(deltas), 1)
+                row[f"{proto}_neutral_recall"] = _pct(s["all"]["recall"][NEUTRAL(labels)])
         log.info("%s", row)
         rows.append(row)
     return rows
@@ -343,10 +441,14 @@ def markdown(rows: list[dict], labels: tuple) -> str:
     study = [r for r in rows if r["table"] == "study"]
     if study:
         out += ["", "| method | cross-type % | worst person pp | people worse | random k=1 % "
-                "| k=2 % | k=3 % |", "|---|---:|---:|---:|---:|---:|---:|"]
+                "| k=2 % | k=3 % | worst person pp k=1/2/3 | neutral recall % k=1/2/3 |",
+                "|---|---:|---:|---:|---:|---:|---:|---|---|"]
         out += [f"| {r['method']} | {r['cross-type']} | {r['cross_worst_delta_pp']:+.1f} | "
                 f"{r['cross_people_worse']} | {r['random-k1']} | {r['random-k2']} | "
-                f"{r['random-k3']} |" for r in study]
+                f"{r['random-k3']} | " + " / ".join(
+                    f"{r[f'random-k{k}_worst_delta_pp']:+.1f}" for k in (1, 2, 3)) + " | "
+                + " / ".join(str(r[f"random-k{k}_neutral_recall"]) for k in (1, 2, 3)) + " |"
+                for r in study]
     cost = [r for r in rows if r["table"] == "cost"]
     out += ["", "| cost | value |", "|---|---|"]
     out += [f"| {r['what']} | {r['value']} {r['unit']}"

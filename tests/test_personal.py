@@ -97,6 +97,37 @@ def test_correction_learns_the_shots_and_leaves_unenrolled_classes_to_the_model(
     assert np.allclose(out[:, 3:] / out[:, 3:4], 1, atol=1e-5)
 
 
+def test_neutral_anchor_is_the_mean_neutral_shot_and_only_when_asked():
+    from fer_edge.personal.method import Recipe
+
+    rng = np.random.default_rng(1)
+    d = 16
+    y = np.array([0, 0, 6, 6])
+    emb = rng.normal(size=(4, d)).astype(np.float32)
+    mean, std = np.full(d, 0.5, np.float32), np.full(d, 2.0, np.float32)
+    probs = np.full((4, 7), 1 / 7, np.float32)
+    corr = fit_correction(probs, emb, y, 2, mean, std, neutral=6)
+    np.testing.assert_allclose(corr.anchor, ((emb[2:] - mean) / std).mean(0), rtol=1e-5)
+    off = fit_correction(probs, emb, y, 2, mean, std, Recipe(anchor=False), neutral=6)
+    assert not off.anchor.any()
+    assert not fit_correction(probs, emb, y, 2, mean, std, neutral=None).anchor.any()
+
+
+def test_prototype_term_grows_with_the_shots():
+    from fer_edge.personal.method import Recipe
+
+    rng = np.random.default_rng(2)
+    d = 16
+    y = np.array([0, 1])
+    emb = rng.normal(size=(2, d)).astype(np.float32)
+    probs = np.full((2, 7), 1 / 7, np.float32)
+    z, o = np.zeros(d, np.float32), np.ones(d, np.float32)
+    w = [fit_correction(probs, emb, y, s, z, o).weight
+         - fit_correction(probs, emb, y, s, z, o, Recipe(proto=0.0)).weight for s in (1, 3)]
+    assert 0 < np.abs(w[0]).max() < np.abs(w[1]).max()
+    assert not w[0][:, 2:].any()  # classes not enrolled get no prototype
+
+
 # --- profile files -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def profile(model, faces):
@@ -118,6 +149,29 @@ def test_profile_round_trip_small_no_images_and_0600(profile, tmp_path, model, f
         profile.save(path)
     profile.save(path, force=True)
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_version_1_profile_still_loads_with_no_anchor(profile, model, faces):
+    import hashlib
+    import json
+    import struct
+
+    from fer_edge.personal.profile import MAGIC
+
+    data = profile.to_bytes()
+    n = struct.unpack_from("<I", data, len(MAGIC))[0]
+    start = len(MAGIC) + 4
+    header = json.loads(data[start:start + n])
+    header["version"] = 1
+    head = json.dumps(header, sort_keys=True).encode()
+    d = int(header["dim"])
+    arrays = data[start + n:-32][:-2 * d]  # version 1: no anchor array at the end
+    body = MAGIC + struct.pack("<I", len(head)) + head + arrays
+    old = Profile.from_bytes(body + hashlib.sha256(body).digest())
+    assert not old.correction.anchor.any() and old.correction.anchor.shape == (d,)
+    np.testing.assert_allclose(old.correction.weight, profile.correction.weight, atol=1e-2)
+    probs, emb = model.predict(faces, embedding=True)
+    assert old.adjust(probs, emb).shape == probs.shape
 
 
 @pytest.mark.parametrize("damage", ["truncate", "edit", "foreign"])

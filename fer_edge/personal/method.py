@@ -6,14 +6,21 @@ Measured on ``tfeid_dev`` (the method table in ``benchmarks/README.md``, made by
 correction learned from the person's shots is added, for the classes the person enrolled only
 (the others fall back to the model):
 
-    x = l2normalise((emb - mean) / std)        # embedding standardised with FER-2013 stats
+    v = (emb - mean) / std - anchor            # standardised with FER-2013 stats, minus the
+                                               #   person's own neutral face (0 if not enrolled)
+    x = v / max(|v|, sqrt(D))                  # (|v| alone when no neutral is enrolled)
     z = z0 + enrolled * (x @ W + b)            # W: (D, C), b: (C,)
 
-fitted by cross-entropy on the shots, ``b`` (a per-person logit bias) free and ``W``
-ridge-regularised, i.e. shrunk toward the plain model (``W = 0``) with a strength that falls
-as the shots per class grow (``ridge / shots``). Each shot is used with its mirror image and
-six small shifts/zooms. ``W`` is fitted in the dual (``W = X.T @ A``), so fitting costs
-O(n^2 C) for n shot variants, not O(D^2).
+``W`` and ``b`` are fitted by cross-entropy on the shots, ``b`` (a per-person logit bias) free
+and ``W`` ridge-regularised, i.e. shrunk toward the plain model (``W = 0``) with a strength
+that falls as the shots per class grow (``ridge / shots``). Then a cosine prototype term is
+folded into ``W``: each enrolled class's mean shot feature (unit length, centred over the
+enrolled classes) times ``proto * shots / (shots + 1) / PROTO_TEMP``, so it grows with the
+shots. The neutral anchor makes ``x`` the *change* of this face from the person's neutral face
+(what an expression is), not the person's identity; the norm floor keeps a face near the
+person's neutral face from getting a unit-length noise feature. Each shot is used with its
+mirror image and six small shifts/zooms. ``W`` is fitted in the dual (``W = X.T @ A``), so
+fitting costs O(n^2 C) for n shot variants, not O(D^2).
 """
 
 from __future__ import annotations
@@ -25,6 +32,14 @@ import numpy as np
 
 #: ridge strength for one shot per class (divided by the shots per class)
 RIDGE = 0.1
+#: anchored features are divided by max(norm, NORM_FLOOR * sqrt(D)), not by their norm, so a
+#: face close to the person's neutral face keeps a small feature (and the model's answer)
+#: instead of a noise direction blown up to unit length. sqrt(D) is the expected norm of a
+#: standardised embedding (FER-2013 statistics: unit variance per dimension).
+NORM_FLOOR = 1.0
+#: weight of the cosine prototype term (times shots / (shots + 1)), and its temperature
+PROTO = 0.3
+PROTO_TEMP = 0.1
 #: gradient steps and step size of both fits (full batch)
 STEPS = 300
 BIAS_LR = 0.5
@@ -48,12 +63,19 @@ class Recipe:
         standardise: standardise the embedding with the model's FER-2013 mean/std first.
         ridge: L2 strength on W for one shot per class (divided by the shots per class).
         variants: one of :data:`VARIANTS`.
+        anchor: subtract the person's mean neutral shot from the features (when neutral is
+            enrolled).
+        proto: weight of the prototype term folded into W (0: none).
+        norm_floor: see :data:`NORM_FLOOR` (1e-6: plain L2 normalisation).
     """
 
     head: bool = True
     standardise: bool = True
     ridge: float = RIDGE
     variants: str = "flip+shift"
+    anchor: bool = True
+    proto: float = PROTO
+    norm_floor: float = NORM_FLOOR
 
 
 @dataclass(frozen=True)
@@ -61,11 +83,14 @@ class Correction:
     """What a profile stores to adjust one person's predictions.
 
     Attributes:
-        weight: (D, C) float32 correction on the standardised, L2-normalised embedding.
+        weight: (D, C) float32 correction on the features (:func:`features`).
         bias: (C,) float32 logit bias.
         enrolled: (C,) bool, the classes the person enrolled (others are left to the model).
         mean, std: (D,) float32 standardisation of the embedding (the model's FER-2013
             statistics, ``spec.embedding``).
+        anchor: (D,) float32 the person's mean neutral shot, standardised (zeros: no neutral
+            enrolled, or a version-1 profile).
+        norm_floor: see :data:`NORM_FLOOR` (used only with a non-zero anchor).
     """
 
     weight: np.ndarray
@@ -73,12 +98,14 @@ class Correction:
     enrolled: np.ndarray
     mean: np.ndarray
     std: np.ndarray
+    anchor: np.ndarray
+    norm_floor: float = NORM_FLOOR
 
     def adjust(self, probs: np.ndarray, emb: np.ndarray) -> np.ndarray:
         """(N, C) float32 probabilities + (N, D) float32 embeddings of the same faces ->
         (N, C) float32 personalised probabilities (rows sum to 1)."""
-        z = log_probs(probs) + self.enrolled * (features(emb, self.mean, self.std)
-                                                @ self.weight + self.bias)
+        x = features(emb, self.mean, self.std, self.anchor, self.norm_floor)
+        z = log_probs(probs) + self.enrolled * (x @ self.weight + self.bias)
         return softmax(z).astype(np.float32)
 
 
@@ -94,10 +121,16 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def features(emb: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """(N, D) embeddings -> (N, D) float32 standardised and L2-normalised rows."""
+def features(emb: np.ndarray, mean: np.ndarray, std: np.ndarray,
+             anchor: np.ndarray | None = None, norm_floor: float = NORM_FLOOR) -> np.ndarray:
+    """(N, D) embeddings -> (N, D) float32 rows standardised, then L2-normalised; with a
+    non-zero neutral ``anchor`` (D,): minus the anchor, divided by max(norm,
+    ``norm_floor`` * sqrt(D))."""
     x = (np.asarray(emb, np.float32) - mean) / std
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
+    floor = 1e-6
+    if anchor is not None and np.any(anchor):
+        x, floor = x - anchor, max(norm_floor * np.sqrt(x.shape[1]), 1e-6)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), floor)
 
 
 def shot_variants(crops: np.ndarray, variants: str = "flip+shift"
@@ -164,27 +197,58 @@ def fit_head(x: np.ndarray, z0: np.ndarray, y: np.ndarray, enrolled: np.ndarray,
     return x.T @ a, b
 
 
+def prototypes(x: np.ndarray, y: np.ndarray, enrolled: np.ndarray) -> np.ndarray:
+    """(D, C) cosine prototype weights: each enrolled class's unit mean feature, centred over
+    the enrolled classes (so the term only moves enrolled classes relative to each other),
+    zero for classes not enrolled.
+
+    Args:
+        x: (n, D) shot features (:func:`features`); y: (n,) int class ids; enrolled: (C,) bool.
+    """
+    p = np.zeros((len(enrolled), x.shape[1]))
+    for c in np.flatnonzero(enrolled):
+        m = x[y == c].mean(axis=0)
+        p[c] = m / max(np.linalg.norm(m), 1e-6)
+    p[enrolled] -= p[enrolled].mean(axis=0)
+    return p.T
+
+
+def neutral_anchor(emb: np.ndarray, y: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                   neutral: int | None) -> np.ndarray:
+    """(D,) float32 mean standardised embedding of the neutral shots (zeros: none)."""
+    pick = (y == neutral) if neutral is not None else np.zeros(len(y), bool)
+    if not pick.any():
+        return np.zeros(emb.shape[1], np.float32)
+    return ((np.asarray(emb[pick], np.float32) - mean) / std).mean(axis=0).astype(np.float32)
+
+
 def fit_correction(probs: np.ndarray, emb: np.ndarray, y: np.ndarray, shots: float,
-                   mean: np.ndarray, std: np.ndarray, recipe: Recipe = Recipe()) -> Correction:
+                   mean: np.ndarray, std: np.ndarray, recipe: Recipe = Recipe(),
+                   neutral: int | None = None) -> Correction:
     """Fit one person's correction from their shots (all variants).
 
     Args:
         probs: (n, C) float32 model probabilities of every shot variant (no flip TTA).
         emb: (n, D) float32 embeddings of the same variants.
         y: (n,) int class ids.
-        shots: photos per enrolled class (average), which sets the ridge (ridge / shots).
+        shots: photos per enrolled class (average), which sets the ridge (ridge / shots) and
+            the prototype weight.
         mean, std: (D,) embedding statistics (``spec.embedding``).
         recipe: the method's switches (default: the shipped method).
+        neutral: the class id of "neutral" (its shots make the anchor), None: no anchor.
     """
     c, d = probs.shape[1], emb.shape[1]
     enrolled = np.isin(np.arange(c), y)
     if not recipe.standardise:
         mean, std = np.zeros(d, np.float32), np.ones(d, np.float32)
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    anchor = neutral_anchor(emb, y, mean, std, neutral if recipe.anchor else None)
     z0 = log_probs(probs).astype(np.float64)
     if recipe.head:
-        x = features(emb, mean, std).astype(np.float64)
+        x = features(emb, mean, std, anchor, recipe.norm_floor).astype(np.float64)
         w, b = fit_head(x, z0, y, enrolled, recipe.ridge / max(shots, 1e-6))
+        w = w + recipe.proto * shots / (shots + 1.0) / PROTO_TEMP * prototypes(x, y, enrolled)
     else:
         w, b = np.zeros((d, c)), fit_bias(z0, y, enrolled)
-    return Correction(w.astype(np.float32), b.astype(np.float32), enrolled,
-                      np.asarray(mean, np.float32), np.asarray(std, np.float32))
+    return Correction(w.astype(np.float32), b.astype(np.float32), enrolled, mean, std, anchor,
+                      recipe.norm_floor)

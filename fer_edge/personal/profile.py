@@ -2,8 +2,9 @@
 
 A profile describes one person's face as far as the method needs (no image, no crop): the
 :class:`~fer_edge.personal.method.Correction` (a (D, C) float16 weight, a (C,) bias, the
-enrolled classes, the (D,) float16 standardisation) plus a JSON header binding it to one model
-file (its sha256) and recording the labels, the shots per class and the format version.
+enrolled classes, the (D,) float16 standardisation and neutral anchor) plus a JSON header
+binding it to one model file (its sha256) and recording the labels, the shots per class and
+the format version.
 
 File layout (little-endian)::
 
@@ -27,12 +28,16 @@ from pathlib import Path
 import numpy as np
 
 from fer_edge.errors import OutputError, ProfileError
-from fer_edge.personal.method import Correction
+from fer_edge.personal.method import NORM_FLOOR, Correction
 
 MAGIC = b"FERPROF\0"
-VERSION = 1
-#: array name -> stored dtype; shapes come from the header's "dim" and "labels"
-_ARRAYS = (("weight", "<f2"), ("bias", "<f4"), ("mean", "<f2"), ("std", "<f2"))
+VERSION = 2
+#: array name -> stored dtype; shapes come from the header's "dim" and "labels". Version 1
+#: (before the neutral anchor) stores all but "anchor" and still loads (anchor = 0: the same
+#: predictions as when it was made).
+_ARRAYS = (("weight", "<f2"), ("bias", "<f4"), ("mean", "<f2"), ("std", "<f2"),
+           ("anchor", "<f2"))
+_READS = (1, VERSION)
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class Profile:
                   "model_sha256": self.model_sha256, "labels": list(self.labels),
                   "dim": int(c.weight.shape[0]), "enrolled": [bool(e) for e in c.enrolled],
                   "shots": {k: int(v) for k, v in self.shots.items()},
+                  "norm_floor": float(c.norm_floor),
                   "created": round(float(self.created), 3)}
         head = json.dumps(header, sort_keys=True).encode("utf-8")
         body = MAGIC + struct.pack("<I", len(head)) + head + b"".join(
@@ -127,9 +133,9 @@ class Profile:
             raise ProfileError(f"{where}: unreadable profile header; {fix}") from None
         if not isinstance(header, dict):
             raise ProfileError(f"{where}: unreadable profile header; {fix}")
-        if header.get("version") != VERSION:
+        if header.get("version") not in _READS:
             raise ProfileError(f"{where}: profile format version {header.get('version')!r}, "
-                               f"this fer-edge reads version {VERSION}; {fix}")
+                               f"this fer-edge reads versions {_READS}; {fix}")
         try:
             return cls._from_parts(header, memoryview(data)[start + n:-32], where)
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -139,9 +145,9 @@ class Profile:
     def _from_parts(cls, header: dict, raw: memoryview, where: str) -> Profile:
         labels, d = tuple(header["labels"]), int(header["dim"])
         shapes = {"weight": (d, len(labels)), "bias": (len(labels),), "mean": (d,),
-                  "std": (d,)}
-        arrays, pos = {}, 0
-        for name, dtype in _ARRAYS:
+                  "std": (d,), "anchor": (d,)}
+        arrays, pos = {"anchor": np.zeros(d, np.float32)}, 0
+        for name, dtype in _ARRAYS[:4] if header["version"] == 1 else _ARRAYS:
             count = int(np.prod(shapes[name]))
             size = count * np.dtype(dtype).itemsize
             if pos + size > len(raw):
@@ -152,7 +158,8 @@ class Profile:
             pos += size
         correction = Correction(arrays["weight"], arrays["bias"],
                                 np.array(header["enrolled"], bool), arrays["mean"],
-                                arrays["std"])
+                                arrays["std"], arrays["anchor"],
+                                float(header.get("norm_floor", NORM_FLOOR)))
         return cls(header["model_sha256"], labels, correction, dict(header["shots"]),
                    float(header.get("created", 0.0)))
 
