@@ -162,8 +162,10 @@ class Clients:
         for t in self.threads:
             t.join(5)
 
-    def _video(self) -> None:
-        sock, buf = self._connect("/stream.mjpg"), b""
+    def _read(self, path: str, consume) -> None:
+        """Read the stream at ``path`` until stopped or closed; ``consume(buf) -> rest``
+        takes the complete parts at the front of what has arrived."""
+        sock, buf = self._connect(path), b""
         with sock:
             while not self.stop.is_set():
                 try:
@@ -172,8 +174,10 @@ class Clients:
                     return
                 if not chunk:
                     return
-                buf += chunk
-                buf = self._parts(buf)
+                buf = consume(buf + chunk)
+
+    def _video(self) -> None:
+        self._read("/stream.mjpg", self._parts)
 
     def _parts(self, buf: bytes) -> bytes:
         """Consume the complete JPEG parts at the front of ``buf``."""
@@ -201,25 +205,20 @@ class Clients:
             buf = rest[n + 2:]
 
     def _events(self) -> None:
-        sock, buf = self._connect("/events"), b""
-        with sock:
-            while not self.stop.is_set():
-                try:
-                    chunk = sock.recv(1 << 16)
-                except OSError:  # the server process has ended
-                    return
-                if not chunk:
-                    return
-                buf += chunk
-                *blocks, buf = buf.split(b"\n\n")
-                now = time.time()
-                for block in blocks:
-                    for line in block.split(b"\n"):
-                        if line.startswith(b"data: "):
-                            ev = json.loads(line[6:])
-                            with self._lock:
-                                self.events += 1
-                                self.event_ms.append((now - ev["wall"]) * 1e3)
+        self._read("/events", self._event_blocks)
+
+    def _event_blocks(self, buf: bytes) -> bytes:
+        """Consume the complete Server-Sent Events at the front of ``buf``."""
+        *blocks, rest = buf.split(b"\n\n")
+        now = time.time()
+        for block in blocks:
+            for line in block.split(b"\n"):
+                if line.startswith(b"data: "):
+                    ev = json.loads(line[6:])
+                    with self._lock:
+                        self.events += 1
+                        self.event_ms.append((now - ev["wall"]) * 1e3)
+        return rest
 
     def _stats(self) -> None:
         while not self.stop.wait(1.0):

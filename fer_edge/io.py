@@ -21,19 +21,21 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, overwrite: bool = True) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, overwrite: bool = True,
+                       mode: int | None = None) -> None:
     """Write ``data`` to ``path`` atomically (temp file + fsync + rename).
 
-    The file gets the usual permissions (0666 minus the umask, e.g. 0644), not the 0600 of a
-    temporary file. With ``overwrite=False`` an existing ``path`` is never replaced, even by a
-    concurrent writer (hard link instead of rename): :class:`FileExistsError`.
+    The file gets ``mode``, by default the usual permissions (0666 minus the umask, e.g.
+    0644), not the 0600 of a temporary file; personal data passes ``mode=0o600``. With
+    ``overwrite=False`` an existing ``path`` is never replaced, even by a concurrent writer
+    (hard link instead of rename): :class:`FileExistsError`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), file_mode())
+            os.fchmod(f.fileno(), file_mode() if mode is None else mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

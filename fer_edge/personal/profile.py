@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
 import time
 from dataclasses import dataclass
@@ -188,30 +187,18 @@ def load_profile(path: str | Path) -> Profile:
 def write_private(path: Path, data: bytes, force: bool) -> Path:
     """Write ``data`` to ``path`` atomically with mode 0600 (temp file + fsync + rename, or a
     hard link when ``force`` is False so an existing file is never replaced)."""
-    import tempfile
+    from fer_edge.io import atomic_write_bytes
 
     if path.is_dir():
         raise OutputError(f"--out {path}: is a folder; give a file name")
     if path.exists() and not force:
         raise OutputError(f"--out {path}: exists; pass --force to replace it, or choose "
                           "another name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if force:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
+        atomic_write_bytes(path, data, overwrite=force, mode=0o600)
     except FileExistsError:
         raise OutputError(f"--out {path}: exists; pass --force to replace it, or choose "
                           "another name") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 
