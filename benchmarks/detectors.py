@@ -21,7 +21,7 @@ boxes on every 10th clip frame, ``benchmarks/results/detectors_contact_sheet.png
 
     python benchmarks/detectors.py --data ../shared/data/fer2013.npz --threads 1,2
 
-``--tiled`` measures tiled detection (``--detect-tiles``, :class:`fer_edge.faces.TiledDetector`)
+``--tiled`` measures tiled detection (``--detect-tiles``, :class:`fer_edge.detect.TiledDetector`)
 instead, on large frames with small faces made from the Hamilton clip by :func:`tiled_clip`:
 every clip frame repeated 3 x 3 into 1920x1080 and 2 x 2 into 1280x720 (nine or four small
 scenes), against the faces BlazeFace full range finds on the clip frame itself (the known
@@ -147,7 +147,7 @@ def tiled_child(name: str, clip: str, threads: int, every: int = 1) -> dict:
     import numpy as np
 
     from fer_edge.demo.sources import VideoSource
-    from fer_edge.faces import build_detector
+    from fer_edge.detect import build_detector
 
     cv2.setNumThreads(threads)
     kind = TILED_CLIPS[clip]
@@ -219,7 +219,7 @@ def run_tiled(threads: list[int], every: int) -> int:
 
 
 def make_detector(spec, threads: int):
-    from fer_edge.faces import HaarFaceDetector, build_detector
+    from fer_edge.detect import HaarFaceDetector, build_detector
 
     if spec == "haar-full":
         d = HaarFaceDetector(detect_width=0, scale_factor=1.1, min_neighbors=5, min_size=30)
@@ -291,7 +291,7 @@ def contact_sheet(path: Path, every: int = 10, cols: int = 4, tile=(320, 180)) -
     import cv2
     import numpy as np
 
-    from fer_edge.faces import build_detector
+    from fer_edge.detect import build_detector
 
     det = build_detector("auto")
     tiles = []

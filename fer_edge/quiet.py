@@ -1,10 +1,15 @@
-"""Keep TensorFlow's start-up noise off a user's terminal. Light tier (standard library).
+"""Keep what native libraries print off a user's terminal. Light tier (standard library).
 
-TensorFlow prints, straight to file descriptor 2 and before its logging is set up (so
-``TF_CPP_MIN_LOG_LEVEL`` cannot silence them), lines such as ``failed call to cuInit``,
-``oneDNN custom operations are on`` and ``All log messages before absl::InitializeLog()``,
-twice on a CPU machine. :func:`native_noise_filtered` catches descriptor 2 while TensorFlow
-is imported and passes on every other line; with ``-v`` (debug logging) nothing is filtered.
+Two tools, both off with ``-v`` (debug logging):
+
+- :func:`native_stderr_quiet` (LiteRT): LiteRT prints ``INFO: Created TensorFlow Lite XNNPACK
+  delegate for CPU.`` from C++ for every interpreter, whatever the Python log level; a user
+  would see it on every demo start. Descriptor 2 points at /dev/null while a model loads.
+- :func:`native_noise_filtered` (TensorFlow): TensorFlow prints, straight to descriptor 2 and
+  before its logging is set up (so ``TF_CPP_MIN_LOG_LEVEL`` cannot silence them), lines such
+  as ``failed call to cuInit``, ``oneDNN custom operations are on`` and ``All log messages
+  before absl::InitializeLog()``, twice on a CPU machine. Descriptor 2 is caught while
+  TensorFlow is imported, and every other line is passed on.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
 
 #: substrings of the start-up lines that say nothing a user can act on
@@ -70,3 +76,30 @@ def _flush() -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+_quiet_lock = threading.Lock()
+
+
+@contextmanager
+def native_stderr_quiet():
+    """Point file descriptor 2 at /dev/null for the ``with`` block (unless fer-edge logs at
+    DEBUG); Python's own ``sys.stderr`` is flushed first and restored after."""
+    if logging.getLogger("fer_edge").isEnabledFor(logging.DEBUG):
+        yield
+        return
+    with _quiet_lock:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreters)
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)

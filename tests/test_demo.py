@@ -122,7 +122,7 @@ class ScriptedDetector:
         self.until, self.calls = until, 0
 
     def detect_faces(self, frame):
-        from fer_edge.faces import Detection
+        from fer_edge.detect import Detection
 
         self.calls += 1
         return [Detection((216.0, 80.0, 126.0, 126.0))] if self.calls <= self.until else []

@@ -83,7 +83,7 @@ def test_summary_counts_labels_per_face_frame():
 
 
 def test_threads_reach_detector_classifier_and_opencv(monkeypatch):
-    import fer_edge.faces
+    import fer_edge.detect
     import fer_edge.runtime
 
     seen = {}
@@ -99,7 +99,7 @@ def test_threads_reach_detector_classifier_and_opencv(monkeypatch):
         seen["classifier"] = threads
         return Pred()
 
-    real_build = fer_edge.faces.build_detector
+    real_build = fer_edge.detect.build_detector
 
     def build_detector(*args, **kw):
         if "num_threads" not in kw:  # the inner call for the first pass of "+refine"
@@ -117,7 +117,7 @@ def test_threads_reach_detector_classifier_and_opencv(monkeypatch):
         return det
 
     monkeypatch.setattr(fer_edge.runtime, "load_predictor", load_predictor)
-    monkeypatch.setattr(fer_edge.faces, "build_detector", build_detector)
+    monkeypatch.setattr(fer_edge.detect, "build_detector", build_detector)
     run_demo(DemoConfig(video="sample", headless=True, threads=1, max_frames=2))
     assert seen == {"classifier": 1, "detector": 1, "interpreters": {1}, "opencv": 1}
     assert cv2.getNumThreads() == before  # restored after the run

@@ -15,7 +15,7 @@ from conftest import make_spec
 from fer_edge.demo.config import DemoConfig
 from fer_edge.demo.loop import run_demo
 from fer_edge.demo.sources import SAMPLE_CLIP
-from fer_edge.faces import Detection
+from fer_edge.detect import Detection
 from fer_edge.runtime import default_model_path
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"

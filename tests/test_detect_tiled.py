@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from cli_sweep import assert_refused
 
-from fer_edge.errors import ConfigError
-from fer_edge.faces import (
+from fer_edge.detect import (
     Detection,
     TiledDetector,
     build_detector,
@@ -18,6 +17,7 @@ from fer_edge.faces import (
     parse_tiles,
     tile_grid,
 )
+from fer_edge.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "real" / "short_hamilton_clip.mp4"

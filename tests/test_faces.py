@@ -14,9 +14,8 @@ from conftest import FER_NPZ, ROOT, make_spec  # noqa: E402
 from fer_edge.cli import main
 from fer_edge.data.paste import pasted_frames
 from fer_edge.demo.loop import LoopRate
-from fer_edge.demo.tracking import Tracker, iou
-from fer_edge.errors import ConfigError, ModelFileError
-from fer_edge.faces import (
+from fer_edge.demo.tracking import Tracker
+from fer_edge.detect import (
     ASSETS,
     BlazeFaceDetector,
     Detection,
@@ -25,10 +24,12 @@ from fer_edge.faces import (
     box_spread,
     build_detector,
     calibrated_crops,
+    iou,
     shrink,
     ssd_anchors,
     weighted_nms,
 )
+from fer_edge.errors import ConfigError, ModelFileError
 from fer_edge.preprocess import crop_box, eye_angle, frame_faces
 from fer_edge.spec import ModelSpec
 
@@ -204,7 +205,7 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_alignment_rotates_a_tilted_face_upright(full, test_faces):
-    from fer_edge.faces import crop_fields
+    from fer_edge.detect import crop_fields
 
     faces, _ = test_faces
     spec = make_spec(**crop_fields())  # the calibrated rules: BlazeFace's aligns
@@ -261,7 +262,7 @@ def test_box_spread_api():
 def test_packaged_model_records_every_crop_rule():
     """The packaged spec names the default detector and holds the calibrated rule of every
     detector (the runtime reads no calibration file)."""
-    from fer_edge.faces import AUTO
+    from fer_edge.detect import AUTO
     from fer_edge.runtime import load_predictor
 
     p = load_predictor()
@@ -319,7 +320,7 @@ def test_keep_alive_shows_a_briefly_missed_face():
 
 
 def test_new_builds_record_the_calibrated_crops():
-    from fer_edge.faces import AUTO, crop_fields
+    from fer_edge.detect import AUTO, crop_fields
 
     spec = make_spec(**crop_fields())
     assert spec.face_crops == calibrated_crops() and spec.detector == AUTO

@@ -550,12 +550,12 @@ def test_the_spec_is_strict(tmp_path, edit, match):
 def test_the_packaged_spec_alone_decides_the_crop(monkeypatch):
     """The runtime reads no calibration file: the crop rule of every detector, the default
     one (blazeface-full+refine) included, comes from the model's own spec."""
-    import fer_edge.faces as faces
+    import fer_edge.detect.crops as crops
 
-    monkeypatch.setattr(faces, "CALIBRATION_FILE", Path("/nonexistent/face_crops.json"))
-    monkeypatch.setattr(faces, "_calibration", lambda: {})
+    monkeypatch.setattr(crops, "CALIBRATION_FILE", Path("/nonexistent/face_crops.json"))
+    monkeypatch.setattr(crops, "_calibration", lambda: {})
     p = load_predictor(DEFAULT)
-    assert p.spec.detector == faces.AUTO
+    assert p.spec.detector == crops.AUTO
     for name in ("blazeface-full+refine", "blazeface-full", "blazeface-short", "haar"):
         assert p.spec.crop_for(name) is not None
 

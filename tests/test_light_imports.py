@@ -10,7 +10,7 @@ import sys
 import fer_edge, fer_edge.cli, fer_edge.runtime, fer_edge.evaluate, fer_edge.preprocess
 import fer_edge.data, fer_edge.metrics, fer_edge.evaluate_cli, fer_edge.evaluate_people
 import fer_edge.data.people
-import fer_edge.faces, fer_edge.demo.cli, fer_edge.demo.loop, fer_edge.bench.cli
+import fer_edge.detect, fer_edge.demo.cli, fer_edge.demo.loop, fer_edge.bench.cli
 import fer_edge.bench.one, fer_edge.train.cli, fer_edge.train.runs, fer_edge.convert.cli
 import fer_edge.serve.cli, fer_edge.serve.app, fer_edge.serve.video
 parser = fer_edge.cli.build_parser()

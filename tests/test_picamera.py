@@ -18,7 +18,7 @@ from fer_edge.cli import main
 from fer_edge.demo.config import DemoConfig
 from fer_edge.demo.loop import run_demo
 from fer_edge.demo.sources import SAMPLE_CLIP, PiCameraSource
-from fer_edge.faces import build_detector
+from fer_edge.detect import build_detector
 from fer_edge.runtime import default_model_path, load_predictor
 
 N_FRAMES = 24

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_edge.demo.tracking import Tracker, iou
+from fer_edge.demo.tracking import Tracker
+from fer_edge.detect.geometry import iou
 
 
 def test_iou():

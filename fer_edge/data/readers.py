@@ -23,65 +23,21 @@ import csv
 import logging
 import zipfile
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from fer_edge.data.dataset import SPLITS, Dataset
+from fer_edge.data.synthetic import make_dataset
 from fer_edge.errors import DataError
 from fer_edge.spec import FER2013_LABELS, SOURCE_SIZE
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 _USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 _IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 _N_PIXELS = SOURCE_SIZE * SOURCE_SIZE
-
-
-@dataclass
-class Dataset:
-    """Faces and labels per split.
-
-    Attributes:
-        images: split -> (N, 48, 48) uint8 grey faces.
-        labels: split -> (N,) int64 class ids (FER-2013 order).
-        source: where the data came from.
-        skipped: number of bad rows/files dropped with ``skip_bad``.
-        notes: how the splits were made.
-        rows: split -> (N,) int64 row of each face in the source file (csv/npz layouts, whose
-            rows FER+ labels follow); empty for folder layouts.
-        n_rows: number of face rows in the source file (csv/npz), 0 otherwise.
-        targets: split -> (N, 7) float32 training targets (soft labels, e.g. FER+ votes);
-            empty = one-hot of ``labels``.
-        class_names: class names in id order (FER-2013's, or a folder set's own with
-            ``own_classes``).
-    """
-
-    images: dict[str, np.ndarray]
-    labels: dict[str, np.ndarray]
-    source: str
-    skipped: int = 0
-    notes: list[str] = field(default_factory=list)
-    rows: dict[str, np.ndarray] = field(default_factory=dict)
-    n_rows: int = 0
-    targets: dict[str, np.ndarray] = field(default_factory=dict)
-    class_names: tuple[str, ...] = FER2013_LABELS
-
-    def take(self, split: str, idx: np.ndarray) -> None:
-        """Keep only faces ``idx`` (int indices or bool mask) of ``split``, in every array."""
-        for d in (self.images, self.labels, self.rows, self.targets):
-            if split in d:
-                d[split] = d[split][idx]
-
-    def counts(self, split: str) -> np.ndarray:
-        """(num_classes,) int64 number of faces per class in ``split``."""
-        return np.bincount(self.labels[split], minlength=len(self.class_names))
-
-    def summary(self) -> str:
-        parts = [f"{s} {len(self.labels[s])}" for s in SPLITS if s in self.labels]
-        return f"{self.source}: " + ", ".join(parts)
 
 
 def load_dataset(path: str | Path, *, val_fraction: float = 0.1, seed: int = 0,
@@ -109,8 +65,6 @@ def load_dataset(path: str | Path, *, val_fraction: float = 0.1, seed: int = 0,
         DataError: one line naming the file/row and the problem.
     """
     if str(path) == "synthetic":
-        from fer_edge.data.synthetic import make_dataset
-
         return make_dataset(seed=seed)
     path = Path(path)
     if not path.exists():

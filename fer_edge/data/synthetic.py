@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_edge.data.dataset import Dataset
 from fer_edge.spec import FER2013_LABELS, SOURCE_SIZE
 
 
@@ -90,9 +91,7 @@ def write_folders(root: str | Path, n_train: int = 70, n_test: int = 28, seed: i
 
 
 def make_dataset(n_train: int = 700, n_val: int = 140, n_test: int = 280, seed: int = 0):
-    """A synthetic :class:`~fer_edge.data.readers.Dataset` (``--data synthetic``)."""
-    from fer_edge.data.readers import Dataset
-
+    """A synthetic :class:`~fer_edge.data.dataset.Dataset` (``--data synthetic``)."""
     parts = {s: make_faces(n, seed + k) for k, (s, n) in enumerate(
         (("train", n_train), ("val", n_val), ("test", n_test)))}
     return Dataset({s: p[0] for s, p in parts.items()}, {s: p[1] for s, p in parts.items()},

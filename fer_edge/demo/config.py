@@ -6,8 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_edge.config import MAX_THREADS, check_config, opt
+from fer_edge.demo.tracking import EMA, HYSTERESIS, KEEP_ALIVE
+from fer_edge.detect.defaults import (
+    DEFAULT_SCORE,
+    DEMO_TILES,
+    DETECT_WIDTH,
+    DETECTORS,
+    VIDEO_REFINE_REUSE,
+)
 from fer_edge.errors import ConfigError
-from fer_edge.faces import DEFAULT_SCORE, DETECTORS
 
 FLIP_TTA = ("alternate", "model", "on", "off")
 
@@ -53,26 +60,27 @@ class DemoConfig:
                         "detector's default (Haar 64, others 0)", ge=-1)
     align: bool = opt(True, "rotate each face so the eyes are level before classifying "
                       "(detectors with eye keypoints)")
-    detect_width: int = opt(320, "Haar/YuNet: detect on the frame shrunk to this width (0 = "
-                            "full size); BlazeFace letterboxes to its own input")
-    detect_tiles: str = opt("auto", "BlazeFace on large frames: also look at N x N "
+    detect_width: int = opt(DETECT_WIDTH, "Haar/YuNet: detect on the frame shrunk to this "
+                            "width (0 = full size); BlazeFace letterboxes to its own input")
+    detect_tiles: str = opt(DEMO_TILES, "BlazeFace on large frames: also look at N x N "
                             "overlapping tiles, merged with the full frame's faces (small "
                             "faces far from the camera): auto (frames from 960 px: N = "
                             "long side / 640, skipped when every face the full frame shows "
                             "is large), off, or N (2-6, always)")
     detect_every: int = opt(4, "run the detector every Nth frame; tracks carry boxes between",
                             ge=1)
-    refine_reuse: int = opt(2, "'+refine' detectors: detection rounds a face's second pass "
-                            "is reused (moved with its box) before it is made again", ge=0)
-    keep_alive: int = opt(2, "detection rounds a face stays shown (at its last box, keeping "
-                          "its label, not classified) after the detector last found it")
+    refine_reuse: int = opt(VIDEO_REFINE_REUSE, "'+refine' detectors: detection rounds a face's "
+                            "second pass is reused (moved with its box) before it is made "
+                            "again", ge=0)
+    keep_alive: int = opt(KEEP_ALIVE, "detection rounds a face stays shown (at its last box, "
+                          "keeping its label, not classified) after the detector last found it")
     classify_every: int = opt(5, "classify each face every Nth frame (staggered across faces); "
                               "smoothed labels carry between", ge=1)
     max_faces: int = opt(4, "classify at most this many (largest) faces", ge=1)
-    ema: float = opt(0.35, "weight of the newest probabilities in the moving average (1 = off)",
+    ema: float = opt(EMA, "weight of the newest probabilities in the moving average (1 = off)",
                      gt=0, le=1)
-    hysteresis: float = opt(0.08, "a new label must beat the shown one by this probability",
-                            ge=0, lt=1)
+    hysteresis: float = opt(HYSTERESIS, "a new label must beat the shown one by this "
+                            "probability", ge=0, lt=1)
     show_fps: bool = opt(True, "draw FPS and per-stage latency")
 
     @property
@@ -109,7 +117,7 @@ class DemoConfig:
             raise ConfigError(f"--log {self.log}: use a .csv or .jsonl file name (or - for "
                               "JSON Lines on standard output)")
         from fer_edge.demo.sources import check_not_folder
-        from fer_edge.faces import parse_tiles
+        from fer_edge.detect.tiled import parse_tiles
 
         parse_tiles(self.detect_tiles)
         check_not_folder("--model", self.model)

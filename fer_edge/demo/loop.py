@@ -152,7 +152,7 @@ def run_demo(cfg: DemoConfig, predictor=None, detector=None, source=None,
         predictor: anything with ``.spec`` and ``.predict(faces (N,h,w) uint8 grey) ->
             (N, C) probs`` (called with ``tta_flip=`` unless ``cfg.flip_tta`` is "model");
             default ``load_predictor(cfg.model or None)``.
-        detector: a detector object (``detect_faces(frame)`` as in :mod:`fer_edge.faces`, or
+        detector: a detector object (``detect_faces(frame)`` as in :mod:`fer_edge.detect`, or
             ``detect(frame_bgr) -> [(x, y, w, h)]``); default from ``cfg.detector``,
             ``cfg.face_threshold``, ``cfg.min_face``.
         source: an opened frame source like those of :mod:`fer_edge.demo.sources` (iterable
@@ -198,7 +198,7 @@ def _open_models(cfg: DemoConfig, predictor, detector, source) -> tuple[object, 
 
             predictor = load_predictor(cfg.model or None, cfg.threads or None)
         badge = use_profile(predictor, cfg.profile)
-        from fer_edge.faces import FaceFinder, build_detector
+        from fer_edge.detect import FaceFinder, build_detector
 
         if detector is None:
             detector = build_detector(cfg.detector, score_threshold=cfg.face_threshold,

@@ -6,17 +6,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-Box = tuple[int, int, int, int]
+from fer_edge.detect.geometry import Box, iou
 
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
+#: weight of the newest probabilities in a track's moving average (``--ema``; 1 = no smoothing)
+EMA = 0.35
+#: margin by which another class must beat the shown label to replace it (``--hysteresis``)
+HYSTERESIS = 0.08
+#: detection rounds a track stays visible after its last match (``--keep-alive``)
+KEEP_ALIVE = 2
 
 
 @dataclass
@@ -60,8 +57,8 @@ class Tracker:
             in the latest round.
     """
 
-    def __init__(self, iou_threshold: float = 0.3, max_misses: int = 3, ema: float = 0.35,
-                 hysteresis: float = 0.08, keep_alive: int = 0):
+    def __init__(self, iou_threshold: float = 0.3, max_misses: int = 3, ema: float = EMA,
+                 hysteresis: float = HYSTERESIS, keep_alive: int = KEEP_ALIVE):
         self.iou_threshold, self.max_misses = iou_threshold, max(max_misses, keep_alive)
         self.ema, self.hysteresis, self.keep_alive = ema, hysteresis, keep_alive
         self.tracks: list[Track] = []

@@ -127,7 +127,7 @@ def crops_from_folders(finder, root: str | Path, labels: tuple[str, ...]
     """The largest face of every photo of ``root/<expression>/``.
 
     Args:
-        finder: a :class:`~fer_edge.faces.FaceFinder` (detect -> align -> crop).
+        finder: a :class:`~fer_edge.detect.FaceFinder` (detect -> align -> crop).
         root: the folder of expression folders.
         labels: the model's class names.
 

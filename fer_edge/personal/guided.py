@@ -117,7 +117,7 @@ def run_session(source, finder, labels: tuple[str, ...], per: int = PER_EXPRESSI
 
     Args:
         source: yields (frame (H, W, 3) uint8 BGR, timestamp s), as the demo's sources.
-        finder: a :class:`~fer_edge.faces.FaceFinder`.
+        finder: a :class:`~fer_edge.detect.FaceFinder`.
         labels: the model's class names (class ids index into it).
         per: frames kept per expression.
         headless: no window, no countdown, no time limit.

@@ -202,10 +202,10 @@ class Predictor:
         self.profile = profile
 
     def finder(self, detector: Any = "auto"):
-        """The :class:`~fer_edge.faces.FaceFinder` (detect -> align -> crop) for a detector
+        """The :class:`~fer_edge.detect.FaceFinder` (detect -> align -> crop) for a detector
         name ("auto", "blazeface-full", "blazeface-short", "haar", a YuNet .onnx path) or
         object, with this model's crop rule for it; cached per name."""
-        from fer_edge.faces import FaceFinder
+        from fer_edge.detect import FaceFinder
 
         if not isinstance(detector, str):
             return FaceFinder(self.spec, detector)

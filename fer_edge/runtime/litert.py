@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from fer_edge.errors import BackendUnavailableError, ModelFileError, SpecError
+from fer_edge.quiet import native_stderr_quiet
 from fer_edge.runtime.base import Predictor, dequantize, quantize
-from fer_edge.runtime.quiet import native_stderr_quiet
 from fer_edge.runtime.spec_io import read_tflite_spec, resolve_spec, tflite_model_bytes
 
 _DTYPES = {np.float32: "float32", np.int8: "int8", np.uint8: "uint8"}

@@ -1,29 +1,14 @@
-"""The one place that picks Keras. Heavy tier.
+"""``keras`` and ``tf`` for every heavy module, with fer-edge's own layers registered. Heavy
+tier.
 
-tensorflow-model-optimization (QAT) only works with tf_keras (Keras 2), and importing tfmot
-flips ``TF_USE_LEGACY_KERAS`` itself; if anything touched ``tf.keras`` first, layers from the
-two Kerases get mixed. So the variable is set here, before the first TensorFlow import, and
-every heavy module imports ``keras`` and ``tf`` from this module.
-
-TensorFlow's start-up lines (cuInit, oneDNN, absl) are kept off the terminal unless ``-v``
-(:mod:`fer_edge.quiet`).
+Keras is picked and TensorFlow imported (quietly) in :mod:`fer_edge.train.backend`; importing
+:mod:`fer_edge.train.layers` here registers the custom layers, so any module that loads a saved
+fer-edge model has them.
 """
 
 from __future__ import annotations
 
-import os
-
-from fer_edge.quiet import native_noise_filtered, verbose
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose() else "2")
-
-with native_noise_filtered():
-    import tensorflow as tf  # noqa: E402
-    import tf_keras as keras  # noqa: E402
-
-    tf.config.list_physical_devices("GPU")  # cuInit runs (and complains) here, filtered
+from fer_edge.train import layers as _layers  # noqa: F401  (registers custom layers)
+from fer_edge.train.backend import keras, tf
 
 __all__ = ["keras", "tf"]
-
-from fer_edge.train import layers as _layers  # noqa: E402,F401  (registers custom layers)

@@ -33,8 +33,8 @@ from fer_edge import __version__
 from fer_edge.config import TrainConfig
 from fer_edge.data import Dataset
 from fer_edge.data.balance import class_weights, oversample_indices
+from fer_edge.detect.crops import crop_fields
 from fer_edge.errors import ClusterError, ConfigError, ModelFileError
-from fer_edge.faces import crop_fields
 from fer_edge.io import atomic_write_text, check_output_dir, temp_path_for
 from fer_edge.spec import ModelSpec
 from fer_edge.train import distribute
@@ -257,7 +257,7 @@ def _box_jitter(detector: str) -> tuple[float, float, float, float] | None:
     spread, or None for ''."""
     if not detector:
         return None
-    from fer_edge.faces import box_spread
+    from fer_edge.detect.crops import box_spread
 
     bs = box_spread(detector)
     jitter = (bs.dx[1], bs.dy[1], bs.size[1] / bs.size[0], bs.angle_deg[1])

@@ -6,7 +6,7 @@ them registered.
 
 from __future__ import annotations
 
-from fer_edge.train._keras import keras, tf
+from fer_edge.train.backend import keras, tf
 
 
 @keras.saving.register_keras_serializable(package="fer_edge")

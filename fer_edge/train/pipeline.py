@@ -41,7 +41,7 @@ class Augment:
     degrade_prob: float = 0.5  # probability of each of blur, noise, JPEG per face
     #: Gaussian crop jitter (std of dx, dy as fractions of the side, std of the relative crop
     #: side, std of the rotation in degrees), from a detector's measured box spread
-    #: (:func:`fer_edge.faces.box_spread`); replaces the uniform shift/zoom/rotation ranges
+    #: (:func:`fer_edge.detect.crops.box_spread`); replaces the uniform shift/zoom/rotation ranges
     jitter: tuple[float, float, float, float] | None = None
 
 

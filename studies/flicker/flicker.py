@@ -38,7 +38,7 @@ from fer_edge.demo.config import DemoConfig
 from fer_edge.demo.loop import run_demo
 from fer_edge.demo.sources import VideoSource
 from fer_edge.demo.tracking import iou
-from fer_edge.faces import build_detector
+from fer_edge.detect import build_detector
 from fer_edge.io import atomic_write_csv
 from fer_edge.runtime import load_predictor
 

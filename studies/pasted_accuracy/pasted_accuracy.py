@@ -6,7 +6,7 @@ Every PrivateTest face is upscaled to a random side (30-300 px, log-uniform), ro
 (uniform +-``--max-angle`` deg) and pasted at a random place into a 640x480 textured frame
 (``fer_edge.data.paste``). The detector's box that overlaps the true face best (IoU > 0.3) is
 that face; each detection is cropped twice with the model's crop rule for that detector
-(``fer_edge.faces.FaceFinder``): aligned (eyes level) and axis-aligned. Reported:
+(``fer_edge.detect.FaceFinder``): aligned (eyes level) and axis-aligned. Reported:
 
 - ``recall``: faces detected;
 - ``acc_end_to_end``: correct / all faces (a missed face counts as wrong);
@@ -30,7 +30,7 @@ import numpy as np
 
 from fer_edge.data.paste import pasted_frames
 from fer_edge.demo.tracking import iou
-from fer_edge.faces import FaceFinder
+from fer_edge.detect import FaceFinder
 from fer_edge.io import atomic_write_csv
 from fer_edge.runtime import load_predictor
 
