@@ -4,7 +4,7 @@ Real pixels with a known answer: a 48x48 dataset face is upscaled to ``side`` pi
 in-plane by ``angle`` degrees about its centre and pasted into a textured background frame, so
 the true face box (the unrotated square, centre and side), its angle and its label are known.
 Used to calibrate each detector's crop rule
-(``studies/crop_calibration/calibrate_crops.py``), to measure detectors
+(:mod:`fer_edge.detect.calibrate`), to measure detectors
 (``benchmarks/detectors.py``) and what detection + alignment do to accuracy
 (``studies/pasted_accuracy/pasted_accuracy.py``), and in the tests.
 """
