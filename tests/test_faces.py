@@ -272,6 +272,26 @@ def test_packaged_model_records_every_crop_rule():
     assert len(out) == 1 and out[0]["label"] in p.spec.labels and out[0]["keypoints"]
 
 
+def test_analyze_of_a_photo_does_not_depend_on_the_photo_before_it():
+    """The API's default (``REFINE_REUSE`` 0) refines every face of every call: a second pass
+    made for one person's photo is never moved onto the next person's. tfeid_dev photos share
+    their framing, so with the demo's video value (2) most of these would change."""
+    from test_personal import TFEID
+
+    from fer_edge.runtime import load_predictor
+
+    photos = sorted(TFEID.glob("*.jpg"))[::25][:12]
+    if len(photos) < 6:
+        pytest.skip(f"tfeid_dev not found at {TFEID} (set FER_EDGE_TFEID)")
+    p = load_predictor()
+    for f in photos:
+        img = cv2.imread(str(f))
+        in_turn = p.analyze(img)  # one cached finder for every call
+        alone = p.analyze(img, detector=build_detector("auto"))  # a fresh detector
+        assert [(r["box"], r["probs"]) for r in in_turn] == \
+            [(r["box"], r["probs"]) for r in alone], f.name
+
+
 @pytest.mark.parametrize("kwargs, err", [
     ({"name_or_path": "nope"}, ConfigError),
     ({"score_threshold": 0.0}, ConfigError),
