@@ -20,6 +20,7 @@ from fer_edge.demo.report import FaceTally
 from fer_edge.demo.save import VideoSaver
 from fer_edge.demo.sources import open_source
 from fer_edge.demo.tracking import Tracker
+from fer_edge.detect.defaults import REFINE_REUSE
 
 log = logging.getLogger(__name__)
 
@@ -415,10 +416,11 @@ class _CtrlC:
 
 def _settings_for(source, cfg: DemoConfig) -> DemoConfig:
     """Photos (an independent source) are each detected, with a fresh second pass: detect
-    every frame, no reuse of a second pass made for another photo."""
+    every frame, no reuse of a second pass made for another photo (the API's
+    :data:`~fer_edge.detect.defaults.REFINE_REUSE`)."""
     if not source.independent:
         return cfg
-    return dataclasses.replace(cfg, detect_every=1, refine_reuse=0)
+    return dataclasses.replace(cfg, detect_every=1, refine_reuse=REFINE_REUSE)
 
 
 def _limit_opencv_threads(threads: int) -> int:
