@@ -26,7 +26,7 @@ import pytest
 from conftest import HAS_TF, make_spec
 
 from fer_edge.cli import main
-from fer_edge.config import TrainConfig, make_config, read_toml
+from fer_edge.config import make_config, read_toml
 from fer_edge.data.synthetic import write_csv, write_npz
 from fer_edge.errors import ConfigError, FerEdgeError, InputError, SpecError
 from fer_edge.runtime import default_model_path, load_predictor
@@ -38,6 +38,7 @@ from fer_edge.runtime.spec_io import (
     sidecar_path,
     tflite_model_bytes,
 )
+from fer_edge.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = default_model_path()
