@@ -35,7 +35,8 @@ def opt(default: Any, help: str, choices: tuple | None = None, positional: bool 
     ``le``/``lt`` (upper), and ``>= 0`` when no bound is given (``>= default`` for a negative
     default such as -1 = auto; ``ge=-math.inf`` allows any sign); ``choices`` for values from
     TOML too. ``many``: a text field that also takes several values (the flag takes one or
-    more, e.g. a shell glob; TOML a string or a list of strings).
+    more, e.g. a shell glob; TOML a string or a list of strings; a positional one takes any
+    number). A default of None (type ``int | None``) means "not set": None passes the checks.
     """
     meta = {"help": help, "choices": choices, "positional": positional, "cli": cli,
             "ge": ge, "gt": gt, "le": le, "lt": lt, "many": many}
@@ -45,33 +46,36 @@ def opt(default: Any, help: str, choices: tuple | None = None, positional: bool 
 
 
 def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one flag per field of the dataclass ``cls`` (plus ``--config``)."""
+    """Add one flag per field of the dataclass ``cls`` (plus ``--config``).
+
+    Every flag defaults to None ("not given"), so :func:`config_from_args` can put a flag over
+    the TOML file and the TOML file over the dataclass default. A config class with
+    ``CHECK_AT_PARSE = True`` also has argparse check each number flag's type and range as it
+    is parsed (``argument --limit: -3 is out of range; use a number >= 0``); the others are
+    checked by :func:`check_config` (``--limit -3: out of range; ...``), like TOML values.
+    """
     hints = typing.get_type_hints(cls)
+    at_parse = bool(getattr(cls, "CHECK_AT_PARSE", False))
     for f in dataclasses.fields(cls):
         if not f.metadata.get("cli", True):
             continue
         tp = hints[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else None
-        text = f.metadata.get("help", "")
-        # no "(default: ...)" where the help already says what the default does
-        quiet = default in ("", None) or "(default" in text.lower()
-        kw: dict[str, Any] = {"help": text + ("" if quiet else f" (default: {default})"),
-                              "dest": f.name}
+        kw: dict[str, Any] = {"help": _help_text(f), "dest": f.name}
         if f.metadata.get("choices"):
             kw["choices"] = f.metadata["choices"]
         if f.metadata.get("positional"):
             kw.pop("dest")
-            parser.add_argument(f.name, type=_base_type(tp), nargs="?", default=None,
-                                **{k: v for k, v in kw.items()})
+            parser.add_argument(f.name, type=_base_type(tp), default=None,
+                                nargs="*" if f.metadata.get("many") else "?", **kw)
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flag = flag_name(f.name)
         if f.metadata.get("many"):
             parser.add_argument(flag, nargs="+", default=None, metavar=_metavar(tp), **kw)
         elif tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, **kw)
         else:
-            parser.add_argument(flag, type=_base_type(tp), default=None, metavar=_metavar(tp),
-                                **kw)
+            kind = _flag_type(f, tp) if at_parse else _base_type(tp)
+            parser.add_argument(flag, type=kind, default=None, metavar=_metavar(tp), **kw)
     if not any(a.dest == "config_file" for a in parser._actions):
         parser.add_argument("--config", dest="config_file", default=None, metavar="FILE.toml",
                             help="read defaults from a TOML file (flags override it)")
@@ -83,6 +87,25 @@ def add_config_parser(sub, name: str, cls: type, help: str,
     p = sub.add_parser(name, help=help, description=description)
     add_config_args(p, cls)
     return p
+
+
+def _help_text(f: dataclasses.Field) -> str:
+    """The field's help with its default once: "(default: X)" is added unless the default is
+    empty/None or the help already says "(default ..."."""
+    default = f.default if f.default is not dataclasses.MISSING else None
+    text = f.metadata.get("help", "")
+    quiet = default in ("", None) or "(default" in text.lower()
+    return text + ("" if quiet else f" (default: {default})")
+
+
+def _flag_type(f: dataclasses.Field, tp: Any) -> Any:
+    """argparse ``type=`` of a number field checked as it is parsed (:func:`number` with the
+    field's bounds); other types as they are."""
+    kind = _base_type(tp)
+    if kind not in (int, float):
+        return kind
+    pairs, _ = _bounds(f.metadata, f.default)
+    return number(kind, **{"ge": None, **dict(pairs)})
 
 
 def _base_type(tp: Any) -> Any:
@@ -119,7 +142,7 @@ def given_values(cls: type, args: argparse.Namespace) -> tuple[dict[str, Any], d
             values[k], origin[k] = v, f"{args.config_file}: {k} ="
     for f in dataclasses.fields(cls):
         v = getattr(args, f.name, None)
-        if v is not None:
+        if v is not None and v != []:  # [] = a positional taking any number, given none
             values[f.name], origin[f.name] = v, flag_name(f.name)
     return values, origin
 
@@ -143,6 +166,9 @@ def flag_name(name: str) -> str:
     """``batch_size`` -> ``--batch-size``."""
     return "--" + name.replace("_", "-")
 
+
+_OPS = {">=": lambda v, b: v >= b, ">": lambda v, b: v > b, "<=": lambda v, b: v <= b,
+        "<": lambda v, b: v < b}
 
 _TYPE_WORDS = {int: "a whole number", float: "a number", str: "text (a quoted string in TOML)",
                bool: "true or false"}
@@ -197,7 +223,7 @@ def check_config(cfg: Any, origin: dict[str, str] | None = None) -> None:
         what = f.metadata.get("help", "")
         hint = f" ({what})" if what else ""
         tp = _field_type(hints[f.name])
-        if _several_texts(v, f.metadata):
+        if _several_texts(v, f.metadata) or (v is None and f.default is None):
             continue
         if not _type_ok(v, tp):
             raise ConfigError(f"{where} {v!r}: must be {_TYPE_WORDS[tp]}{hint}")
@@ -211,7 +237,7 @@ def check_config(cfg: Any, origin: dict[str, str] | None = None) -> None:
 
 
 def number(kind: type = int, ge: float | None = 0, le: float | None = None,
-           gt: float | None = None) -> Any:
+           gt: float | None = None, lt: float | None = None) -> Any:
     """An argparse ``type=`` for a finite number within bounds (for flags that are not config
     fields), so a bad value is argparse's one-line error naming the flag and the range."""
 
@@ -221,12 +247,11 @@ def number(kind: type = int, ge: float | None = 0, le: float | None = None,
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not {_TYPE_WORDS[kind]}") from None
-        ok = math.isfinite(v) and (ge is None or v >= ge) and (le is None or v <= le) and (
-            gt is None or v > gt)
+        bounds = [(op, b) for op, b in ((">=", ge), (">", gt), ("<=", le), ("<", lt))
+                  if b is not None]
+        ok = math.isfinite(v) and all(_OPS[op](v, b) for op, b in bounds)
         if not ok:
-            rng = " and ".join(s for s in (f">= {ge:g}" if ge is not None else "",
-                                           f"> {gt:g}" if gt is not None else "",
-                                           f"<= {le:g}" if le is not None else "") if s)
+            rng = " and ".join(f"{op} {b:g}" for op, b in bounds if math.isfinite(b))
             raise argparse.ArgumentTypeError(f"{text} is out of range; use a number {rng}")
         return v
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_edge.config import MAX_THREADS, check_config, opt
+from fer_edge.demo.tracking import DEFAULT_EMA, DEFAULT_HYSTERESIS
 from fer_edge.errors import ConfigError
 from fer_edge.faces import DEFAULT_SCORE, DETECTORS
 
@@ -69,10 +70,10 @@ class DemoConfig:
     classify_every: int = opt(5, "classify each face every Nth frame (staggered across faces); "
                               "smoothed labels carry between", ge=1)
     max_faces: int = opt(4, "classify at most this many (largest) faces", ge=1)
-    ema: float = opt(0.35, "weight of the newest probabilities in the moving average (1 = off)",
-                     gt=0, le=1)
-    hysteresis: float = opt(0.08, "a new label must beat the shown one by this probability",
-                            ge=0, lt=1)
+    ema: float = opt(DEFAULT_EMA, "weight of the newest probabilities in the moving average "
+                     "(1 = off)", gt=0, le=1)
+    hysteresis: float = opt(DEFAULT_HYSTERESIS, "a new label must beat the shown one by this "
+                            "probability", ge=0, lt=1)
     show_fps: bool = opt(True, "draw FPS and per-stage latency")
 
     @property
@@ -93,14 +94,9 @@ class DemoConfig:
             raise ConfigError("choose one source: --camera N, --video FILE (or sample) or "
                               "--image FILE|DIR")
         check_config(self)
-        if self.flip_tta not in FLIP_TTA:
-            raise ConfigError(f"--flip-tta {self.flip_tta!r}: use {', '.join(FLIP_TTA)}")
         if not 0 < self.face_threshold < 1:
             raise ConfigError(f"--face-threshold {self.face_threshold} is outside (0, 1); "
                               "use e.g. 0.5")
-        if self.min_face < -1 or self.keep_alive < 0:
-            raise ConfigError("--min-face must be >= 0 (or -1 for the detector's default) and "
-                              "--keep-alive >= 0")
         d = self.detector.strip().lower()
         if d not in DETECTORS and not d.endswith(".onnx"):
             raise ConfigError(f"--detector {self.detector!r} is unknown: use "

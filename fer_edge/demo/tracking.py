@@ -46,6 +46,14 @@ class Track:
     rounds: int = 0
 
 
+#: weight of the newest probabilities in a track's moving average (1 = no smoothing): the
+#: demo's ``--ema`` and :class:`Tracker`'s default
+DEFAULT_EMA = 0.35
+#: margin by which another class's smoothed probability must beat the shown label's to
+#: replace it: the demo's ``--hysteresis`` and :class:`Tracker`'s default
+DEFAULT_HYSTERESIS = 0.08
+
+
 class Tracker:
     """Greedy IoU matching of detections to tracks, with smoothing of their probabilities.
 
@@ -60,8 +68,8 @@ class Tracker:
             in the latest round.
     """
 
-    def __init__(self, iou_threshold: float = 0.3, max_misses: int = 3, ema: float = 0.35,
-                 hysteresis: float = 0.08, keep_alive: int = 0):
+    def __init__(self, iou_threshold: float = 0.3, max_misses: int = 3, ema: float = DEFAULT_EMA,
+                 hysteresis: float = DEFAULT_HYSTERESIS, keep_alive: int = 0):
         self.iou_threshold, self.max_misses = iou_threshold, max(max_misses, keep_alive)
         self.ema, self.hysteresis, self.keep_alive = ema, hysteresis, keep_alive
         self.tracks: list[Track] = []

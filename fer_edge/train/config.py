@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fer_edge.config import MAX_THREADS, check_config, opt
 from fer_edge.errors import ConfigError
+from fer_edge.options import check_labels, ferplus_opt, labels_opt
 from fer_edge.train.backbones import ARCHS, check_input_size
 
 #: the largest --batch-size (large-batch multi-GPU runs use a few thousand)
@@ -23,12 +24,10 @@ class TrainConfig:
     name: str = opt("", "run name (folder under --runs-dir); default <arch>_<input-size>, "
                     "numbered when taken")
     runs_dir: str = opt("runs/train", "where run folders go")
-    labels: str = opt("fer2013", "label source: the FER-2013 labels, FER+ plurality labels, or "
-                      "FER+ vote distributions as soft targets (needs --ferplus; see "
-                      "fer_edge/data/ferplus.py for contempt/unknown/not-a-face votes)",
-                      ("fer2013", "ferplus-majority", "ferplus-soft"))
-    ferplus: str = opt("", "FER+ votes file fer2013new.csv (github.com/microsoft/FERPlus), "
-                       "row-aligned with --data fer2013.csv/.npz")
+    labels: str = labels_opt("label source: the FER-2013 labels, FER+ plurality labels, or "
+                             "FER+ vote distributions as soft targets (needs --ferplus; see "
+                             "fer_edge/data/ferplus.py for contempt/unknown/not-a-face votes)")
+    ferplus: str = ferplus_opt()
     fer2013_weight: float = opt(0.0, "--labels ferplus-soft: share of the FER-2013 one-hot "
                                 "label mixed into the FER+ vote target, in [0, 1]", ge=0, le=1)
     skip_unknown_classes: bool = opt(False, "class-folder data: skip folders naming no FER-2013 "
@@ -134,14 +133,7 @@ class TrainConfig:
             raise ConfigError("no data: pass --data PATH (fer2013.csv, fer2013.npz or the "
                               "Kaggle train/+test/ folder)")
         check_input_size(self.arch, self.input_size)
-        if self.budget_min < 0:
-            raise ConfigError("--budget-min must be >= 0 (0 = no limit)")
-        if self.batch_size < 1 or self.finetune_epochs < 0 or self.head_epochs < 0:
-            raise ConfigError("batch size must be >= 1 and epochs >= 0")
-        if not 0 <= self.label_smoothing < 1 or not 0 <= self.dropout < 1:
-            raise ConfigError("label smoothing and dropout must be in [0, 1)")
-        if self.labels != "fer2013" and not self.ferplus:
-            raise ConfigError(f"--labels {self.labels} needs --ferplus PATH/fer2013new.csv")
+        check_labels(self.labels, self.ferplus)
         check_run_name(self.name)
 
 
