@@ -1,11 +1,12 @@
 """Config machinery shared by every stage: frozen dataclass <-> argparse <-> TOML <-> JSON.
 
-Light tier, standard library only: no stage's settings live here. Each stage owns one frozen
-dataclass in its own module (``TrainConfig`` in ``fer_edge/train/config.py``, ``ConvertConfig``
-in ``fer_edge/convert/config.py``, ...); options several stages take are defined once in
-``fer_edge/options.py``. A config's defaults are the only defaults. Field metadata
-``help`` becomes the flag's help; ``choices`` its choices; flags are the field names in
-kebab-case. ``--config FILE.toml`` sets defaults; explicit flags override it.
+Light tier (the standard library and fer_edge.errors only): no stage's settings live here.
+Each stage owns one frozen dataclass in its own module (``TrainConfig`` in
+``fer_edge/train/config.py``, ``ConvertConfig`` in ``fer_edge/convert/config.py``, ...);
+options several stages take are defined once in ``fer_edge/options.py``. A config's defaults
+are the only defaults. Field metadata ``help`` becomes the flag's help; ``choices`` its
+choices; flags are the field names in kebab-case. ``--config FILE.toml`` sets defaults;
+explicit flags override it.
 """
 
 from __future__ import annotations
