@@ -33,8 +33,8 @@ class BenchmarkConfig:
     limit: int = opt(0, "at most N faces for accuracy (0 = all)")
     threads: str = opt("1,all", "thread counts, e.g. 1,2 or 1,all")
     runs: int = latency_runs_opt("timed batch-1 runs per build and thread count")
-    video: str = opt("sample", f"video for end-to-end FPS, at least {MIN_VIDEO_FRAMES} frames "
-                     "(default: sample, the packaged 640x480 clip; '' = skip)")
+    video: str = opt("sample", "video for end-to-end FPS (default: sample, the packaged "
+                     f"640x480 clip; '' = skip), at least {MIN_VIDEO_FRAMES} frames")
     out: str = opt(".", "folder for the CSV (default: the current directory)")
 
     @property
