@@ -1,9 +1,12 @@
 """Config machinery shared by every stage: frozen dataclass <-> argparse <-> TOML <-> JSON.
 
-Light tier. Each stage has one frozen dataclass (``TrainConfig`` here, ``ConvertConfig`` in
-``fer_edge/convert/config.py``, ...). Its defaults are the only defaults. Field metadata
-``help`` becomes the flag's help; ``choices`` its choices; flags are the field names in
-kebab-case. ``--config FILE.toml`` sets defaults; explicit flags override it.
+Light tier (the standard library and fer_edge.errors only): no stage's settings live here.
+Each stage owns one frozen dataclass in its own module (``TrainConfig`` in
+``fer_edge/train/config.py``, ``ConvertConfig`` in ``fer_edge/convert/config.py``, ...);
+options several stages take are defined once in ``fer_edge/options.py``. A config's defaults
+are the only defaults. Field metadata ``help`` becomes the flag's help; ``choices`` its
+choices; flags are the field names in kebab-case. ``--config FILE.toml`` sets defaults;
+explicit flags override it.
 """
 
 from __future__ import annotations
@@ -14,14 +17,13 @@ import difflib
 import json
 import math
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
 from fer_edge.errors import ConfigError
-from fer_edge.train.backbones import ARCHS, check_input_size
 
 
 def opt(default: Any, help: str, choices: tuple | None = None, positional: bool = False,
@@ -34,7 +36,8 @@ def opt(default: Any, help: str, choices: tuple | None = None, positional: bool 
     ``le``/``lt`` (upper), and ``>= 0`` when no bound is given (``>= default`` for a negative
     default such as -1 = auto; ``ge=-math.inf`` allows any sign); ``choices`` for values from
     TOML too. ``many``: a text field that also takes several values (the flag takes one or
-    more, e.g. a shell glob; TOML a string or a list of strings).
+    more, e.g. a shell glob; TOML a string or a list of strings; a positional one takes any
+    number). A default of None (type ``int | None``) means "not set": None passes the checks.
     """
     meta = {"help": help, "choices": choices, "positional": positional, "cli": cli,
             "ge": ge, "gt": gt, "le": le, "lt": lt, "many": many}
@@ -44,33 +47,36 @@ def opt(default: Any, help: str, choices: tuple | None = None, positional: bool 
 
 
 def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one flag per field of the dataclass ``cls`` (plus ``--config``)."""
+    """Add one flag per field of the dataclass ``cls`` (plus ``--config``).
+
+    Every flag defaults to None ("not given"), so :func:`config_from_args` can put a flag over
+    the TOML file and the TOML file over the dataclass default. A config class with
+    ``CHECK_AT_PARSE = True`` also has argparse check each number flag's type and range as it
+    is parsed (``argument --limit: -3 is out of range; use a number >= 0``); the others are
+    checked by :func:`check_config` (``--limit -3: out of range; ...``), like TOML values.
+    """
     hints = typing.get_type_hints(cls)
+    at_parse = bool(getattr(cls, "CHECK_AT_PARSE", False))
     for f in dataclasses.fields(cls):
         if not f.metadata.get("cli", True):
             continue
         tp = hints[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else None
-        text = f.metadata.get("help", "")
-        # no "(default: ...)" where the help already says what the default does
-        quiet = default in ("", None) or "(default" in text.lower()
-        kw: dict[str, Any] = {"help": text + ("" if quiet else f" (default: {default})"),
-                              "dest": f.name}
+        kw: dict[str, Any] = {"help": _help_text(f), "dest": f.name}
         if f.metadata.get("choices"):
             kw["choices"] = f.metadata["choices"]
         if f.metadata.get("positional"):
             kw.pop("dest")
-            parser.add_argument(f.name, type=_base_type(tp), nargs="?", default=None,
-                                **{k: v for k, v in kw.items()})
+            parser.add_argument(f.name, type=_base_type(tp), default=None,
+                                nargs="*" if f.metadata.get("many") else "?", **kw)
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flag = flag_name(f.name)
         if f.metadata.get("many"):
             parser.add_argument(flag, nargs="+", default=None, metavar=_metavar(tp), **kw)
         elif tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, **kw)
         else:
-            parser.add_argument(flag, type=_base_type(tp), default=None, metavar=_metavar(tp),
-                                **kw)
+            kind = _flag_type(f, tp) if at_parse else _base_type(tp)
+            parser.add_argument(flag, type=kind, default=None, metavar=_metavar(tp), **kw)
     if not any(a.dest == "config_file" for a in parser._actions):
         parser.add_argument("--config", dest="config_file", default=None, metavar="FILE.toml",
                             help="read defaults from a TOML file (flags override it)")
@@ -82,6 +88,25 @@ def add_config_parser(sub, name: str, cls: type, help: str,
     p = sub.add_parser(name, help=help, description=description)
     add_config_args(p, cls)
     return p
+
+
+def _help_text(f: dataclasses.Field) -> str:
+    """The field's help with its default once: "(default: X)" is added unless the default is
+    empty/None or the help already says "(default ..."."""
+    default = f.default if f.default is not dataclasses.MISSING else None
+    text = f.metadata.get("help", "")
+    quiet = default in ("", None) or "(default" in text.lower()
+    return text + ("" if quiet else f" (default: {default})")
+
+
+def _flag_type(f: dataclasses.Field, tp: Any) -> Any:
+    """argparse ``type=`` of a number field checked as it is parsed (:func:`number` with the
+    field's bounds); other types as they are."""
+    kind = _base_type(tp)
+    if kind not in (int, float):
+        return kind
+    pairs, _ = _bounds(f.metadata, f.default)
+    return number(kind, **{"ge": None, **dict(pairs)})
 
 
 def _base_type(tp: Any) -> Any:
@@ -118,7 +143,7 @@ def given_values(cls: type, args: argparse.Namespace) -> tuple[dict[str, Any], d
             values[k], origin[k] = v, f"{args.config_file}: {k} ="
     for f in dataclasses.fields(cls):
         v = getattr(args, f.name, None)
-        if v is not None:
+        if v is not None and v != []:  # [] = a positional taking any number, given none
             values[f.name], origin[f.name] = v, flag_name(f.name)
     return values, origin
 
@@ -142,6 +167,9 @@ def flag_name(name: str) -> str:
     """``batch_size`` -> ``--batch-size``."""
     return "--" + name.replace("_", "-")
 
+
+_OPS = {">=": lambda v, b: v >= b, ">": lambda v, b: v > b, "<=": lambda v, b: v <= b,
+        "<": lambda v, b: v < b}
 
 _TYPE_WORDS = {int: "a whole number", float: "a number", str: "text (a quoted string in TOML)",
                bool: "true or false"}
@@ -196,7 +224,7 @@ def check_config(cfg: Any, origin: dict[str, str] | None = None) -> None:
         what = f.metadata.get("help", "")
         hint = f" ({what})" if what else ""
         tp = _field_type(hints[f.name])
-        if _several_texts(v, f.metadata):
+        if _several_texts(v, f.metadata) or (v is None and f.default is None):
             continue
         if not _type_ok(v, tp):
             raise ConfigError(f"{where} {v!r}: must be {_TYPE_WORDS[tp]}{hint}")
@@ -210,7 +238,7 @@ def check_config(cfg: Any, origin: dict[str, str] | None = None) -> None:
 
 
 def number(kind: type = int, ge: float | None = 0, le: float | None = None,
-           gt: float | None = None) -> Any:
+           gt: float | None = None, lt: float | None = None) -> Any:
     """An argparse ``type=`` for a finite number within bounds (for flags that are not config
     fields), so a bad value is argparse's one-line error naming the flag and the range."""
 
@@ -220,12 +248,11 @@ def number(kind: type = int, ge: float | None = 0, le: float | None = None,
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not {_TYPE_WORDS[kind]}") from None
-        ok = math.isfinite(v) and (ge is None or v >= ge) and (le is None or v <= le) and (
-            gt is None or v > gt)
+        bounds = [(op, b) for op, b in ((">=", ge), (">", gt), ("<=", le), ("<", lt))
+                  if b is not None]
+        ok = math.isfinite(v) and all(_OPS[op](v, b) for op, b in bounds)
         if not ok:
-            rng = " and ".join(s for s in (f">= {ge:g}" if ge is not None else "",
-                                           f"> {gt:g}" if gt is not None else "",
-                                           f"<= {le:g}" if le is not None else "") if s)
+            rng = " and ".join(f"{op} {b:g}" for op, b in bounds if math.isfinite(b))
             raise argparse.ArgumentTypeError(f"{text} is out of range; use a number {rng}")
         return v
 
@@ -235,9 +262,6 @@ def number(kind: type = int, ge: float | None = 0, le: float | None = None,
 
 #: most CPU threads any stage accepts (more than this is a typo; the runtimes crash on it)
 MAX_THREADS = 256
-#: the largest --batch-size (large-batch multi-GPU runs use a few thousand)
-MAX_BATCH = 65536
-
 #: TOML tables a recipe may hold: one per stage (each stage reads its own, skips the others)
 SECTIONS = ("train", "convert", "demo", "evaluate", "benchmark")
 
@@ -326,153 +350,3 @@ def _toml_value(path: Any, key: str, v: Any, tp: type, meta: dict) -> Any:
 
 def to_json(cfg: Any) -> str:
     return json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """``fer-edge train``: InceptionV3 on FER-2013, transfer learning then fine-tuning."""
-
-    SECTION = "train"
-
-    data: str = opt("", "FER-2013 as fer2013.csv, a .npz (images, labels, usage), the Kaggle "
-                    "train/+test/ folder, or a folder of <class>/ folders")
-    name: str = opt("", "run name (folder under --runs-dir); default <arch>_<input-size>, "
-                    "numbered when taken")
-    runs_dir: str = opt("runs/train", "where run folders go")
-    labels: str = opt("fer2013", "label source: the FER-2013 labels, FER+ plurality labels, or "
-                      "FER+ vote distributions as soft targets (needs --ferplus; see "
-                      "fer_edge/data/ferplus.py for contempt/unknown/not-a-face votes)",
-                      ("fer2013", "ferplus-majority", "ferplus-soft"))
-    ferplus: str = opt("", "FER+ votes file fer2013new.csv (github.com/microsoft/FERPlus), "
-                       "row-aligned with --data fer2013.csv/.npz")
-    fer2013_weight: float = opt(0.0, "--labels ferplus-soft: share of the FER-2013 one-hot "
-                                "label mixed into the FER+ vote target, in [0, 1]", ge=0, le=1)
-    skip_unknown_classes: bool = opt(False, "class-folder data: skip folders naming no FER-2013 "
-                                     "class (e.g. contempt) instead of failing")
-    resume: bool = opt(False, "continue the run --name (or the newest run) from its last epoch")
-    arch: str = opt("inception_v3", "backbone, a Keras application with include_top=False ("
-                    + ", ".join(ARCHS) + "; tiny_cnn is a test-size stand-in; sizes and "
-                    "normalisation: train/README.md)", ARCHS)
-    weights: str = opt("imagenet", "backbone init: imagenet (downloaded by Keras), none "
-                       "(from scratch), or PATH to a local include_top=False weights .h5 of "
-                       "the arch")
-    input_size: int = opt(0, "model input side in pixels; 0 = the arch's default (75 for "
-                          "inception_v3, its minimum; see train/README.md for each arch)")
-    init: str = opt("", "start from a trained fer-edge model: a run folder or a model_float.h5 "
-                    "with its spec.json beside it (arch, input size and normalisation come "
-                    "from it; with --data a folder of <class>/ folders the classes are the "
-                    "folder names, and a new head replaces its own when they differ)")
-    budget_min: float = opt(0.0, "stop training after this many minutes of training "
-                            "(all stages; the best model so far is kept); 0 = no limit", ge=0)
-    batch_size: int = opt(64, "batch size (global, across GPUs; at most the number of "
-                          "training faces)", ge=1, le=MAX_BATCH)
-    head_epochs: int = opt(5, "stage 1 (transfer learning): epochs with the base frozen; "
-                           "skipped with --weights none")
-    head_lr: float = opt(1e-3, "stage 1 learning rate", gt=0)
-    finetune_epochs: int = opt(20, "stage 2 (fine-tuning) epochs")
-    finetune_lr: float = opt(1e-4, "stage 2 peak learning rate (cosine decay)", gt=0)
-    unfreeze_blocks: int = opt(2, "stage 2: unfreeze the top N of the 11 Inception blocks "
-                               "(mixed0..mixed10); -1 = all layers", ge=-1)
-    freeze_bn: str = opt("auto", "keep BatchNorm in inference mode while fine-tuning: auto = "
-                         "yes for pretrained weights, no from scratch", ("auto", "yes", "no"))
-    warmup_epochs: int = opt(1, "linear learning-rate warm-up epochs at the start of each stage")
-    patience: int = opt(8, "early stopping: epochs without val accuracy gain")
-    weight_decay: float = opt(1e-4, "AdamW weight decay")
-    clip_norm: float = opt(0.0, "clip the global gradient norm to this (0 = off)")
-    dropout: float = opt(0.5, "dropout before the softmax head", ge=0, lt=1)
-    bn_momentum: float = opt(0.0, "BatchNorm moving-average momentum; 0 = the architecture's "
-                             "default (0.99 for InceptionV3). 0.9 tracks a network trained from "
-                             "scratch closely enough for early validation to mean something",
-                             ge=0, lt=1)
-    imbalance: str = opt("none", "class-imbalance handling", ("none", "inverse", "sqrt_inverse",
-                                                              "effective", "oversample"))
-    effective_beta: float = opt(0.999, "beta of the effective-number class weights", gt=0, lt=1)
-    loss: str = opt("ce", "loss: cross-entropy or focal", ("ce", "focal"))
-    label_smoothing: float = opt(0.1, "label smoothing of the cross-entropy/focal loss",
-                                 ge=0, lt=1)
-    focal_gamma: float = opt(2.0, "focal loss gamma")
-    augment: bool = opt(True, "augment train faces (flip, rotation, shift, zoom, "
-                        "brightness, contrast)")
-    rotation_deg: float = opt(10.0, "max random rotation, degrees", ge=0, le=180)
-    shift: float = opt(0.1, "max random shift, fraction of the side", ge=0, lt=1)
-    zoom: float = opt(0.1, "max random zoom, fraction", ge=0, lt=1)
-    brightness: float = opt(0.2, "max random brightness change, fraction of 255", ge=0, le=1)
-    contrast: float = opt(0.2, "max random contrast change, fraction", ge=0, le=1)
-    box_spread: str = opt("", "crop jitter from a detector's measured box spread "
-                          "(blazeface-full, auto, ...; fer_edge/assets/face_crops.json): Gaussian "
-                          "shift, scale and rotation with its stds, replacing --shift, --zoom "
-                          "and --rotation-deg; '' = those uniform ranges")
-    fill_mode: str = opt("reflect", "how the affine warp fills outside the face: reflect, or "
-                         "nearest (edge replication, what the demo's crop does past the frame)",
-                         ("reflect", "nearest"))
-    gamma: float = opt(0.0, "max |log gamma| of a random gamma curve per face (0 = off)",
-                       ge=0, le=2)
-    blur_sigma: float = opt(0.0, "max Gaussian blur sigma in 48-px face pixels, drawn per face "
-                            "with probability --degrade-prob (0 = off)", ge=0, le=8)
-    noise: float = opt(0.0, "max std of additive Gaussian noise, fraction of 255, per face "
-                       "with probability --degrade-prob (0 = off)", ge=0, le=1)
-    jpeg_quality: int = opt(0, "lowest JPEG quality of a random re-encode per face (uniform up "
-                            "to 95) with probability --degrade-prob (0 = off)", ge=0, le=95)
-    degrade_prob: float = opt(0.5, "probability of each of blur, noise and JPEG per face",
-                              ge=0, le=1)
-    mix: str = opt("none", "batch mixing of faces and targets", ("none", "mixup", "cutmix"))
-    mix_alpha: float = opt(0.2, "mixup/cutmix Beta(alpha, alpha) parameter", gt=0)
-    mix_prob: float = opt(0.5, "fraction of batches mixed", ge=0, le=1)
-    ema: float = opt(0.0, "exponential moving average of the weights with this decay per "
-                     "step, e.g. 0.999 (0 = off); validation, the best model and the test "
-                     "report then use the averaged weights", ge=0, lt=1)
-    tta_flip: bool = opt(True, "evaluate (and run the demo) on face + mirror, probabilities "
-                         "averaged; stored in the model spec")
-    val_fraction: float = opt(0.1, "val carved from train when the data has no PublicTest",
-                              gt=0, lt=1)
-    skip_bad: bool = opt(False, "drop and count bad rows/images instead of failing")
-    limit: int = opt(0, "use at most N faces per split (smoke runs); 0 = all")
-    seed: int = opt(0, "random seed (data order, augmentation, init)")
-    threads: int = opt(0, "CPU threads for TensorFlow ops; 0 = all cores", ge=0, le=MAX_THREADS)
-    mixed_precision: str = opt("auto", "compute dtype (variables, softmax and loss stay "
-                               "float32): auto = float16 on GPUs with compute capability >= 7.0, "
-                               "else float32; no = float32", ("auto", "float16", "bfloat16",
-                                                              "no"))
-    xla: bool = opt(False, "compile the train step with XLA (jit_compile)")
-    distribute: str = opt("auto", "tf.distribute strategy: mirrored = MirroredStrategy over "
-                          "this host's GPUs; multiworker = MultiWorkerMirroredStrategy over the "
-                          "hosts in the TF_CONFIG environment variable; auto = multiworker when "
-                          "TF_CONFIG lists several tasks, else mirrored with >1 GPU, else none",
-                          ("auto", "none", "mirrored", "multiworker"))
-    peer_timeout: float = opt(120.0, "multiworker: seconds to wait for the other workers (at "
-                              "start, in each collective op and at shutdown) before failing",
-                              gt=0)
-    tensorboard: bool = opt(True, "write TensorBoard logs to <run>/tensorboard")
-
-    def validate(self) -> None:
-        check_config(self)
-        if not self.data:
-            raise ConfigError("no data: pass --data PATH (fer2013.csv, fer2013.npz or the "
-                              "Kaggle train/+test/ folder)")
-        check_input_size(self.arch, self.input_size)
-        if self.budget_min < 0:
-            raise ConfigError("--budget-min must be >= 0 (0 = no limit)")
-        if self.batch_size < 1 or self.finetune_epochs < 0 or self.head_epochs < 0:
-            raise ConfigError("batch size must be >= 1 and epochs >= 0")
-        if not 0 <= self.label_smoothing < 1 or not 0 <= self.dropout < 1:
-            raise ConfigError("label smoothing and dropout must be in [0, 1)")
-        if self.labels != "fer2013" and not self.ferplus:
-            raise ConfigError(f"--labels {self.labels} needs --ferplus PATH/fer2013new.csv")
-        check_run_name(self.name)
-
-
-#: settings that make a run what it is: ``--resume`` refuses to change them (the checkpoint,
-#: the spec and the test report all belong to them). Fields other stages add (e.g. labels)
-#: are covered by name as soon as TrainConfig has them.
-RUN_IDENTITY = ("data", "arch", "input_size", "labels", "weights", "init", "tta_flip")
-
-
-def check_run_name(name: str) -> None:
-    """A run name is one plain folder name under ``--runs-dir``, never a path out of it."""
-    if not name:
-        return
-    bad = (name in (".", "..") or "/" in name or "\\" in name or name.startswith(".")
-           or name != name.strip() or "\0" in name)
-    if bad:
-        raise ConfigError(f"--name {name!r}: use a plain folder name (letters, digits, - _), "
-                          "no path; the run goes under --runs-dir (set that for another place)")

@@ -19,6 +19,7 @@ import numpy as np
 
 from fer_edge.gate import Gate, holm  # noqa: F401 (re-exported)
 from fer_edge.metrics import classification_report, mcnemar, plot_confusion, save_png
+from fer_edge.options import LATENCY_RUNS
 from fer_edge.runtime import Predictor
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def predict_all(pred: Predictor, faces: np.ndarray, batch: int = 64,
     return np.concatenate(out) if out else np.zeros((0, pred.spec.num_classes), np.float32)
 
 
-def latency_ms(pred: Predictor, x1: np.ndarray, runs: int = 100, warmup: int = 10
+def latency_ms(pred: Predictor, x1: np.ndarray, runs: int = LATENCY_RUNS, warmup: int = 10
                ) -> dict[str, float]:
     """Batch-1 latency of one forward pass (no TTA): median and p90 in ms."""
     for _ in range(warmup):

@@ -26,7 +26,7 @@ import pytest
 from conftest import HAS_TF, make_spec
 
 from fer_edge.cli import main
-from fer_edge.config import TrainConfig, make_config, read_toml
+from fer_edge.config import make_config, read_toml
 from fer_edge.data.synthetic import write_csv, write_npz
 from fer_edge.errors import ConfigError, FerEdgeError, InputError, SpecError
 from fer_edge.runtime import default_model_path, load_predictor
@@ -38,6 +38,7 @@ from fer_edge.runtime.spec_io import (
     sidecar_path,
     tflite_model_bytes,
 )
+from fer_edge.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = default_model_path()
@@ -701,14 +702,15 @@ def test_load_refuses_bad_thread_counts(threads, ws):
 
 def test_gate_defaults_have_one_definition():
     from fer_edge.cli import build_parser
+    from fer_edge.config import config_from_args
     from fer_edge.convert.config import ConvertConfig
+    from fer_edge.evaluate_config import EvaluateConfig
     from fer_edge.gate import Gate
 
     g, c = Gate(), ConvertConfig()
     assert c.gate() == g
     args = build_parser().parse_args(["evaluate", "x.tflite", "--data", "d"])
-    assert Gate(args.max_drop_pp, args.max_class_p, args.min_agreement,
-                args.class_correction) == g
+    assert config_from_args(EvaluateConfig, args).gate() == g
 
 
 RECIPES = sorted(p for d in ("train", "convert", "demo") for p in (ROOT / d).glob("*.toml"))

@@ -19,11 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 #: matching prefix; a module named ``cli`` belongs to the ``cli`` layer wherever it is.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("fer_edge.errors", "fer_edge.io", "fer_edge.quiet", "fer_edge.spec",
-              "fer_edge.preprocess", "fer_edge.config", "fer_edge.gate", "fer_edge.metrics",
+              "fer_edge.preprocess", "fer_edge.config", "fer_edge.options", "fer_edge.gate",
+              "fer_edge.metrics",
               "fer_edge.data")),
     ("detect", ("fer_edge.detect",)),
     ("runtime", ("fer_edge.runtime",)),
-    ("evaluate", ("fer_edge.evaluate", "fer_edge.evaluate_people")),
+    ("evaluate", ("fer_edge.evaluate", "fer_edge.evaluate_people", "fer_edge.evaluate_config")),
     ("personal", ("fer_edge.personal",)),
     ("api", ("fer_edge",)),  # the package root: fer_edge.load()
     ("demo", ("fer_edge.demo",)),
@@ -41,8 +42,6 @@ HEAVY: dict[str, tuple[tuple[str, ...], set[str]]] = {
 #: arrows known to run the wrong way, each with the work that removes it; the test fails when
 #: one no longer exists, so the entry is deleted with the arrow
 KNOWN: dict[tuple[str, str], str] = {
-    ("fer_edge.config", "fer_edge.train.backbones"):
-        "TrainConfig (in config.py) checks the arch; it moves to train/ (issue 30 §3)",
 }
 
 

@@ -15,9 +15,9 @@ from conftest import make_spec
 from test_backbones import write_class_folders
 from test_hardening import run_cli, snapshot
 
-from fer_edge.config import TrainConfig
 from fer_edge.data.synthetic import make_faces, write_npz
 from fer_edge.runtime import default_model_path
+from fer_edge.train.config import TrainConfig
 
 DEFAULT = default_model_path()
 

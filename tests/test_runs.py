@@ -17,8 +17,8 @@ import pytest
 from conftest import TINY_TRAIN_ARGS
 from test_hardening import run_cli, snapshot
 
-from fer_edge.config import TrainConfig
 from fer_edge.errors import ConfigError
+from fer_edge.train.config import TrainConfig
 from fer_edge.train.runs import lock_run, unlock_run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -169,7 +169,7 @@ def test_threads_after_tensorflow_started_is_a_warning_not_a_crash(caplog):
     on."""
     import tensorflow as tf
 
-    from fer_edge.config import TrainConfig
+    from fer_edge.train.config import TrainConfig
     from fer_edge.train.fit import configure_tf
 
     tf.constant(1.0) + 1.0  # TensorFlow's context is initialised from here on

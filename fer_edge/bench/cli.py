@@ -16,54 +16,24 @@ import argparse
 import datetime as dt
 import json
 import logging
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from fer_edge.bench.config import MIN_VIDEO_FRAMES, BenchmarkConfig
+from fer_edge.config import add_config_parser, config_from_args
 
-#: a clip shorter than this gives no meaningful frame rate (start-up dominates)
-MIN_VIDEO_FRAMES = 10
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from fer_edge.config import number
-
-    p = sub.add_parser(
-        "benchmark", help="size, latency, accuracy and FPS of builds",
+    return add_config_parser(
+        sub, "benchmark", BenchmarkConfig, help="size, latency, accuracy and FPS of builds",
         description="Measure builds on this machine (size, batch-1 latency, end-to-end demo "
                     "FPS, peak memory, and accuracy with --data), each build and thread count "
-                    "in a fresh process that loads only it, and write one CSV.")
-    p.add_argument("builds", nargs="+", help=".tflite/.onnx files or folders holding them")
-    p.add_argument("--data", help="dataset for accuracy (fer2013.csv/.npz/folders)")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--limit", type=number(int), default=0,
-                   help="at most N faces for accuracy (0 = all)")
-    p.add_argument("--threads", default="1,all", help="thread counts, e.g. 1,2 or 1,all")
-    p.add_argument("--runs", type=number(int, ge=1), default=100, help="timed batch-1 runs")
-    p.add_argument("--video", default="sample",
-                   help=f"video for end-to-end FPS, at least {MIN_VIDEO_FRAMES} frames "
-                        "('' = skip; default: sample, the packaged 640x480 clip)")
-    p.add_argument("--out", default=".",
-                   help="folder for the CSV (default: the current directory)")
-    return p
-
-
-def thread_counts(text: str) -> list[int]:
-    """``"1,all"`` -> [1, cores]; each count 1..MAX_THREADS, else a ConfigError."""
-    from fer_edge.config import MAX_THREADS
-    from fer_edge.errors import ConfigError
-
-    counts = set()
-    for t in (v.strip() for v in text.split(",")):
-        n = (os.cpu_count() or 1) if t == "all" else (int(t) if t.isdigit() else -1)
-        if not 1 <= n <= MAX_THREADS:
-            raise ConfigError(f"--threads {text!r}: give thread counts 1..{MAX_THREADS} or all, "
-                              "separated by commas, e.g. 1,2 or 1,all")
-        counts.add(n)
-    return sorted(counts)
+                    "in a fresh process that loads only it, and write one CSV. --config reads "
+                    "the [benchmark] table.")
 
 
 def check_video(video: str) -> None:
@@ -138,19 +108,21 @@ def run(args: argparse.Namespace) -> int:
     from fer_edge.metrics import classification_report
     from fer_edge.runtime import load_predictor
 
-    counts = thread_counts(args.threads)
-    out = check_output_dir(args.out, "--out")  # before measuring, not after
-    check_video(args.video)
-    builds = _expand(args.builds)
+    cfg = config_from_args(BenchmarkConfig, args)
+    cfg.validate()
+    counts = cfg.thread_counts()
+    out = check_output_dir(cfg.out, "--out")  # before measuring, not after
+    check_video(cfg.video)
+    builds = _expand(list(cfg.build_paths))
     for b in builds:  # every build loads, before the long part (then is let go)
         load_predictor(b, 1)
     data = None
-    if args.data:
+    if cfg.data:
         from fer_edge.data import load_dataset
 
-        ds = load_dataset(args.data, need=(args.split,))
-        x, y = ds.images[args.split], ds.labels[args.split]
-        data = (x[:args.limit], y[:args.limit]) if args.limit else (x, y)
+        ds = load_dataset(cfg.data, need=(cfg.split,))
+        x, y = ds.images[cfg.split], ds.labels[cfg.split]
+        data = (x[:cfg.limit], y[:cfg.limit]) if cfg.limit else (x, y)
     log.info("results go to %s (--out; default: the current directory)", out.resolve())
     facts = machine_facts()
     rows = []
@@ -170,14 +142,14 @@ def run(args: argparse.Namespace) -> int:
             for n in counts:
                 row = {"date": dt.date.today().isoformat(), "build": b.name,
                        "sha256": sha256(b)[:12], "mb": float(size_mb(b.stat().st_size)),
-                       "threads": n, **_measure_fresh(b, n, args.runs, args.video, face), **acc}
+                       "threads": n, **_measure_fresh(b, n, cfg.runs, cfg.video, face), **acc}
                 row.update(facts)
                 rows.append(row)
                 log.info("%s (%s MB), %d thread(s): %.2f ms median%s, peak %.0f MB", b.name,
                          size_mb(b.stat().st_size), n, row["latency_ms_median"],
                          f", {row['e2e_fps']} FPS end to end (median of {row['e2e_passes']} "
                          f"passes, {row['e2e_fps_min']}-{row['e2e_fps_max']})"
-                         if args.video else "", row["peak_rss_mb"])
+                         if cfg.video else "", row["peak_rss_mb"])
     path = write_unique_csv(out, f"{dt.date.today().isoformat()}_{facts['host'] or 'host'}_"
                                  f"{_git_sha()}", rows)
     print(f"wrote {path.resolve()}")

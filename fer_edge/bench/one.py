@@ -15,6 +15,8 @@ import json
 import resource
 import sys
 
+from fer_edge.options import LATENCY_RUNS
+
 #: end-to-end FPS: passes over the clip until this many seconds have passed (at least 3)
 MIN_E2E_SECONDS = 3.0
 MIN_E2E_PASSES = 3
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("build")
     ap.add_argument("--threads", type=int, required=True)
-    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=LATENCY_RUNS)
     ap.add_argument("--video", default="")
     ap.add_argument("--face", default="", help=".npy of one (1, h, w) uint8 face")
     ap.add_argument("--min-seconds", type=float, default=MIN_E2E_SECONDS)

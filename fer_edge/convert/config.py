@@ -6,13 +6,11 @@ from dataclasses import dataclass
 
 from fer_edge.config import check_config, opt
 from fer_edge.errors import ConfigError
-from fer_edge.gate import CLASS_CORRECTIONS, Gate
-
-_GATE = Gate()
+from fer_edge.options import GateOptions, gate_opt, latency_runs_opt, split_opt
 
 
 @dataclass(frozen=True)
-class ConvertConfig:
+class ConvertConfig(GateOptions):
     """``fer-edge convert``: QAT, TFLite/ONNX builds and the per-class parity gate."""
 
     SECTION = "convert"
@@ -64,19 +62,13 @@ class ConvertConfig:
                                "and std recorded in its spec (embedding.mean/std)", ge=0)
     opset: int = opt(17, "ONNX opset (13-18 work with tf2onnx 1.17 and onnxruntime)", ge=13,
                      le=18)
-    split: str = opt("test", "split for the parity check (test = PrivateTest)",
-                     ("train", "val", "test"))
+    split: str = split_opt("split for the parity check (test = PrivateTest)")
     limit: int = opt(0, "evaluate at most N faces (0 = all)")
-    max_drop_pp: float = opt(_GATE.max_drop_pp, "gate: max overall accuracy drop vs float, "
-                             "percentage points", ge=0, le=100)
-    max_class_p: float = opt(_GATE.max_class_p, "gate: a class whose accuracy drops with "
-                             "McNemar p below this fails", gt=0, le=1)
-    class_correction: str = opt(_GATE.class_correction, "gate: correct the per-class p values "
-                                "for testing 7 classes at once (holm) or not (none)",
-                                CLASS_CORRECTIONS)
-    min_agreement: float = opt(_GATE.min_agreement, "gate: min argmax agreement with float "
-                               "(0 = off)", ge=0, le=1)
-    latency_runs: int = opt(100, "timed batch-1 runs per build and thread count", ge=1)
+    max_drop_pp: float = gate_opt("max_drop_pp")
+    max_class_p: float = gate_opt("max_class_p")
+    class_correction: str = gate_opt("class_correction")
+    min_agreement: float = gate_opt("min_agreement")
+    latency_runs: int = latency_runs_opt()
     seed: int = opt(0, "random seed")
 
     def validate(self) -> None:
@@ -84,16 +76,7 @@ class ConvertConfig:
         if not self.source:
             raise ConfigError("pass the run folder (or float .h5) to convert, e.g. "
                               "`fer-edge convert runs/train/cpu75 --int8`")
-        if (self.qat_epochs < 0 or self.qat_steps < 0 or self.calib_faces < 1
-                or self.calib_batch_size < 1):
-            raise ConfigError("QAT epochs/steps must be >= 0, calib-faces and "
-                              "calib-batch-size >= 1")
         self.calib_batch_sizes()
-
-    def gate(self) -> Gate:
-        """The parity gate these settings describe."""
-        return Gate(self.max_drop_pp, self.max_class_p, self.min_agreement,
-                    self.class_correction)
 
     def calib_batch_sizes(self) -> list[int]:
         """The calibration batch sizes to try (``--calib-select``), or [--calib-batch-size]."""

@@ -101,14 +101,9 @@ class DemoConfig:
             raise ConfigError("choose one source: --camera N, --video FILE (or sample) or "
                               "--image FILE|DIR")
         check_config(self)
-        if self.flip_tta not in FLIP_TTA:
-            raise ConfigError(f"--flip-tta {self.flip_tta!r}: use {', '.join(FLIP_TTA)}")
         if not 0 < self.face_threshold < 1:
             raise ConfigError(f"--face-threshold {self.face_threshold} is outside (0, 1); "
                               "use e.g. 0.5")
-        if self.min_face < -1 or self.keep_alive < 0:
-            raise ConfigError("--min-face must be >= 0 (or -1 for the detector's default) and "
-                              "--keep-alive >= 0")
         d = self.detector.strip().lower()
         if d not in DETECTORS and not d.endswith(".onnx"):
             raise ConfigError(f"--detector {self.detector!r} is unknown: use "

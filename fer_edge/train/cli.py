@@ -8,15 +8,9 @@ import logging
 import os
 from pathlib import Path
 
-from fer_edge.config import (
-    RUN_IDENTITY,
-    TrainConfig,
-    add_config_parser,
-    config_from_args,
-    given_values,
-    make_config,
-)
+from fer_edge.config import add_config_parser, config_from_args, given_values, make_config
 from fer_edge.errors import ConfigError, require_training_stack
+from fer_edge.train.config import RUN_IDENTITY, TrainConfig
 from fer_edge.train.data import check_training_faces, read_training_data
 from fer_edge.train.runs import init_source, lock_run, resolve_run_dir
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from fer_edge.config import TrainConfig
 from fer_edge.data import Dataset, load_dataset
 from fer_edge.errors import ConfigError, DataError
+from fer_edge.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Run folder (``<runs_dir>/<name>/``), every file written atomically:
 
-- ``config.json``: the resolved :class:`~fer_edge.config.TrainConfig` plus versions.
+- ``config.json``: the resolved :class:`~fer_edge.train.config.TrainConfig` plus versions.
 - ``spec.json``: the model spec later stages read (labels, input, normalisation, crop rule).
 - ``model_float.h5``: best float model (val accuracy) of the last stage that ran.
 - ``stage1_float.h5``: best model of stage 1 (transfer learning), when it ran.
@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from fer_edge import __version__
-from fer_edge.config import TrainConfig
 from fer_edge.data import Dataset
 from fer_edge.data.balance import class_weights, oversample_indices
 from fer_edge.detect.crops import crop_fields
@@ -40,6 +39,7 @@ from fer_edge.spec import ModelSpec
 from fer_edge.train import distribute
 from fer_edge.train._keras import keras, tf
 from fer_edge.train.backbones import check_input_size
+from fer_edge.train.config import TrainConfig
 from fer_edge.train.data import read_training_data
 from fer_edge.train.distribute import Setup
 from fer_edge.train.model import POOL_LAYER, arch_normalisation, build_model, set_stage

@@ -9,12 +9,12 @@ import json
 import logging
 from pathlib import Path
 
-from fer_edge.config import TrainConfig
 from fer_edge.data import Dataset
 from fer_edge.io import atomic_write_text
 from fer_edge.metrics import classification_report, format_confusion_md, plot_confusion
 from fer_edge.spec import ModelSpec
 from fer_edge.train._keras import keras
+from fer_edge.train.config import TrainConfig
 from fer_edge.train.pipeline import predict_probs
 
 log = logging.getLogger(__name__)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fer_edge.config import TrainConfig, check_run_name
 from fer_edge.errors import ConfigError, ModelFileError, SpecError
 from fer_edge.spec import ModelSpec
+from fer_edge.train.config import TrainConfig, check_run_name
 
 
 def resolve_run_dir(cfg: TrainConfig) -> Path:

@@ -112,8 +112,8 @@ def zero_shot(base: Path, ds, names) -> dict:
 
 
 def trained(cond: str, base: Path, ds, fold: int, a, work: Path) -> dict:
-    from fer_edge.config import TrainConfig
     from fer_edge.spec import ModelSpec
+    from fer_edge.train.config import TrainConfig
     from fer_edge.train.fit import run_training
 
     name = f"fold{fold + 1}_{cond}"
