@@ -82,15 +82,21 @@ def check_output_file(path: str | Path, flag: str, force: bool = False) -> Path:
         force: an existing file may be replaced.
 
     Raises:
-        OutputError: it exists (without ``force``), is a folder, its parent is a file, or the
-            folder cannot be written.
+        OutputError: it exists (without ``force``; a broken link too), is a folder or another
+            non-regular file, its parent is a file, or the folder cannot be written.
     """
     p = Path(path)
     if p.is_dir():
         raise OutputError(f"{flag} {p}: is a folder; give a file name")
+    if p.is_symlink() and not p.exists() and not force:
+        raise OutputError(f"{flag} {p}: is a link to {os.readlink(p)}, which does not exist; "
+                          "remove the link, or pass --force to replace it")
     if p.exists() and not force:
         raise OutputError(f"{flag} {p}: exists; pass --force to replace it, or choose another "
                           "name")
+    if p.exists() and not p.is_file():
+        raise OutputError(f"{flag} {p}: is not a regular file (a device, pipe or socket); "
+                          "--force replaces only files: choose a file name")
     _check_folder(p.parent, flag, p)
     return p
 

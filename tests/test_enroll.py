@@ -135,3 +135,19 @@ def test_enroll_is_light_tier():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines()[-1] == "HEAVY:", r.stdout[-500:]
+
+
+# -- the second hardening sweep (issue 34) ---------------------------------------------------
+def test_out_that_is_a_broken_link_or_not_a_regular_file_is_refused(tmp_path, capsys):
+    import os
+
+    from cli_sweep import assert_refused
+
+    tree = tmp_path / "photos" / "happy"
+    tree.mkdir(parents=True)
+    (tmp_path / "dead.fer").symlink_to(tmp_path / "nowhere" / "p.fer")
+    assert_refused(["enroll", "--images", tmp_path / "photos", "--out", tmp_path / "dead.fer"],
+                   capsys, tmp_path, "is a link to", "which does not exist")
+    os.mkfifo(tmp_path / "pipe.fer")  # --force replaces files, never a device or a pipe
+    assert_refused(["enroll", "--images", tmp_path / "photos", "--out", tmp_path / "pipe.fer",
+                    "--force"], capsys, tmp_path, "not a regular file")

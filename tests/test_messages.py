@@ -144,3 +144,15 @@ def test_convert_corrupt_run_spec_and_unknown_class_folders(tmp_path, capsys):
                          capsys)
     assert rc == 2 and "cannot load the float model" in err[-1], err
     assert snapshot(tmp_path) == before
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line_exit_130(monkeypatch, capsys):
+    """Ctrl-C in the first second (importing every stage) is no traceback either."""
+    import fer_edge.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["demo", "--video", "sample"]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["fer-edge: interrupted"]
