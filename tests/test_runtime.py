@@ -103,3 +103,26 @@ def test_a_model_named_for_the_other_format_says_so(tmp_path):
 def test_a_folder_as_model_says_it_is_a_folder(tmp_path):
     with pytest.raises(ModelFileError, match="is a folder.*export/"):
         load_predictor(tmp_path)
+
+
+@pytest.mark.parametrize("detector", ["auto", "haar"])
+def test_analyze_names_the_class_probability_and_the_detector_score_apart(model, detector):
+    """``confidence`` is the top class's probability, ``detector_score`` the detector's
+    (Face.score; 1.0 for Haar); the old ambiguous ``score`` raises a KeyError naming both."""
+    import json
+
+    import cv2
+
+    cap = cv2.VideoCapture(str(DEFAULT.with_name("sample_astronaut.mp4")))
+    frame = cap.read()[1]  # the packaged clip's first frame: one face
+    cap.release()
+    (face,) = model.analyze(frame, detector=detector)
+    assert face["confidence"] == max(face["probs"].values()) == face["probs"][face["label"]]
+    (found,) = model.finder(detector)(frame)
+    assert face["detector_score"] == pytest.approx(found.score)
+    assert (face["detector_score"] == 1.0) == (detector == "haar")
+    with pytest.raises(KeyError, match="'score' was renamed: use 'confidence'.*'detector_score'"):
+        face["score"]
+    with pytest.raises(KeyError):
+        face["nonsense"]
+    assert json.loads(json.dumps(face))["confidence"] == face["confidence"]
