@@ -58,7 +58,7 @@ def main() -> int:
     args = _parse()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        out = check_output_file(args.out, "--out", force=True)  # before the long part
+        out = check_output_file(args.out, "--out", force=True, renames=True)  # before the long part
         old = _read_old(Path(args.old))
         old_spec = _old_spec(old)
         flat = add_output(tflite_model_bytes(old), POOLED)

@@ -224,6 +224,9 @@ def write_private(path: Path, data: bytes, force: bool) -> Path:
 
     if path.is_dir():
         raise OutputError(f"--out {path}: is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"--out {path}: is not a regular file (a device, pipe or socket); "
+                          "choose a file name")
     if path.exists() and not force:
         raise OutputError(f"--out {path}: exists; pass --force to replace it, or choose "
                           "another name")
