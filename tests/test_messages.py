@@ -1,6 +1,6 @@
 """Weak messages of issue 34 made strong: each bad input is one line naming the problem and
 the fix, exit 2, nothing in the workspace created, changed or lost (the sweep's contract, see
-``test_hardening.py``). Light tier: `train` checks these before it needs TensorFlow."""
+``cli_sweep.py``). Light tier: `train` checks these before it needs TensorFlow."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
+from cli_sweep import run_cli, snapshot
 from conftest import make_spec
 from test_backbones import write_class_folders
-from test_hardening import run_cli, snapshot
 
 from fer_edge.config import TrainConfig
 from fer_edge.data.synthetic import make_faces, write_npz
