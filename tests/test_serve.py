@@ -404,6 +404,11 @@ def test_a_connection_flood_gets_503_not_a_silent_close():
         answer = more.recv(4096)
         more.close()
         assert answer.startswith(b"HTTP/1.0 503 ") and b"too many connections" in answer
+        from fer_edge.serve.routes import REQUEST_TIMEOUT_S
+
+        idle[0].settimeout(REQUEST_TIMEOUT_S + 5)  # a silent client is dropped, freeing a slot
+        t0 = time.time()
+        assert idle[0].recv(100) == b"" and time.time() - t0 < REQUEST_TIMEOUT_S + 2
     finally:
         for s in idle:
             s.close()
