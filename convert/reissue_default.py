@@ -38,8 +38,8 @@ import numpy as np
 
 from fer_edge.data import load_dataset
 from fer_edge.detect.crops import crop_fields
-from fer_edge.errors import FerEdgeError
-from fer_edge.io import atomic_write_bytes, atomic_write_text
+from fer_edge.errors import AccuracyGateError, FerEdgeError, ModelFileError, SpecError
+from fer_edge.io import atomic_write_bytes, atomic_write_text, check_output_file
 from fer_edge.preprocess import to_model_input
 from fer_edge.runtime import load_predictor
 from fer_edge.runtime.base import quantize
@@ -58,7 +58,8 @@ def main() -> int:
     args = _parse()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        old = Path(args.old).read_bytes()
+        out = check_output_file(args.out, "--out", force=True, renames=True)  # before the long part
+        old = _read_old(Path(args.old))
         old_spec = _old_spec(old)
         flat = add_output(tflite_model_bytes(old), POOLED)
         spec = _schema2(old_spec, Embedding(POOLED, 2048, (), ()))
@@ -71,10 +72,10 @@ def main() -> int:
                             extra={**spec.extra, "embedding_stats": f"FER-2013 Training, "
                                    f"{len(ds.images['train'])} faces, flip-averaged"})
         data, spec = embed_bound_tflite(flat, spec)
+        check_identical(same)
     except FerEdgeError as exc:
         print(f"reissue_default: error: {exc}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
+        return exc.exit_code
     atomic_write_bytes(out, data)
     _update_card(out, data, old, same)
     print(f"wrote {out} ({len(data) / 1e6:.2f} MB): probabilities bit-identical on "
@@ -90,13 +91,39 @@ def _parse() -> argparse.Namespace:
     return ap.parse_args()
 
 
+def _read_old(path: Path) -> bytes:
+    if not path.is_file():
+        raise ModelFileError(f"{path}: " + ("is a folder" if path.is_dir() else "not found")
+                             + "; give the schema-1 build (git show d7eccf9:fer_edge/assets/"
+                             "fer_default_int8.tflite > old.tflite)")
+    return path.read_bytes()
+
+
 def _old_spec(data: bytes) -> dict:
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
-        d = json.loads(z.read(SPEC_ENTRY))
-    if d.get("schema") != "fer-edge/spec/1":
-        raise SystemExit(f"reissue_default: the build's spec is {d.get('schema')!r}, not "
-                         "schema 1: already re-issued")
+    """The schema-1 spec embedded in the build's bytes.
+
+    Raises:
+        ModelFileError: no readable spec inside. SpecError: a spec of another schema.
+    """
+    fix = "give the schema-1 build (git show d7eccf9:fer_edge/assets/fer_default_int8.tflite)"
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            d = json.loads(z.read(SPEC_ENTRY))
+    except (zipfile.BadZipFile, KeyError, ValueError):
+        raise ModelFileError(f"the build holds no readable fer-edge spec; {fix}") from None
+    if not isinstance(d, dict) or d.get("schema") != "fer-edge/spec/1":
+        schema = d.get("schema") if isinstance(d, dict) else None
+        raise SpecError(f"the build's spec is {schema!r}, not schema 1 (already re-issued); "
+                        f"{fix}")
     return d
+
+
+def check_identical(same: dict) -> None:
+    """Refuse (AccuracyGateError, exit 3) unless every face and mirror gave the old output."""
+    if same["identical"] != same["n"]:
+        raise AccuracyGateError(f"probabilities differ from the old build's on "
+                        f"{same['n'] - same['identical']} of {same['n']} PrivateTest faces; "
+                        "nothing written: the flatbuffer edit changed the model")
 
 
 def add_output(flat: bytes, tensor_name: str) -> bytes:

@@ -33,7 +33,5 @@ def load(path=None, *, model=None, profile=None, **kwargs):
         raise InputError("load() got a model twice (path and model=); pass one")
     predictor = load_predictor(model if path is None else path, **kwargs)
     if profile is not None:
-        from fer_edge.personal.profile import Profile, load_profile
-
-        predictor.use_profile(profile if isinstance(profile, Profile) else load_profile(profile))
+        predictor.use_profile(profile)
     return predictor

@@ -83,7 +83,11 @@ def setup_logging(verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    parser = build_parser()
+    try:  # importing every stage takes a moment: Ctrl-C then is no traceback either
+        parser = build_parser()
+    except KeyboardInterrupt:
+        print("fer-edge: interrupted", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()

@@ -73,24 +73,36 @@ def atomic_write_csv(path: str | Path, rows: list[dict], overwrite: bool = True)
     atomic_write_bytes(path, buf.getvalue().encode("utf-8"), overwrite=overwrite)
 
 
-def check_output_file(path: str | Path, flag: str, force: bool = False) -> Path:
+def check_output_file(path: str | Path, flag: str, force: bool = False,
+                      renames: bool = False) -> Path:
     """Check, before any work starts, that ``path`` can be written as a new file.
 
     Args:
         path: the output file (e.g. ``--log faces.csv``).
         flag: the option that named it, for the message.
         force: an existing file may be replaced.
+        renames: the writer puts a new file in place (:func:`atomic_write_bytes`) rather than
+            writing into the path: with ``force``, a device, pipe or socket there is refused
+            (it would be replaced, not written to). A log written into the path (``--log
+            /dev/stdout``, a pipe) passes False.
 
     Raises:
-        OutputError: it exists (without ``force``), is a folder, its parent is a file, or the
-            folder cannot be written.
+        OutputError: it exists (without ``force``; a broken link too), is a folder (or, with
+            ``renames``, another non-regular file), its parent is a file, or the folder cannot
+            be written.
     """
     p = Path(path)
     if p.is_dir():
         raise OutputError(f"{flag} {p}: is a folder; give a file name")
+    if p.is_symlink() and not p.exists() and not force:
+        raise OutputError(f"{flag} {p}: is a link to {os.readlink(p)}, which does not exist; "
+                          "remove the link, or pass --force to replace it")
     if p.exists() and not force:
         raise OutputError(f"{flag} {p}: exists; pass --force to replace it, or choose another "
                           "name")
+    if renames and p.exists() and not p.is_file():
+        raise OutputError(f"{flag} {p}: is not a regular file (a device, pipe or socket); "
+                          "--force replaces only files: choose a file name")
     _check_folder(p.parent, flag, p)
     return p
 

@@ -102,3 +102,12 @@ def make_spec(**changes):
                   face_crops={}, tta_flip=False, arch="inception_v3")
     fields.update(changes)
     return ModelSpec(**fields)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Path:
+    """The hardening sweep's workspace (``cli_sweep.make_workspace``): data files good and
+    bad, recipes, outputs that already exist, tampered builds, runs; one per test module."""
+    from cli_sweep import make_workspace
+
+    return make_workspace(tmp_path_factory)

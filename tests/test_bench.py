@@ -7,7 +7,7 @@ import csv
 import cv2
 import numpy as np
 import pytest
-from test_hardening import run_cli, snapshot
+from cli_sweep import run_cli, snapshot
 
 from fer_edge.bench import cli as bench_cli
 from fer_edge.bench.cli import _measure_fresh

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_sweep import run_cli
 from conftest import make_spec
 
 from fer_edge.cli import main
@@ -413,3 +414,18 @@ def test_adding_builds_keeps_the_others_and_merges_the_report(exported, tmp_path
     rep2 = json.loads((out / "report.json").read_text())
     assert set(rep2["parity"]["builds"]) == set(BUILDS)
     assert rep2["builds"][BUILDS[1]].get("qat") == rep["builds"][BUILDS[1]].get("qat")
+
+
+@pytest.mark.tf
+def test_convert_checks_spec_against_the_model_before_writing(tiny_exported, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for f in ("model_float.h5", "config.json"):
+        shutil.copy(tiny_exported / f, run / f)
+    make_spec(input_size=75, arch="tiny_cnn").write(run / "spec.json")
+    rc, err, _ = run_cli(["convert", str(run), "--data", "synthetic"], capsys)
+    assert rc == 2 and "Traceback" not in "".join(err)
+    assert "says input 75x75x3" in err[-1] and "takes 32x32x3" in err[-1]
+    assert not (run / "export").exists()

@@ -155,3 +155,14 @@ def test_tiled_hamilton_finds_the_faces_the_full_frame_misses():
     # measured: 63 known, 20 found on the whole frame, 53 with tiles
     assert n >= 50 and full_hits < 0.5 * n and tiled_hits > 0.75 * n, (n, full_hits, tiled_hits)
     assert tiled_hits - full_hits > 0.4 * n
+
+
+@pytest.mark.parametrize("detector", ["haar", "haar+refine"])
+def test_a_tile_count_with_a_detector_that_cannot_tile_is_refused(tmp_path, capsys, detector):
+    from fer_edge.cli import main
+
+    assert_refused(["demo", "--video", "sample", "--headless", "--detect-tiles", "2",
+                    "--detector", detector], capsys, tmp_path, "BlazeFace detectors only",
+                   "--detect-width 0")
+    assert main(["demo", "--video", "sample", "--headless", "--max-frames", "1",
+                 "--detector", detector]) == 0  # the default (auto) stays fine with Haar

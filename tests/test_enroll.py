@@ -135,3 +135,21 @@ def test_enroll_is_light_tier():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines()[-1] == "HEAVY:", r.stdout[-500:]
+
+
+# -- the second hardening sweep (issue 34) ---------------------------------------------------
+def test_out_that_is_a_broken_link_or_not_a_regular_file_is_refused(tmp_path, capsys):
+    import os
+    from pathlib import Path
+
+    from cli_sweep import assert_refused
+
+    tree = tmp_path / "photos" / "happy"
+    tree.mkdir(parents=True)
+    (tmp_path / "dead.fer").symlink_to(tmp_path / "nowhere" / "p.fer")
+    assert_refused(["enroll", "--images", tmp_path / "photos", "--out", tmp_path / "dead.fer"],
+                   capsys, tmp_path, "is a link to", "which does not exist")
+    (tmp_path / "null.fer").symlink_to(os.devnull)  # --force replaces files, not a device
+    assert_refused(["enroll", "--images", tmp_path / "photos", "--out", tmp_path / "null.fer",
+                    "--force"], capsys, tmp_path, "not a regular file")
+    assert Path(os.devnull).is_char_device()

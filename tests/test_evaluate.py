@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_hardening import run_cli
+from cli_sweep import run_cli
 
 from fer_edge.data.synthetic import make_faces
 from fer_edge.evaluate import compare, render_md, size_mb

@@ -41,3 +41,16 @@ def test_borderline_single_class_wobble_needs_correction_to_pass():
     assert not adj["builds"]["x"]["failures"]
     per = adj["builds"]["x"]["per_class_delta"][0]
     assert per["p"] < 0.05 < per["p_adj"]
+
+
+def test_gate_defaults_have_one_definition():
+    from fer_edge.cli import build_parser
+    from fer_edge.config import config_from_args
+    from fer_edge.convert.config import ConvertConfig
+    from fer_edge.evaluate_config import EvaluateConfig
+    from fer_edge.gate import Gate
+
+    g, c = Gate(), ConvertConfig()
+    assert c.gate() == g
+    args = build_parser().parse_args(["evaluate", "x.tflite", "--data", "d"])
+    assert config_from_args(EvaluateConfig, args).gate() == g

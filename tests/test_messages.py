@@ -1,6 +1,6 @@
 """Weak messages of issue 34 made strong: each bad input is one line naming the problem and
 the fix, exit 2, nothing in the workspace created, changed or lost (the sweep's contract, see
-``test_hardening.py``). Light tier: `train` checks these before it needs TensorFlow."""
+``cli_sweep.py``). Light tier: `train` checks these before it needs TensorFlow."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
+from cli_sweep import run_cli, snapshot
 from conftest import make_spec
 from test_backbones import write_class_folders
-from test_hardening import run_cli, snapshot
 
 from fer_edge.data.synthetic import make_faces, write_npz
 from fer_edge.runtime import default_model_path
@@ -144,3 +144,15 @@ def test_convert_corrupt_run_spec_and_unknown_class_folders(tmp_path, capsys):
                          capsys)
     assert rc == 2 and "cannot load the float model" in err[-1], err
     assert snapshot(tmp_path) == before
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line_exit_130(monkeypatch, capsys):
+    """Ctrl-C in the first second (importing every stage) is no traceback either."""
+    import fer_edge.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["demo", "--video", "sample"]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["fer-edge: interrupted"]

@@ -176,3 +176,32 @@ def test_evaluate_cli_needs_data_or_people_not_both(extra, capsys):
     assert main(["evaluate", "m.tflite", *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--data" in err[0] and "--people" in err[0]
+
+
+# -- the second hardening sweep (issue 34) ---------------------------------------------------
+def test_one_persons_expression_folders_are_refused_with_the_layout_to_use(tmp_path):
+    _jpg(tmp_path / "me" / "happy" / "1.jpg")
+    _jpg(tmp_path / "me" / "sad" / "2.jpg")
+    with pytest.raises(DataError, match=r"are expressions: that is one person's photos.*"
+                                        r"--people PEOPLE"):
+        scan_people(tmp_path / "me")
+    assert len(scan_people(tmp_path)[0]) == 2  # the folder above is the right one
+
+
+def test_a_file_is_named_as_a_file_and_loose_photos_of_a_person_are_counted(tmp_path):
+    _jpg(tmp_path / "a.jpg")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        scan_people(tmp_path / "a.jpg")
+    _jpg(tmp_path / "people" / "ann" / "happy" / "1.jpg")
+    _jpg(tmp_path / "people" / "bob" / "0121b01.jpg")  # no <class>/ folder: not scored
+    photos, skipped = scan_people(tmp_path / "people")
+    assert [p.person for p in photos] == ["ann"] and skipped == 1
+
+
+def test_evaluate_people_on_one_persons_folder_exit_2(tmp_path, capsys):
+    from cli_sweep import assert_refused
+
+    _jpg(tmp_path / "me" / "happy" / "1.jpg")
+    model = ROOT / "fer_edge" / "assets" / "fer_default_int8.tflite"
+    assert_refused(["evaluate", model, "--people", tmp_path / "me"], capsys, tmp_path,
+                   "one person's photos", "--people PEOPLE")

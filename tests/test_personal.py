@@ -249,3 +249,62 @@ def test_evaluate_with_a_profile(profile, faces, tmp_path, capsys):
     other = dataclasses.replace(profile, model_sha256="f" * 64).save(tmp_path / "other.profile")
     assert main([*args, "--profile", str(other)]) == 2
     assert "made for model sha256 ffffffffffff" in capsys.readouterr().err
+
+
+# --- the second hardening sweep (issue 34): profiles written by hand, odd paths --------------
+def _resigned(profile, edit=None, tail: bytes = b"") -> bytes:
+    """The profile's bytes with its header put through ``edit`` and ``tail`` appended to the
+    arrays, checksum made again: what only a hand-written (not a damaged) file looks like."""
+    import hashlib
+    import json
+    import struct
+
+    from fer_edge.personal.profile import MAGIC
+
+    data = profile.to_bytes()
+    n = struct.unpack_from("<I", data, len(MAGIC))[0]
+    start = len(MAGIC) + 4
+    header = json.loads(data[start:start + n])
+    if edit:
+        edit(header)
+    head = json.dumps(header).encode()
+    body = MAGIC + struct.pack("<I", len(head)) + head + data[start + n:-32] + tail
+    return body + hashlib.sha256(body).digest()
+
+
+@pytest.mark.parametrize("edit", [
+    lambda h: h.update(model_sha256=None), lambda h: h.update(model_sha256="xyz"),
+    lambda h: h.update(dim="12"), lambda h: h.update(dim=True), lambda h: h.update(dim=-5),
+    lambda h: h.update(enrolled=[True]), lambda h: h.update(labels=5),
+    lambda h: h.update(shots=[1]), lambda h: h.update(shots={"joy": 2}),
+], ids=["sha-none", "sha-short", "dim-str", "dim-bool", "dim-neg", "enrolled-len",
+        "labels-int", "shots-list", "shots-unknown"])
+def test_a_hand_edited_profile_with_a_valid_checksum_is_refused(profile, tmp_path, edit):
+    path = tmp_path / "edited.profile"
+    path.write_bytes(_resigned(profile, edit))
+    with pytest.raises(ProfileError, match="header is incomplete or malformed; enrol again"):
+        fer_edge.load(profile=path)
+
+
+def test_bytes_after_the_arrays_are_refused(profile, tmp_path):
+    path = tmp_path / "long.profile"
+    path.write_bytes(_resigned(profile, tail=b"\0" * 64))
+    with pytest.raises(ProfileError, match="longer than its header says"):
+        load_profile(path)
+
+
+def test_profile_path_that_is_a_folder_or_empty_and_use_profile_with_a_path(profile, tmp_path,
+                                                                            capsys):
+    from cli_sweep import assert_refused
+
+    with pytest.raises(ProfileError, match="is a folder; give the profile file"):
+        fer_edge.load(profile=tmp_path)
+    with pytest.raises(ProfileError, match="empty path"):
+        fer_edge.load(profile="")
+    with pytest.raises(TypeError, match="give a Profile, the path of a profile file or None"):
+        fer_edge.load(profile=123)
+    assert_refused(["demo", "--video", "sample", "--headless", "--profile", tmp_path], capsys,
+                   tmp_path, "is a folder")
+    m = fer_edge.load()
+    m.use_profile(str(profile.save(tmp_path / "me.profile")))  # a path, as load() takes
+    assert m.profile is not None and m.profile.enrolled == profile.enrolled

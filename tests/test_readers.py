@@ -8,11 +8,11 @@ import shlex
 
 import numpy as np
 import pytest
+from cli_sweep import run_cli, snapshot
 from conftest import HAS_TF, make_spec
-from test_hardening import run_cli, snapshot
 
 from fer_edge.data import load_dataset
-from fer_edge.data.synthetic import make_faces
+from fer_edge.data.synthetic import make_faces, write_csv
 from fer_edge.errors import DataError
 from fer_edge.runtime import default_model_path
 
@@ -115,3 +115,23 @@ def _one_line(w, cmd, bad, capsys):
     assert not any("Traceback" in ln for ln in err), err
     assert err[-1].startswith("fer-edge ") and ": error: " in err[-1] and bad in err[-1], err
     assert snapshot(w) == before
+
+
+# --- csv layouts (from the hardening sweep) ------------------------------------------------
+
+def test_csv_without_usage_column_carves_val_and_test(ws):
+    from fer_edge.data import load_dataset
+
+    ds = load_dataset(ws / "nousage.csv")
+    assert all(len(ds.labels[s]) for s in ("train", "val", "test"))
+    assert sum(len(v) for v in ds.labels.values()) == 49
+    assert any("test (10%) carved" in n for n in ds.notes)
+    assert any("val carved" in n for n in ds.notes)
+
+
+def test_csv_with_utf8_bom_reads(tmp_path):
+    from fer_edge.data import load_dataset
+
+    p = write_csv(tmp_path / "a.csv", 14, 7, 7)
+    p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+    assert len(load_dataset(p).labels["train"]) == 14

@@ -14,8 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from cli_sweep import run_cli, snapshot
 from conftest import TINY_TRAIN_ARGS
-from test_hardening import run_cli, snapshot
 
 from fer_edge.errors import ConfigError
 from fer_edge.train.config import TrainConfig
@@ -128,3 +128,16 @@ def test_start_up_says_what_it_does(tmp_path, capsys):
              "building the model", "first steps", "first step done"]
     at = [text.find(s) for s in steps]
     assert -1 not in at and at == sorted(at), text
+
+
+@pytest.mark.tf
+def test_resume_refuses_a_new_input_size_of_a_real_run(tiny_exported, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "runs" / "tiny"
+    shutil.copytree(tiny_exported, run, ignore=shutil.ignore_patterns("export"))
+    before = snapshot(run)
+    rc, err, _ = run_cli(["train", "--resume", "--runs-dir", str(tmp_path / "runs"), "--name",
+                          "tiny", "--input-size", "48"], capsys)
+    assert rc == 2 and "--input-size 48" in err[-1] and "the run has 32" in err[-1]
+    assert snapshot(run) == before

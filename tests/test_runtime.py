@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from fer_edge.errors import InputError, ModelFileError, SpecError
+from fer_edge.errors import ConfigError, FerEdgeError, InputError, ModelFileError, SpecError
 from fer_edge.runtime import default_model_path, load_predictor
 
 DEFAULT = default_model_path()
@@ -103,3 +103,116 @@ def test_a_model_named_for_the_other_format_says_so(tmp_path):
 def test_a_folder_as_model_says_it_is_a_folder(tmp_path):
     with pytest.raises(ModelFileError, match="is a folder.*export/"):
         load_predictor(tmp_path)
+
+
+@pytest.mark.parametrize("detector", ["auto", "haar"])
+def test_analyze_names_the_class_probability_and_the_detector_score_apart(model, detector):
+    """``confidence`` is the top class's probability, ``detector_score`` the detector's
+    (Face.score; 1.0 for Haar); the old ambiguous ``score`` raises a KeyError naming both."""
+    import json
+
+    import cv2
+
+    cap = cv2.VideoCapture(str(DEFAULT.with_name("sample_astronaut.mp4")))
+    frame = cap.read()[1]  # the packaged clip's first frame: one face
+    cap.release()
+    (face,) = model.analyze(frame, detector=detector)
+    assert face["confidence"] == max(face["probs"].values()) == face["probs"][face["label"]]
+    (found,) = model.finder(detector)(frame)
+    assert face["detector_score"] == pytest.approx(found.score)
+    assert (face["detector_score"] == 1.0) == (detector == "haar")
+    with pytest.raises(KeyError, match="'score' was renamed: use 'confidence'.*'detector_score'"):
+        face["score"]
+    with pytest.raises(KeyError):
+        face["nonsense"]
+    assert json.loads(json.dumps(face))["confidence"] == face["confidence"]
+
+
+# --- the Python API: faces and frames, good and bad (hardening sweep) -------------------------
+
+API_BAD = [
+    ("one-face-2d", lambda: np.zeros((48, 48), np.uint8), "face[None]"),
+    ("rows-only", lambda: np.zeros((5, 48), np.uint8), "(N, h, w)"),
+    ("floats-0-1", lambda: np.random.default_rng(0).random((2, 48, 48)), "0..1"),
+    ("float32-0-1", lambda: np.full((1, 48, 48), 0.5, np.float32), "0..255"),
+    ("nan", lambda: np.full((1, 48, 48), np.nan), "NaN"),
+    ("inf", lambda: np.full((1, 48, 48), np.inf, np.float32), "NaN or infinite"),
+    ("negative", lambda: np.full((1, 48, 48), -3.0), "0..255"),
+    ("above-255", lambda: np.full((1, 48, 48), 300, np.int32), "0..255"),
+    ("bool", lambda: np.ones((1, 48, 48), bool), "dtype bool"),
+    ("strings", lambda: np.array([["a"]]), "dtype"),
+    ("path", lambda: "face.png", "cv2.imread"),
+    ("none", lambda: None, "grey faces"),
+    ("colour-crops", lambda: np.zeros((2, 48, 48, 3), np.uint8), "grey"),
+    ("5d", lambda: np.zeros((1, 1, 48, 48, 1), np.uint8), "(N, h, w)"),
+    ("tiny-faces", lambda: np.zeros((2, 1, 1), np.uint8), "2x2"),
+]
+API_FRAMES_BAD = [
+    ("none", None, "frame is None"),
+    ("path", "group.jpg", "cv2.imread(path)"),
+    ("empty", np.zeros((0, 0, 3), np.uint8), "empty"),
+    ("float", np.zeros((20, 20, 3), np.float32), "uint8"),
+    ("two-channels", np.zeros((20, 20, 2), np.uint8), "(H, W, 3)"),
+    ("1d", np.zeros(10, np.uint8), "(H, W, 3)"),
+]
+API_GOOD = [
+    ("uint8-batch", lambda: np.full((3, 48, 48), 128, np.uint8), (3, 7)),
+    ("float-0-255", lambda: np.full((2, 48, 48), 128.0), (2, 7)),
+    ("int64-0-255", lambda: np.full((1, 60, 50), 90, np.int64), (1, 7)),
+    ("list-of-faces", lambda: [np.zeros((48, 48), np.uint8)] * 2, (2, 7)),
+    ("channel-last-1", lambda: np.zeros((2, 48, 48, 1), np.uint8), (2, 7)),
+    ("black-float", lambda: np.zeros((1, 48, 48), np.float32), (1, 7)),
+    ("empty-batch", lambda: np.zeros((0, 48, 48), np.uint8), (0, 7)),
+    ("large-faces", lambda: np.full((1, 200, 160), 40, np.uint8), (1, 7)),
+]
+
+
+@pytest.mark.parametrize("case", API_BAD, ids=[c[0] for c in API_BAD])
+def test_predict_refuses_bad_faces(case, model):
+    _, make, needle = case
+    with pytest.raises(InputError, match=None) as e:
+        model.predict(make())
+    assert needle in str(e.value) and "\n" not in str(e.value)
+    assert isinstance(e.value, FerEdgeError) and isinstance(e.value, ValueError)
+
+
+@pytest.mark.parametrize("case", API_GOOD, ids=[c[0] for c in API_GOOD])
+def test_predict_accepts_good_faces(case, model):
+    _, make, shape = case
+    p = model.predict(make())
+    assert p.shape == shape and p.dtype == np.float32
+    assert np.allclose(p.sum(1), 1, atol=0.05)
+
+
+def test_float_faces_in_0_255_match_uint8(model):
+    faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48)).astype(np.uint8)
+    np.testing.assert_allclose(model.predict(faces), model.predict(faces.astype(np.float64)))
+
+
+@pytest.mark.parametrize("case", API_FRAMES_BAD, ids=[c[0] for c in API_FRAMES_BAD])
+def test_analyze_refuses_bad_frames(case, model):
+    _, frame, needle = case
+    with pytest.raises(InputError) as e:
+        model.analyze(frame)
+    assert needle in str(e.value)
+
+
+def test_analyze_and_predict_inputs_edges(model):
+    assert model.analyze(np.zeros((120, 160, 3), np.uint8)) == []
+    assert model.analyze(np.zeros((120, 160), np.uint8)) == []
+    with pytest.raises(InputError, match="NaN"):
+        model.predict_inputs(np.full((1, 75, 75, 3), np.nan, np.float32))
+    with pytest.raises(InputError, match="does not match"):
+        model.predict_inputs(np.zeros((1, 32, 32, 3), np.float32))
+
+
+@pytest.mark.parametrize("path", [123, ["a.tflite"], b"\x00"])
+def test_load_refuses_a_path_that_is_not_one(path):
+    with pytest.raises(InputError, match="pass a .tflite/.onnx file path"):
+        load_predictor(path)
+
+
+@pytest.mark.parametrize("threads", [-1, 100000, 2.5, True, "2"])
+def test_load_refuses_bad_thread_counts(threads, ws):
+    with pytest.raises(ConfigError, match="1..256"):
+        load_predictor(ws / "model.tflite", num_threads=threads)

@@ -360,3 +360,56 @@ def test_page_in_headless_chromium(tmp_path):
     assert img is not None and img.shape[1] >= 1000
     green = np.all(np.abs(img.astype(int) - (80, 200, 80)) < 30, axis=2)  # the face box
     assert green.sum() > 200, "no face box drawn in the video"
+
+
+# -- the second hardening sweep (issue 34) ---------------------------------------------------
+def test_token_file_that_is_a_folder_is_named_so(tmp_path, capsys):
+    from cli_sweep import assert_refused
+
+    assert_refused(["serve", "--video", "sample", "--token-file", tmp_path], capsys, tmp_path,
+                   "is a folder", "the file holding the token")
+
+
+@pytest.mark.parametrize("bad", ["profile", "detector"])
+def test_bad_profile_or_detector_refused_before_the_address_is_printed(tmp_path, capsys, bad):
+    from cli_sweep import run_cli, snapshot
+
+    (tmp_path / "notes.profile").write_text("not a profile")
+    extra = (["--profile", tmp_path / "notes.profile"] if bad == "profile" else
+             ["--detector", tmp_path / "missing_yunet.onnx"])
+    before = snapshot(tmp_path)
+    rc, err, out = run_cli(["serve", "--video", "sample", "--port", "0", *extra], capsys)
+    assert rc == 2 and "open http" not in out, (out, err)
+    assert len(err) == 1 and err[0].startswith("fer-edge serve: error: "), err
+    assert ("not a fer-edge profile" if bad == "profile" else "YuNet model not found") in err[0]
+    assert snapshot(tmp_path) == before
+
+
+def test_a_connection_flood_gets_503_not_a_silent_close():
+    from fer_edge.serve.app import App
+    from fer_edge.serve.config import ServeConfig
+
+    app = App(DemoConfig(video="sample", headless=True), ServeConfig(port=0, max_streams=1),
+              None)
+    idle = []
+    try:
+        app.server.start()
+        for _ in range(app.server.max_connections):  # each holds a handler thread, silent
+            idle.append(socket.create_connection(("127.0.0.1", app.port), timeout=5))
+        t_end = time.time() + 10
+        while len(app.server._conns) < app.server.max_connections and time.time() < t_end:
+            time.sleep(0.05)
+        more = socket.create_connection(("127.0.0.1", app.port), timeout=5)
+        more.sendall(b"GET /stats.json HTTP/1.0\r\n\r\n")
+        answer = more.recv(4096)
+        more.close()
+        assert answer.startswith(b"HTTP/1.0 503 ") and b"too many connections" in answer
+        from fer_edge.serve.routes import REQUEST_TIMEOUT_S
+
+        idle[0].settimeout(REQUEST_TIMEOUT_S + 5)  # a silent client is dropped, freeing a slot
+        t0 = time.time()
+        assert idle[0].recv(100) == b"" and time.time() - t0 < REQUEST_TIMEOUT_S + 2
+    finally:
+        for s in idle:
+            s.close()
+        app.close()

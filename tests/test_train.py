@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from cli_sweep import run_cli
 from conftest import make_spec
 
 from fer_edge.cli import main
@@ -176,3 +177,14 @@ def test_threads_after_tensorflow_started_is_a_warning_not_a_crash(caplog):
     # 3: a count no other test sets (setting the count TensorFlow already has is a no-op)
     configure_tf(TrainConfig(data="synthetic", threads=3))
     assert "--threads 3 not applied" in caplog.text
+
+
+@pytest.mark.tf
+def test_train_failing_at_start_up_frees_the_name(tmp_path, capsys):
+    from conftest import TINY_TRAIN_ARGS
+
+    args = ["train", "--data", "synthetic", "--weights", str(tmp_path / "missing.h5"),
+            "--runs-dir", str(tmp_path / "runs"), "--name", "x", *TINY_TRAIN_ARGS]
+    rc, err, _ = run_cli(args, capsys)
+    assert rc == 2 and "missing.h5" in err[-1] and "weights file not found" in err[-1]
+    assert not (tmp_path / "runs" / "x").exists()

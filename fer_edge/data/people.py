@@ -55,9 +55,11 @@ def scan_people(root: str | Path) -> tuple[list[PersonPhoto], int]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: no such folder; pass a folder of <person>/<class>/ photos or "
-                        "of TFEID-named photos (PPTVEnn.jpg)")
+        raise DataError(f"{root}: " + ("is a file, not a folder" if root.exists() else
+                                       "no such folder") + "; pass a folder of "
+                        "<person>/<class>/ photos or of TFEID-named photos (PPTVEnn.jpg)")
     people = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    _refuse_one_person(root, people)
     photos, skipped = (_scan_person_folders(people) if people else _scan_tfeid(root))
     if not photos:
         raise DataError(f"{root}: no labelled photo found (expected <person>/<class>/*.jpg or "
@@ -69,16 +71,29 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_EXT)
 
 
+def _refuse_one_person(root: Path, people: list[Path]) -> None:
+    """Raise DataError when ``root``'s folders are expressions holding photos (one person's
+    ``<class>/`` folders, as ``fer-edge enroll --images`` takes) instead of people."""
+    if people and all(class_id(p.name) is not None and _images(p) for p in people):
+        raise DataError(f"{root}: its folders ({', '.join(p.name for p in people[:3])}) are "
+                        "expressions: that is one person's photos; put it in a folder of "
+                        f"people (e.g. PEOPLE/{root.resolve().name}/happy/) and pass "
+                        "--people PEOPLE")
+
+
 def _scan_person_folders(people: list[Path]) -> tuple[list[PersonPhoto], int]:
-    photos = []
+    """Photos of ``<person>/<class>/``; images directly in a person's folder (no class) are
+    skipped and counted."""
+    photos, skipped = [], 0
     for person in people:
+        skipped += len(_images(person))
         for sub in sorted(p for p in person.iterdir() if p.is_dir()):
             cid = class_id(sub.name)
             if cid is None:
                 raise DataError(f"{sub}: unknown class folder {sub.name!r}: it maps to none of "
                                 f"the 7 classes ({', '.join(FER2013_LABELS)}); rename it")
             photos += [PersonPhoto(p, person.name, FER2013_LABELS[cid]) for p in _images(sub)]
-    return photos, 0
+    return photos, skipped
 
 
 def _scan_tfeid(root: Path) -> tuple[list[PersonPhoto], int]:

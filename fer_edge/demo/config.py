@@ -114,7 +114,7 @@ class DemoConfig:
         from fer_edge.demo.sources import check_not_folder
         from fer_edge.detect.tiled import parse_tiles
 
-        parse_tiles(self.detect_tiles)
+        self._check_tiles(parse_tiles(self.detect_tiles), d)
         check_not_folder("--model", self.model)
         check_not_folder("--video", self.video)
         if self.save and not self.save.lower().endswith((".mp4", ".avi")):
@@ -122,6 +122,17 @@ class DemoConfig:
         from fer_edge.demo.sources import parse_size
 
         parse_size(self.frame_size)
+
+    def _check_tiles(self, tiles: int | None, detector: str) -> None:
+        """A tile count (2..6) is for BlazeFace; Haar and YuNet would ignore it silently."""
+        from fer_edge.detect import detector_name
+
+        if tiles is not None and tiles > 1 and not detector_name(detector).startswith(
+                "blazeface"):
+            raise ConfigError(f"--detect-tiles {self.detect_tiles} works with BlazeFace "
+                              f"detectors only, not --detector {self.detector}; for small "
+                              "faces with it use --detect-width 0 (full size), or drop "
+                              "--detect-tiles")
 
     def check_outputs(self) -> None:
         """Refuse, before the source opens, a --log/--save that exists (without --force) or

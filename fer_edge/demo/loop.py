@@ -199,14 +199,10 @@ def _open_models(cfg: DemoConfig, predictor, detector, source) -> tuple[object, 
 
             predictor = load_predictor(cfg.model or None, cfg.threads or None)
         badge = use_profile(predictor, cfg.profile)
-        from fer_edge.detect import FaceFinder, build_detector
+        from fer_edge.detect import FaceFinder
 
         if detector is None:
-            detector = build_detector(cfg.detector, score_threshold=cfg.face_threshold,
-                                      min_size=None if cfg.min_face < 0 else cfg.min_face,
-                                      detect_width=cfg.detect_width,
-                                      num_threads=cfg.threads or 1,
-                                      refine_reuse=cfg.refine_reuse, tiles=cfg.detect_tiles)
+            detector = demo_detector(cfg)
         finder = FaceFinder(predictor.spec, detector, max_faces=cfg.max_faces, align=cfg.align)
     except BaseException:
         source.close()
@@ -341,6 +337,21 @@ def _close_run(run: _DemoRun) -> None:
     if run.window:
         cv2.destroyAllWindows()
     stats.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def demo_detector(cfg: DemoConfig):
+    """The face detector ``cfg`` asks for (``--detector``, ``--face-threshold``,
+    ``--min-face``, ``--detect-width``, ``--threads``, ``--refine-reuse``, ``--detect-tiles``).
+
+    Raises:
+        ConfigError: a bad detector option. ModelFileError: a missing or corrupt model file.
+    """
+    from fer_edge.detect import build_detector
+
+    return build_detector(cfg.detector, score_threshold=cfg.face_threshold,
+                          min_size=None if cfg.min_face < 0 else cfg.min_face,
+                          detect_width=cfg.detect_width, num_threads=cfg.threads or 1,
+                          refine_reuse=cfg.refine_reuse, tiles=cfg.detect_tiles)
 
 
 def use_profile(predictor, path: str) -> str:

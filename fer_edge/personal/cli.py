@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from fer_edge.io import check_output_file
     from fer_edge.runtime import load_predictor
 
-    out = check_output_file(args.out, "--out", args.force)  # before any work
+    out = check_output_file(args.out, "--out", args.force, renames=True)  # before any work
     t0 = time.perf_counter()
     predictor = load_predictor(args.model or None, args.threads or None)
     finder = predictor.finder(args.detector)

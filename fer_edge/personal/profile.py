@@ -136,9 +136,11 @@ class Profile:
             raise ProfileError(f"{where}: profile format version {header.get('version')!r}, "
                                f"this fer-edge reads versions {_READS}; {fix}")
         try:
+            _check_header(header)
             return cls._from_parts(header, memoryview(data)[start + n:-32], where)
         except (KeyError, TypeError, ValueError, AttributeError):
-            raise ProfileError(f"{where}: the profile's header is incomplete; {fix}") from None
+            raise ProfileError(f"{where}: the profile's header is incomplete or malformed; "
+                               f"{fix}") from None
 
     @classmethod
     def _from_parts(cls, header: dict, raw: memoryview, where: str) -> Profile:
@@ -155,6 +157,9 @@ class Profile:
             arrays[name] = np.frombuffer(raw[pos:pos + size], dtype).astype(
                 np.float32).reshape(shapes[name])
             pos += size
+        if pos != len(raw):
+            raise ProfileError(f"{where}: the profile is longer than its header says; enrol "
+                               "again with fer-edge enroll")
         correction = Correction(arrays["weight"], arrays["bias"],
                                 np.array(header["enrolled"], bool), arrays["mean"],
                                 arrays["std"], arrays["anchor"],
@@ -171,13 +176,41 @@ class Profile:
         return write_private(Path(path), self.to_bytes(), force)
 
 
+def _check_header(header: dict) -> None:
+    """Raise ValueError/TypeError/KeyError unless the header's fields have the types and sizes
+    a profile's do (the checksum catches damage; this catches a file written by hand)."""
+    labels = header["labels"]
+    if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
+        raise TypeError("labels")
+    dim = header["dim"]
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+        raise ValueError("dim")
+    sha = header["model_sha256"]
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        raise ValueError("model_sha256")
+    enrolled = header["enrolled"]
+    if not (isinstance(enrolled, list) and len(enrolled) == len(labels)
+            and all(isinstance(e, bool) for e in enrolled)):
+        raise ValueError("enrolled")
+    shots = header["shots"]
+    if not (isinstance(shots, dict) and set(shots) <= set(labels)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                    for v in shots.values())):
+        raise ValueError("shots")
+
+
 def load_profile(path: str | Path) -> Profile:
     """Read a profile file.
 
     Raises:
         ProfileError: missing, not a profile, truncated, edited or another format version.
     """
+    if not str(path).strip():
+        raise ProfileError("--profile: empty path; give the file fer-edge enroll wrote")
     p = Path(path)
+    if p.is_dir():
+        raise ProfileError(f"--profile {p}: is a folder; give the profile file fer-edge "
+                           "enroll wrote (its --out)")
     if not p.is_file():
         raise ProfileError(f"--profile {p}: no such profile file; make one with fer-edge "
                            "enroll --images DIR --out PATH")
@@ -191,6 +224,9 @@ def write_private(path: Path, data: bytes, force: bool) -> Path:
 
     if path.is_dir():
         raise OutputError(f"--out {path}: is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"--out {path}: is not a regular file (a device, pipe or socket); "
+                          "choose a file name")
     if path.exists() and not force:
         raise OutputError(f"--out {path}: exists; pass --force to replace it, or choose "
                           "another name")

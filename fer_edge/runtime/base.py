@@ -17,6 +17,21 @@ from fer_edge.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
+#: keys of an ``analyze()`` face that were renamed -> the message a KeyError gives
+RENAMED_KEYS = {"score": "'score' was renamed: use 'confidence' for "
+                         "the top class's probability, or 'detector_score' for the face "
+                         "detector's score"}
+
+
+class FaceResult(dict):
+    """One face of :meth:`Predictor.analyze`: a plain dict (JSON-serialisable) whose renamed
+    keys (:data:`RENAMED_KEYS`) raise a KeyError naming the new key instead of a bare one."""
+
+    def __missing__(self, key):
+        if key in RENAMED_KEYS:
+            raise KeyError(RENAMED_KEYS[key])
+        raise KeyError(key)
+
 
 class Predictor:
     """An exported model behind one interface (LiteRT or onnxruntime).
@@ -192,10 +207,18 @@ class Predictor:
         return probs, emb
 
     def use_profile(self, profile) -> None:
-        """Personalise every later :meth:`predict` / :meth:`analyze` with a profile (None
-        stops it). The profile checks that it was made for this model
-        (``profile.check_model(self)``); afterwards ``profile.adjust(probs (N, C) float32,
-        emb (N, D) float32) -> (N, C) float32`` maps each pass's output."""
+        """Personalise every later :meth:`predict` / :meth:`analyze` with a profile (a
+        :class:`~fer_edge.personal.Profile` or the path of a profile file; None stops it).
+        The profile checks that it was made for this model (``profile.check_model(self)``);
+        afterwards ``profile.adjust(probs (N, C) float32, emb (N, D) float32) -> (N, C)
+        float32`` maps each pass's output."""
+        if isinstance(profile, (str, os.PathLike)):
+            from fer_edge.personal.profile import load_profile
+
+            profile = load_profile(profile)
+        if profile is not None and not hasattr(profile, "check_model"):
+            raise TypeError(f"use_profile: give a Profile, the path of a profile file or None, "
+                            f"not {type(profile).__name__}")
         if profile is not None:
             self._need_embedding()
             profile.check_model(self)
@@ -224,9 +247,12 @@ class Predictor:
                 ``detect(frame) -> [(x, y, w, h), ...]``.
 
         Returns:
-            One dict per face, largest first: ``box`` (x, y, w, h) ints, ``keypoints``
-            (K, 2) float list or None, ``probs`` {label: float}, ``label`` (top class) and
-            ``score`` (its probability).
+            One :class:`FaceResult` (a dict) per face, largest first: ``box`` (x, y, w, h)
+            ints, ``keypoints`` (K, 2) float list or None, ``probs`` {label: float},
+            ``label`` (top class), ``confidence`` (its probability, 0..1) and
+            ``detector_score`` (the face detector's score that this is a face, 0..1; 1.0 for
+            Haar, which has none). ``"score"`` was renamed: asking for it raises a KeyError
+            that says so.
         """
         frame = check_frame(frame)
         faces = self.finder(detector if detector is not None else "auto")(frame)
@@ -236,10 +262,10 @@ class Predictor:
         out = []
         for f, p in zip(faces, probs):
             k = int(p.argmax())
-            out.append({"box": f.box, "keypoints": None if f.keypoints is None
-                        else f.keypoints.tolist(),
-                        "probs": dict(zip(self.spec.labels, map(float, p))),
-                        "label": self.spec.labels[k], "score": float(p[k])})
+            out.append(FaceResult(
+                box=f.box, keypoints=None if f.keypoints is None else f.keypoints.tolist(),
+                probs=dict(zip(self.spec.labels, map(float, p))), label=self.spec.labels[k],
+                confidence=float(p[k]), detector_score=float(f.score)))
         return out
 
     def __repr__(self) -> str:

@@ -43,7 +43,7 @@ class App:
         self.server = bind(scfg.host, scfg.port, check=TokenCheck(token),
                            query=f"?token={token}" if token else "",
                            frames=self.frames, events=self.events, state=self.state)
-        self.source = self.predictor = self.sink = None
+        self.source = self.predictor = self.detector = self.sink = None
 
     @property
     def port(self) -> int:
@@ -54,13 +54,20 @@ class App:
         return getattr(self.source, "name", "")
 
     def load(self, source, stop: threading.Event | None = None) -> None:
-        """Take the opened source and load the model (the source is closed on failure).
+        """Take the opened source, load the model and the detector and check the profile
+        (the source is closed on failure), all before the page's address is printed.
         ``stop``: once set, the loop stops at its next frame (a signal that came early)."""
         self.source = source
         try:
+            from fer_edge.demo.loop import demo_detector
             from fer_edge.runtime import load_predictor
 
             self.predictor = load_predictor(self.cfg.model or None, self.cfg.threads or None)
+            if self.cfg.profile:  # applied by the loop; a bad one is refused here, early
+                from fer_edge.personal.profile import load_profile
+
+                load_profile(self.cfg.profile).check_model(self.predictor)
+            self.detector = demo_detector(self.cfg)
         except BaseException:
             source.close()
             self.source = None
@@ -84,8 +91,8 @@ class App:
 
         source, self.source = self.source, None  # run_demo closes it
         try:
-            stats = run_demo(self.cfg, predictor=self.predictor, source=source,
-                             sinks=(self.sink, *extra_sinks))
+            stats = run_demo(self.cfg, predictor=self.predictor, detector=self.detector,
+                             source=source, sinks=(self.sink, *extra_sinks))
         except SourceError as exc:
             if not source.live:
                 raise

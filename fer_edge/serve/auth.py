@@ -46,6 +46,8 @@ def load_token(path: str) -> str:
             others, or does not hold one token of 16-512 URL-safe characters.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"--token-file {p}: is a folder; give the file holding the token")
     if not p.is_file():
         raise ConfigError(f"--token-file {p}: not found; create it, e.g. python3 -c "
                           f"\"import secrets; print(secrets.token_urlsafe(24))\" > {p} && "

@@ -37,6 +37,9 @@ SECURITY_HEADERS = {
 }
 #: seconds of silence after which an event stream sends a comment (finds dead clients)
 HEARTBEAT_S = 10.0
+#: seconds a new connection has to send its request line and headers (a silent one holds a
+#: thread and a slot of the server's connection cap until then)
+REQUEST_TIMEOUT_S = 5.0
 
 
 def load_assets() -> dict[str, bytes]:
@@ -53,7 +56,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        self.connection.settimeout(REQUEST_TIMEOUT_S)  # until the request is read
         self.server.track(self.connection)
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        self.connection.settimeout(self.timeout)  # the answer (a stream) may take longer
+        return ok
 
     def finish(self):
         try:

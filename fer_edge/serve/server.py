@@ -18,6 +18,11 @@ from fer_edge.serve.hubs import EventHub, FrameHub
 from fer_edge.serve.routes import Handler, load_assets
 from fer_edge.serve.state import LiveState
 
+#: the whole answer to a connection past the server's cap
+BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 53\r\n\r\n"
+        b"too many connections to fer-edge serve; retry later\n\n")
+
 
 class PageServer(ThreadingHTTPServer):
     """The server and what its handlers read: token check, hubs, state, page assets."""
@@ -45,10 +50,18 @@ class PageServer(ThreadingHTTPServer):
             self._conns.discard(conn)
 
     def verify_request(self, request, client_address) -> bool:
-        """Refuse (close at once) a connection past :attr:`max_connections`: each costs a
-        thread, and streams are capped separately, so only a flood reaches this."""
+        """Refuse a connection past :attr:`max_connections` (each costs a thread, and streams
+        are capped separately, so only a flood reaches this) with a 503 that says so, then
+        close it: a browser shows "busy", not a dropped connection."""
         with self._conns_lock:
-            return len(self._conns) < self.max_connections
+            if len(self._conns) < self.max_connections:
+                return True
+        try:  # a new socket's send buffer is empty: this never blocks the accepting thread
+            request.setblocking(False)
+            request.send(BUSY)
+        except OSError:
+            pass
+        return False
 
     def handle_error(self, request, client_address):  # a client's trouble is not ours to print
         pass
