@@ -263,7 +263,7 @@ def number(kind: type = int, ge: float | None = 0, le: float | None = None,
 #: most CPU threads any stage accepts (more than this is a typo; the runtimes crash on it)
 MAX_THREADS = 256
 #: TOML tables a recipe may hold: one per stage (each stage reads its own, skips the others)
-SECTIONS = ("train", "convert", "demo", "evaluate", "benchmark")
+SECTIONS = ("train", "convert", "demo", "evaluate", "benchmark", "serve")
 
 
 def read_toml(path: str | Path, cls: type) -> dict[str, Any]:
@@ -286,6 +286,18 @@ def read_toml(path: str | Path, cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     meta = {f.name: f.metadata for f in dataclasses.fields(cls)}
     return {k: _toml_value(path, k, v, _field_type(hints[k]), meta[k]) for k, v in data.items()}
+
+
+def recipe_tables(path: str | Path | None) -> set[str] | None:
+    """The tables (``[demo]``, ``[serve]``, ...) of the recipe at ``path``; None when there is
+    no path or it cannot be read as TOML (:func:`read_toml` then says what is wrong)."""
+    if not path:
+        return None
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return {k for k, v in data.items() if isinstance(v, dict)}
 
 
 def _read_recipe(path: Path, section: str | None) -> dict[str, Any]:

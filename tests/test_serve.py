@@ -413,3 +413,32 @@ def test_a_connection_flood_gets_503_not_a_silent_close():
         for s in idle:
             s.close()
         app.close()
+
+
+@pytest.mark.parametrize("recipe, demo_width, port, max_streams", [
+    ("[serve]\nport = 9123\nmax_streams = 3\n", None, 9123, 3),
+    ("[demo]\ndetect_width = 256\n", 256, 8080, 8),
+    ("[demo]\ndetect_width = 256\n[serve]\nport = 9124\n", 256, 9124, 8),
+])
+def test_serve_reads_its_own_table_and_the_demos(tmp_path, recipe, demo_width, port,
+                                                 max_streams):
+    """``serve --config`` reads ``[serve]`` (its options) and ``[demo]`` (the loop's); either
+    table alone is a valid recipe; flags still win."""
+    from fer_edge.cli import build_parser
+    from fer_edge.serve.cli import configs
+
+    toml = tmp_path / "serve.toml"
+    toml.write_text(recipe)
+    cfg, scfg = configs(build_parser().parse_args(["serve", "--config", str(toml)]))
+    assert (scfg.port, scfg.max_streams) == (port, max_streams)
+    assert cfg.detect_width == (demo_width or DemoConfig().detect_width)
+    _, scfg = configs(build_parser().parse_args(["serve", "--config", str(toml), "--port", "7"]))
+    assert scfg.port == 7
+
+
+def test_serve_refuses_an_unknown_key_in_its_table(tmp_path, capsys):
+    toml = tmp_path / "serve.toml"
+    toml.write_text("[serve]\nprot = 9000\n")
+    assert main(["serve", "--config", str(toml)]) == 2
+    err = capsys.readouterr().err
+    assert "prot" in err and "port" in err and "Traceback" not in err

@@ -16,7 +16,12 @@ import socket
 import sys
 import threading
 
-from fer_edge.config import add_config_args, add_config_parser, config_from_args
+from fer_edge.config import (
+    add_config_args,
+    add_config_parser,
+    config_from_args,
+    recipe_tables,
+)
 from fer_edge.demo.config import DemoConfig
 from fer_edge.errors import ConfigError, SourceError
 from fer_edge.serve.auth import is_loopback, load_token, new_token
@@ -33,19 +38,25 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "probabilities, an emotion timeline, Server-Sent Events (/events), "
                     "/stats.json and /snapshot.jpg. Listens on 127.0.0.1 unless --host says "
                     "otherwise; any other address needs the access token printed at start. "
-                    "--config reads the demo options ([demo] table). Ctrl-C stops it.")
+                    "--config reads the demo options ([demo] table) and the serve options "
+                    "([serve] table). Ctrl-C stops it.")
     add_config_args(p, ServeConfig)
     return p
 
 
 def configs(args: argparse.Namespace) -> tuple[DemoConfig, ServeConfig]:
     """The demo options (flags over ``--config``'s ``[demo]`` table; headless unless
-    ``--no-headless``) and the serve options (flags only)."""
+    ``--no-headless``) and the serve options (flags over its ``[serve]`` table). A recipe may
+    hold either table or both."""
     fixed = {"headless": True} if getattr(args, "headless", None) is None else {}
-    cfg = config_from_args(DemoConfig, args, **fixed)
-    flags_only = copy.copy(args)
-    flags_only.config_file = None
-    return cfg, config_from_args(ServeConfig, flags_only)
+    tables = recipe_tables(getattr(args, "config_file", None))
+    demo_args, serve_args = copy.copy(args), copy.copy(args)
+    if tables and "demo" not in tables and "serve" in tables:
+        demo_args.config_file = None  # a [serve]-only recipe
+    if not tables or "serve" not in tables:
+        serve_args.config_file = None  # flags only
+    return (config_from_args(DemoConfig, demo_args, **fixed),
+            config_from_args(ServeConfig, serve_args))
 
 
 def access(scfg: ServeConfig) -> tuple[str | None, str]:
