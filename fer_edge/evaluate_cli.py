@@ -126,8 +126,8 @@ def run_people(cfg: EvaluateConfig) -> int:
     photos, skipped = scan_people(cfg.people)
     if cfg.limit:
         photos = photos[:cfg.limit]
-    log.info("%s: %d labelled photos of %d people (%d unlabelled skipped)", cfg.people,
-             len(photos), len({p.person for p in photos}), skipped)
+    log.info("%s: %d labelled photos of %d people (%d skipped: unlabelled or outside a "
+             "<class>/ folder)", cfg.people, len(photos), len({p.person for p in photos}), skipped)
     reports = {}
     for b in cfg.build_paths:
         pred = load_predictor(b, cfg.threads)
