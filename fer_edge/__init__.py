@@ -5,6 +5,8 @@ Light tier: importing this package never imports TensorFlow.
 
 from __future__ import annotations
 
+import os
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "load"]
@@ -32,6 +34,10 @@ def load(path=None, *, model=None, profile=None, **kwargs):
 
         raise InputError("load() got a model twice (path and model=); pass one")
     predictor = load_predictor(model if path is None else path, **kwargs)
+    if isinstance(profile, (str, os.PathLike)):
+        from fer_edge.personal.profile import load_profile
+
+        profile = load_profile(profile)
     if profile is not None:
         predictor.use_profile(profile)
     return predictor

@@ -301,10 +301,13 @@ def test_profile_path_that_is_a_folder_or_empty_and_use_profile_with_a_path(prof
         fer_edge.load(profile=tmp_path)
     with pytest.raises(ProfileError, match="empty path"):
         fer_edge.load(profile="")
-    with pytest.raises(TypeError, match="give a Profile, the path of a profile file or None"):
+    with pytest.raises(TypeError, match="give a Profile"):
         fer_edge.load(profile=123)
     assert_refused(["demo", "--video", "sample", "--headless", "--profile", tmp_path], capsys,
                    tmp_path, "is a folder")
     m = fer_edge.load()
-    m.use_profile(str(profile.save(tmp_path / "me.profile")))  # a path, as load() takes
+    saved = str(profile.save(tmp_path / "me.profile"))
+    with pytest.raises(TypeError, match=r"use_profile\(fer_edge.personal.load_profile\("):
+        m.use_profile(saved)  # the runtime layer reads no profile files: the message says how
+    m.use_profile(load_profile(saved))
     assert m.profile is not None and m.profile.enrolled == profile.enrolled

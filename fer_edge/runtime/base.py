@@ -207,18 +207,18 @@ class Predictor:
         return probs, emb
 
     def use_profile(self, profile) -> None:
-        """Personalise every later :meth:`predict` / :meth:`analyze` with a profile (a
-        :class:`~fer_edge.personal.Profile` or the path of a profile file; None stops it).
-        The profile checks that it was made for this model (``profile.check_model(self)``);
-        afterwards ``profile.adjust(probs (N, C) float32, emb (N, D) float32) -> (N, C)
-        float32`` maps each pass's output."""
+        """Personalise every later :meth:`predict` / :meth:`analyze` with a profile (a loaded
+        :class:`~fer_edge.personal.Profile`; None stops it). A profile file is loaded by
+        ``fer_edge.load(profile=PATH)`` or ``fer_edge.personal.load_profile(PATH)`` (the
+        runtime layer does not read profile files). The profile checks that it was made for
+        this model (``profile.check_model(self)``); afterwards ``profile.adjust(probs (N, C)
+        float32, emb (N, D) float32) -> (N, C) float32`` maps each pass's output."""
         if isinstance(profile, (str, os.PathLike)):
-            from fer_edge.personal.profile import load_profile
-
-            profile = load_profile(profile)
+            raise TypeError("use_profile takes a loaded profile: "
+                            f"use_profile(fer_edge.personal.load_profile({str(profile)!r}))")
         if profile is not None and not hasattr(profile, "check_model"):
-            raise TypeError(f"use_profile: give a Profile, the path of a profile file or None, "
-                            f"not {type(profile).__name__}")
+            raise TypeError(f"use_profile: give a Profile (fer_edge.personal.load_profile(path)) "
+                            f"or None, not {type(profile).__name__}")
         if profile is not None:
             self._need_embedding()
             profile.check_model(self)
