@@ -20,8 +20,9 @@ Protocols, per person:
 
 Writes ``benchmarks/results/personal.csv`` (``table`` column: ``people`` = per person and
 pooled accuracy and per-class recall with and without the profile; ``study`` = the method
-table; ``cost`` = enrol time, adjust cost, profile size, demo FPS) and prints the markdown
-tables for ``benchmarks/README.md``.
+table, its round-3 rows using the FER-2013 Training faces of ``--fer``; ``cost`` = enrol
+time, adjust cost, profile size, demo FPS) and prints the markdown tables for
+``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ from fer_edge.personal.enroll import (  # noqa: E402
     shot_outputs,
 )
 from fer_edge.personal.method import (  # noqa: E402
+    HEAD_LR,
     RIDGE,
+    STEPS,
     Recipe,
     fit_correction,
     fit_head,
@@ -300,6 +303,153 @@ def gated(width: float):
     return run
 
 
+class FerStats:
+    """Study only, round 3: the packaged build's flip-averaged embeddings of the FER-2013
+    Training faces (``--fer``), standardised with the spec's mean/std: their second moment
+    ``total`` (D, D) and pooled within-class covariance shrunk toward its diagonal
+    (Ledoit-Wolf intensity for a diagonal target), computed once on first use."""
+
+    def __init__(self, path: Path):
+        self.path, self._cov, self.total = path, None, None
+
+    def cov(self, model) -> np.ndarray:
+        """(D, D) float64 shrunk within-class covariance of standardised embeddings."""
+        if self._cov is None:
+            d = np.load(self.path)
+            train = d["usage"] == list(d["usage_names"]).index("Training")
+            ids = np.array([model.spec.labels.index(str(n).lower()) for n in d["names"]])
+            mean, std = _emb_stats(model)
+            x = ((model.embed(d["images"][train]) - mean) / std).astype(np.float64)
+            self.total = x.T @ x / len(x)
+            self._cov = _shrunk_within(x, ids[d["labels"][train]])
+            log.info("FER-2013 within-class covariance of %d training faces", len(x))
+        return self._cov
+
+
+def _emb_stats(model) -> tuple[np.ndarray, np.ndarray]:
+    return tuple(np.asarray(v, np.float32) for v in (model.spec.embedding.mean,
+                                                      model.spec.embedding.std))
+
+
+def _shrunk_within(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(n, D) features, (n,) classes -> (D, D) pooled within-class covariance, shrunk toward
+    its diagonal with the Ledoit-Wolf intensity sum Var(s_ij) / sum s_ij^2 over i != j."""
+    for c in np.unique(y):
+        x[y == c] -= x[y == c].mean(axis=0)
+    n = len(x)
+    s = x.T @ x / n
+    var_s = ((x * x).T @ (x * x) / n - s * s) / n
+    off = ~np.eye(len(s), dtype=bool)
+    lam = float(np.clip(var_s[off].sum() / (s[off] ** 2).sum(), 0.0, 1.0))
+    log.info("Ledoit-Wolf shrinkage toward the diagonal: %.4f", lam)
+    return (1 - lam) * s + lam * np.diag(np.diag(s))
+
+
+def _fit_with(model, ph: Photos, shots: np.ndarray, head=None, transform=None):
+    """The shipped recipe's correction on the shots, with another ``fit_head`` and/or the
+    embeddings mapped by ``transform`` (then used with mean 0, std 1)."""
+    from fer_edge.personal import method
+
+    probs, emb, y, k = _shot_data(model, ph, shots)
+    mean, std = _emb_stats(model)
+    if transform is not None:
+        emb, mean, std = transform(emb), np.zeros_like(mean), np.ones_like(std)
+    orig = method.fit_head
+    method.fit_head = head or orig
+    try:
+        corr = fit_correction(probs, emb, y, k, mean, std, Recipe(),
+                              NEUTRAL(tuple(model.spec.labels)))
+    finally:
+        method.fit_head = orig
+    return corr
+
+
+def lda_whitened(stats: FerStats):
+    """Study only, round 3 (a): the shipped recipe on embeddings whitened with the FER-2013
+    within-class covariance (LDA metric) instead of the per-dimension std, scaled so that a
+    FER-2013 training face keeps the mean square norm D of a standardised one."""
+    cache: dict = {}
+
+    def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
+        if "wh" not in cache:
+            vals, vecs = np.linalg.eigh(stats.cov(model))
+            wh = (vecs / np.sqrt(vals)) @ vecs.T
+            scale = np.sqrt(len(wh) / np.trace(wh @ stats.total @ wh))
+            cache["wh"] = (wh * scale).astype(np.float32)
+        mean, std = _emb_stats(model)
+
+        def transform(e):
+            return (((np.asarray(e, np.float32) - mean) / std) @ cache["wh"]).astype(np.float32)
+        corr = _fit_with(model, ph, shots, transform=transform)
+        return np.log(corr.adjust(ph.probs[test], transform(ph.emb[test])) + 1e-12)
+    return run
+
+
+def loo_scale():
+    """Study only, round 3 (c): the shipped correction times a per-person scale in
+    :data:`LOO_SCALES`, chosen by leave-one-shot-out log-loss on the person's own shots (each
+    left-out shot scored like a test photo; shots whose class has no other shot say nothing
+    about the scale and are skipped; none left: scale 1)."""
+    def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
+        scale = _loo_choice(model, ph, shots)
+        return _scaled(fit_split(model, ph, shots, Recipe()).correction, ph, test, scale)
+    return run
+
+
+#: the scales of the whole per-person correction that leave-one-shot-out chooses from
+LOO_SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _scaled(corr, ph: Photos, idx: np.ndarray, scale: float) -> np.ndarray:
+    """(n, C) logits: the model's log-probs + ``scale`` x the correction, photos ``idx``."""
+    from fer_edge.personal.method import features
+
+    x = features(ph.emb[idx], corr.mean, corr.std, corr.anchor, corr.norm_floor)
+    return log_probs(ph.probs[idx]) + scale * corr.enrolled * (x @ corr.weight + corr.bias)
+
+
+def _loo_choice(model, ph: Photos, shots: np.ndarray) -> float:
+    loss = np.zeros(len(LOO_SCALES))
+    for i in shots:
+        rest = shots[shots != i]
+        if not np.any(ph.y[rest] == ph.y[i]):
+            continue
+        corr = fit_split(model, ph, rest, Recipe()).correction
+        for j, scale in enumerate(LOO_SCALES):
+            z = _scaled(corr, ph, np.array([i]), scale)
+            loss[j] -= float(np.log(softmax(z)[0, ph.y[i]] + 1e-12))
+    return LOO_SCALES[int(np.argmin(loss))] if loss.any() else 1.0
+
+
+def within_penalty(stats: FerStats, curvature: float = 0.25):
+    """Study only, round 3 (n): the shipped recipe with an extra penalty
+    1/2 tr(W' S W) on the correction, S = ``curvature`` x the FER-2013 within-class
+    covariance in feature units (/ D): the second-order cost of moving each shot by the
+    variation of an expression between FER-2013 faces (noise augmentation), ``curvature`` =
+    p (1 - p) at p = 1/2. Fitted in the dual: W = R^-1 X' A, R = I + S / ridge."""
+    cache: dict = {}
+
+    def head(x, z0, y, enrolled, ridge):
+        rinv_xt = np.linalg.solve(np.eye(len(cache["s"])) + cache["s"] / ridge, x.T)
+        n, c = z0.shape
+        kernel = x @ rinv_xt
+        a, b = np.zeros((n, c)), np.zeros(c)
+        target, mask = np.eye(c)[y], np.where(enrolled, 0.0, -np.inf)
+        for _ in range(STEPS):
+            g = (softmax(z0 + kernel @ a + b + mask) - target) / n
+            a -= HEAD_LR * (g + ridge * a) * enrolled
+            b -= HEAD_LR * g.sum(axis=0) * enrolled
+        return rinv_xt @ a, b
+
+    def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
+        if "s" not in cache:
+            cov = stats.cov(model)
+            cache["s"] = curvature * cov / len(cov)
+        corr = _fit_with(model, ph, shots, head=head)
+        return np.log(corr.adjust(ph.probs[test], ph.emb[test]) + 1e-12)
+    return run
+
+
 def NEUTRAL(labels: tuple) -> int:  # noqa: N802
     """The class id of "neutral" in the model's labels."""
     return labels.index("neutral")
@@ -338,13 +488,23 @@ STUDY = (("model as shipped", None),
          ("(c) x0.3 + norm floor sqrt(D) (shipped)", Recipe()))
 
 
-def study_rows(ph: Photos, model, protos: dict, labels: tuple) -> list[dict]:
+def round3(stats: FerStats) -> tuple:
+    """The third round's rows (issue 32, none kept): each a change of the shipped method."""
+    return (("(r3 a) shipped, embedding whitened with FER-2013 within-class covariance (LDA)",
+             lda_whitened(stats)),
+            ("(r3 c) shipped x per-person scale chosen by leave-one-shot-out", loo_scale()),
+            ("(r3 n) shipped + FER-2013 within-class penalty on W (noise augmentation)",
+             within_penalty(stats)))
+
+
+def study_rows(ph: Photos, model, protos: dict, labels: tuple, study: tuple = STUDY
+               ) -> list[dict]:
     """The method table: pooled accuracy per protocol, worst person on each protocol (random:
     seeds pooled)."""
     rows = []
     base = {proto: score(ph, predictions(model, ph, splits, None), labels)
             for proto, splits in protos.items()}
-    for name, recipe in STUDY:
+    for name, recipe in study:
         row = {"table": "study", "method": name}
         for proto, splits in protos.items():
             s = score(ph, predictions(model, ph, splits, recipe), labels)
@@ -460,6 +620,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA, help="tfeid_dev folder")
     ap.add_argument("--model", default=None, help="build (default: the packaged model)")
+    ap.add_argument("--fer", type=Path, default=DATA.parent / "fer2013.npz",
+                    help="FER-2013 .npz (--study: the within-class covariance rows)")
     ap.add_argument("--seeds", type=int, default=3, help="random protocol: seeds 0..N-1")
     ap.add_argument("--study", action="store_true", help="also the method table")
     ap.add_argument("--fps-runs", type=int, default=3, help="demo runs with and without (0: "
@@ -470,6 +632,10 @@ def main() -> int:
     if not args.data.is_dir():
         print(f"{args.data}: no tfeid_dev folder; pass --data", file=sys.stderr)
         return 2
+    if args.study and not args.fer.is_file():
+        print(f"{args.fer}: no FER-2013 .npz (the --study rows need it); pass --fer",
+              file=sys.stderr)
+        return 2
     model = load(args.model, num_threads=1)
     labels = tuple(model.spec.labels)
     ph = read_photos(args.data, model)
@@ -477,7 +643,7 @@ def main() -> int:
     check_predict_path(model, ph, protos["cross-type"][0])
     rows = people_rows(ph, model, protos, labels)
     if args.study:
-        rows += study_rows(ph, model, protos, labels)
+        rows += study_rows(ph, model, protos, labels, STUDY + round3(FerStats(args.fer)))
     rows += cost_rows(ph, model, args.data, args.fps_runs) if args.model is None else []
     atomic_write_csv(args.out, rows)
     print(markdown(rows, labels))
