@@ -6,7 +6,9 @@ Each stage owns one frozen dataclass in its own module (``TrainConfig`` in
 options several stages take are defined once in ``fer_edge/options.py``. A config's defaults
 are the only defaults. Field metadata ``help`` becomes the flag's help; ``choices`` its
 choices; flags are the field names in kebab-case. ``--config FILE.toml`` sets defaults;
-explicit flags override it.
+explicit flags override it. Fields declared ``one_of="NAME"`` are alternatives (e.g. the
+sources of ``fer-edge enroll``): their flags form one mutually exclusive group, and such a flag
+replaces whichever of them the TOML file gave.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from fer_edge.errors import ConfigError
 
 def opt(default: Any, help: str, choices: tuple | None = None, positional: bool = False,
         cli: bool = True, *, ge: float | None = None, gt: float | None = None,
-        le: float | None = None, lt: float | None = None, many: bool = False) -> Any:
+        le: float | None = None, lt: float | None = None, many: bool = False,
+        one_of: str = "", metavar: str = "") -> Any:
     """A config field with CLI help and its allowed values.
 
     :func:`check_config` checks every field wherever a config is built (flags, TOML, a resumed
@@ -38,9 +41,13 @@ def opt(default: Any, help: str, choices: tuple | None = None, positional: bool 
     TOML too. ``many``: a text field that also takes several values (the flag takes one or
     more, e.g. a shell glob; TOML a string or a list of strings; a positional one takes any
     number). A default of None (type ``int | None``) means "not set": None passes the checks.
+    ``one_of``: the name of a set of alternative fields (their flags are mutually exclusive;
+    see :func:`given_values`). ``metavar``: the flag's value placeholder in the help (default
+    N, X or S by type).
     """
     meta = {"help": help, "choices": choices, "positional": positional, "cli": cli,
-            "ge": ge, "gt": gt, "le": le, "lt": lt, "many": many}
+            "ge": ge, "gt": gt, "le": le, "lt": lt, "many": many, "one_of": one_of,
+            "metavar": metavar}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -57,6 +64,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
     """
     hints = typing.get_type_hints(cls)
     at_parse = bool(getattr(cls, "CHECK_AT_PARSE", False))
+    groups: dict[str, Any] = {}  # one_of name -> its mutually exclusive group
     for f in dataclasses.fields(cls):
         if not f.metadata.get("cli", True):
             continue
@@ -70,13 +78,18 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
                                 nargs="*" if f.metadata.get("many") else "?", **kw)
             continue
         flag = flag_name(f.name)
+        group = f.metadata.get("one_of")
+        if group and group not in groups:
+            groups[group] = parser.add_mutually_exclusive_group()
+        where = groups[group] if group else parser
+        metavar = f.metadata.get("metavar") or _metavar(tp)
         if f.metadata.get("many"):
-            parser.add_argument(flag, nargs="+", default=None, metavar=_metavar(tp), **kw)
+            where.add_argument(flag, nargs="+", default=None, metavar=metavar, **kw)
         elif tp is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, **kw)
+            where.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, **kw)
         else:
             kind = _flag_type(f, tp) if at_parse else _base_type(tp)
-            parser.add_argument(flag, type=kind, default=None, metavar=_metavar(tp), **kw)
+            where.add_argument(flag, type=kind, default=None, metavar=metavar, **kw)
     if not any(a.dest == "config_file" for a in parser._actions):
         parser.add_argument("--config", dest="config_file", default=None, metavar="FILE.toml",
                             help="read defaults from a TOML file (flags override it)")
@@ -135,16 +148,26 @@ def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
 
 def given_values(cls: type, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
     """The values the user gave (TOML file, then explicit flags over it) and where each came
-    from (``--batch-size`` or ``recipe.toml: batch_size =``), without the defaults."""
+    from (``--batch-size`` or ``recipe.toml: batch_size =``), without the defaults.
+
+    A flag of a ``one_of`` set of fields replaces the TOML file's value of every field of the
+    set (``--video F`` over a recipe's ``images = "DIR"``: the flag's source, not both).
+    """
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}
     if getattr(args, "config_file", None):
         for k, v in read_toml(args.config_file, cls).items():
             values[k], origin[k] = v, f"{args.config_file}: {k} ="
-    for f in dataclasses.fields(cls):
+    fields = dataclasses.fields(cls)
+    for f in fields:
         v = getattr(args, f.name, None)
-        if v is not None and v != []:  # [] = a positional taking any number, given none
-            values[f.name], origin[f.name] = v, flag_name(f.name)
+        if v is None or v == []:  # [] = a positional taking any number, given none
+            continue
+        group = f.metadata.get("one_of")
+        for other in (g for g in fields if group and g.metadata.get("one_of") == group):
+            values.pop(other.name, None)
+            origin.pop(other.name, None)
+        values[f.name], origin[f.name] = v, flag_name(f.name)
     return values, origin
 
 
@@ -263,7 +286,7 @@ def number(kind: type = int, ge: float | None = 0, le: float | None = None,
 #: most CPU threads any stage accepts (more than this is a typo; the runtimes crash on it)
 MAX_THREADS = 256
 #: TOML tables a recipe may hold: one per stage (each stage reads its own, skips the others)
-SECTIONS = ("train", "convert", "demo", "evaluate", "benchmark", "serve")
+SECTIONS = ("train", "convert", "demo", "evaluate", "benchmark", "serve", "enroll")
 
 
 def read_toml(path: str | Path, cls: type) -> dict[str, Any]:

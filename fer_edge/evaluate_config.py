@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fer_edge.config import MAX_THREADS, check_config, opt
+from fer_edge.detect.defaults import DETECTOR
 from fer_edge.errors import ConfigError
 from fer_edge.options import (
     DEFAULT_LABELS,
@@ -38,7 +39,8 @@ class EvaluateConfig(GateOptions):
                       "*.jpg, or TFEID names PPTVEnn.jpg), each photo through the whole "
                       "pipeline (detect, align, crop, classify; largest face; a missed face is "
                       "wrong), scored per person; no gate")
-    detector: str = opt("auto", "--people: the face detector (default auto, as the demo)")
+    detector: str = opt(DETECTOR, f"--people: the face detector (default {DETECTOR}, as the "
+                        "demo)")
     split: str = split_opt()
     labels: str = labels_opt("score against the FER-2013 labels or the FER+ plurality labels "
                              "(needs --ferplus; faces FER+ drops are left out)",

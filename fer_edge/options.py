@@ -3,14 +3,15 @@
 Light tier. A stage config declares such a field with a function from here, e.g.
 ``max_drop_pp: float = gate_opt("max_drop_pp")`` or ``split: str = split_opt()``, so
 ``fer-edge train``, ``convert``, ``evaluate`` and ``benchmark`` cannot drift apart on the
-parity gate, the label source, the FER+ file, the split or the number of timed runs.
+parity gate, the label source, the FER+ file, the split or the number of timed runs, nor
+``demo``/``serve`` and ``enroll`` on the model, the camera frame size or the thread count.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fer_edge.config import opt
+from fer_edge.config import MAX_THREADS, opt
 from fer_edge.data.ferplus import LABEL_SOURCES
 from fer_edge.errors import ConfigError
 from fer_edge.gate import CLASS_CORRECTIONS, Gate
@@ -24,6 +25,28 @@ SPLITS = ("train", "val", "test")
 
 #: the label source read when none is given: the FER-2013 labels themselves
 DEFAULT_LABELS = LABEL_SOURCES[0]
+
+#: the camera frame size asked for (``--frame-size WxH``) by the demo, serve and enroll
+FRAME_SIZE = "640x480"
+
+#: ``--threads`` of the light stages: 0 = the runtime's own default (the classifier: all cores)
+THREADS = 0
+
+
+def model_opt() -> Any:
+    """``--model``: the exported build to run (default "": the packaged model)."""
+    return opt("", ".tflite/.onnx build; default the packaged model")
+
+
+def frame_size_opt() -> Any:
+    """``--frame-size``: the camera frame size WxH (default :data:`FRAME_SIZE`)."""
+    return opt(FRAME_SIZE, "camera frame size WxH")
+
+
+def threads_opt(help: str) -> Any:
+    """``--threads`` of a light stage: 0..MAX_THREADS, default :data:`THREADS`; ``help`` says
+    which parts it sets."""
+    return opt(THREADS, help, ge=0, le=MAX_THREADS)
 
 
 def split_opt(help: str = "split to evaluate (test = PrivateTest)") -> Any:

@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_edge.config import MAX_THREADS, check_config, opt
+from fer_edge.config import check_config, opt
 from fer_edge.demo.tracking import EMA, HYSTERESIS, KEEP_ALIVE
 from fer_edge.detect.defaults import (
     DEFAULT_SCORE,
     DEMO_TILES,
     DETECT_WIDTH,
+    DETECTOR,
     DETECTORS,
     VIDEO_REFINE_REUSE,
 )
 from fer_edge.errors import ConfigError
+from fer_edge.options import frame_size_opt, model_opt, threads_opt
 
 FLIP_TTA = ("alternate", "model", "on", "off")
 
@@ -25,7 +27,7 @@ class DemoConfig:
 
     SECTION = "demo"
 
-    model: str = opt("", ".tflite/.onnx build; default the packaged model")
+    model: str = model_opt()
     profile: str = opt("", "personal profile from `fer-edge enroll`, made with this model: "
                        "personalises every face in view (default: none)")
     camera: int = opt(-1, "camera index, 0 = the first camera (OpenCV capture; picamera2 on a "
@@ -35,22 +37,22 @@ class DemoConfig:
     image: str = opt("", "image files and/or folders of images (a shell glob works); each "
                      "photo is detected and classified on its own: no tracking or smoothing "
                      "across photos", many=True)
-    frame_size: str = opt("640x480", "camera frame size WxH")
+    frame_size: str = frame_size_opt()
     headless: bool = opt(False, "no window (automatic when OpenCV has no GUI)")
     save: str = opt("", "write the annotated video here (.mp4/.avi)")
     log: str = opt("", "write one row per face per frame here (.csv or .jsonl; '-' streams "
                    "JSON Lines to standard output, the summary then goes to standard error)")
     force: bool = opt(False, "replace an existing --log / --save file (default: refuse)")
     max_frames: int = opt(0, "stop after N frames (0 = until the source ends / q / Ctrl-C)")
-    threads: int = opt(0, "threads for every stage: the classifier's runtime, BlazeFace's "
-                       "LiteRT interpreters and OpenCV (0 = each one's default: classifier "
-                       "all cores, detector 1, OpenCV all cores)", ge=0, le=MAX_THREADS)
+    threads: int = threads_opt("threads for every stage: the classifier's runtime, BlazeFace's "
+                               "LiteRT interpreters and OpenCV (0 = each one's default: "
+                               "classifier all cores, detector 1, OpenCV all cores)")
     flip_tta: str = opt("alternate", "flip test-time augmentation (face + mirror image): "
                         "alternate (when the model's spec asks for it: both passes on a "
                         "face's first classification, then one pass per round, face and "
                         "mirror in turn, averaged by --ema), model (both passes every round "
                         "when the spec asks for it), on, off", choices=FLIP_TTA)
-    detector: str = opt("auto", "face detector: auto (= blazeface-full+refine), blazeface-full, "
+    detector: str = opt(DETECTOR, "face detector: auto (= blazeface-full+refine), blazeface-full, "
                         "blazeface-short (faster, faces within ~2 m), haar, or a path to a "
                         "YuNet .onnx; a name + '+refine' adds a second, upright BlazeFace "
                         "pass on each face (truer eye line and box)")

@@ -17,6 +17,8 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 #: the default detector (``--detector auto``): the best one measured in benchmarks/README.md
 AUTO = "blazeface-full+refine"
+#: the ``--detector`` default of the demo, serve, enroll and ``evaluate --people`` (= :data:`AUTO`)
+DETECTOR = "auto"
 #: suffix of a detector name that adds the second, upright pass
 #: (:class:`~fer_edge.detect.refine.RefinedDetector`)
 REFINE = "+refine"
