@@ -153,3 +153,151 @@ def test_out_that_is_a_broken_link_or_not_a_regular_file_is_refused(tmp_path, ca
     assert_refused(["enroll", "--images", tmp_path / "photos", "--out", tmp_path / "null.fer",
                     "--force"], capsys, tmp_path, "not a regular file")
     assert Path(os.devnull).is_char_device()
+
+
+# -- EnrollConfig: flags and the [enroll] table of a recipe (issue 30 §3) --------------------
+def enroll_args(argv: list[str]):
+    """The parsed ``fer-edge enroll`` namespace of ``argv``."""
+    from fer_edge.cli import build_parser
+
+    return build_parser().parse_args(["enroll", *map(str, argv)])
+
+
+def enroll_config(argv: list[str]):
+    from fer_edge.config import config_from_args
+    from fer_edge.personal.config import EnrollConfig
+
+    cfg = config_from_args(EnrollConfig, enroll_args(argv))
+    cfg.validate()
+    return cfg
+
+
+def toml_table(section: str, values: dict) -> str:
+    """A TOML ``[section]`` table of str/int/bool values (None left out)."""
+    import json
+
+    def text(v):
+        return ("true" if v else "false") if isinstance(v, bool) else json.dumps(v)
+
+    return f"[{section}]\n" + "".join(f"{k} = {text(v)}\n" for k, v in values.items()
+                                      if v is not None)
+
+
+@pytest.mark.parametrize("source", [["--images", "photos"], ["--camera", "2"],
+                                    ["--video", "clip.mp4"]], ids=["images", "camera", "video"])
+def test_enroll_flags_and_toml_round_trip(tmp_path, source):
+    """Every setting given as a flag, written as an [enroll] table, read back by --config:
+    the same config; and every value differs from the default, so each was really read."""
+    import dataclasses
+
+    from fer_edge.personal.config import EnrollConfig
+
+    flags = [*source, "--out", tmp_path / "me.fer", "--force", "--model", "m.onnx",
+             "--detector", "haar", "--headless", "--per-expression", "3",
+             "--frame-size", "1280x720", "--threads", "2"]
+    cfg = enroll_config(flags)
+    default = EnrollConfig()
+    chosen = source[0][2:]
+    unset = {"images", "camera", "video"} - {chosen}
+    assert [f.name for f in dataclasses.fields(cfg)
+            if getattr(cfg, f.name) == getattr(default, f.name)] == sorted(
+        unset, key=[f.name for f in dataclasses.fields(cfg)].index)
+    recipe = tmp_path / "enroll.toml"
+    recipe.write_text(toml_table("enroll", dataclasses.asdict(cfg)) + "\n[demo]\nema = 0.5\n")
+    assert enroll_config(["--config", recipe]) == cfg
+
+
+def test_enroll_flags_win_over_the_recipe_and_a_source_flag_replaces_its_source(tmp_path):
+    recipe = tmp_path / "enroll.toml"
+    recipe.write_text(toml_table("enroll", {"images": "photos", "out": "a.fer",
+                                            "per_expression": 7, "detector": "haar"}))
+    cfg = enroll_config(["--config", recipe, "--out", "b.fer", "--video", "c.mp4"])
+    assert (cfg.images, cfg.video, cfg.out, cfg.per_expression, cfg.detector) == (
+        "", "c.mp4", "b.fer", 7, "haar")
+
+
+def test_enroll_reads_its_table_end_to_end(tmp_path, capsys):
+    """``fer-edge enroll --config`` alone: the source, --out and the detector come from the
+    recipe's [enroll] table (another stage's table beside it is skipped)."""
+    photos = tfeid_person("02")
+    tree = tmp_path / "photos"
+    for expression in ("happy", "neutral"):
+        (tree / expression).mkdir(parents=True)
+        for f in photos[expression][:2]:
+            (tree / expression / f.name).write_bytes(f.read_bytes())
+    out = tmp_path / "from-recipe.fer"
+    recipe = tmp_path / "enroll.toml"
+    recipe.write_text("[demo]\nmax_faces = 1\n\n" + toml_table(
+        "enroll", {"images": str(tree), "out": str(out), "detector": "blazeface-full"}))
+    assert main(["enroll", "--config", str(recipe)]) == 0
+    assert f"profile written to {out}" in capsys.readouterr().out
+    assert load_profile(out).shots == {"happy": 2, "neutral": 2}
+
+
+@pytest.mark.parametrize("table, needle", [
+    ('images = "photos"\nper_expresion = 3', "unknown key(s) per_expresion for [enroll] (did "
+                                              "you mean per_expresion -> per_expression?)"),
+    ('images = "photos"\nper_expression = "five"', "per_expression = 'five' must be a whole "
+                                                    "number"),
+    ('images = "photos"\nper_expression = 51', "per_expression = 51: out of range; use a "
+                                                "number >= 1 and <= 50"),
+    ('camera = 0\nvideo = "c.mp4"', "choose one source: --images DIR, --camera N or --video F "
+                                    "(given: --camera and --video)"),
+], ids=["unknown-key", "wrong-type", "out-of-range", "two-sources"])
+def test_a_bad_enroll_recipe_is_refused_in_one_line(tmp_path, capsys, table, needle):
+    """Exit 2, one line naming the key and what to give; nothing written."""
+    from cli_sweep import assert_refused
+
+    recipe = tmp_path / "enroll.toml"
+    recipe.write_text(f"[enroll]\nout = \"{tmp_path / 'p.fer'}\"\n{table}\n")
+    assert_refused(["enroll", "--config", recipe], capsys, tmp_path, needle)
+
+
+def test_enroll_help_shows_each_default_once(capsys):
+    """Each option's help says its default at most once, and every non-empty default of
+    EnrollConfig appears once; the defaults shared with the demo are the demo's."""
+    import dataclasses
+
+    from fer_edge.config import flag_name
+    from fer_edge.demo.config import DemoConfig
+    from fer_edge.personal.config import EnrollConfig
+
+    with pytest.raises(SystemExit) as exc:
+        main(["enroll", "--help"])
+    assert exc.value.code == 0
+    lines = capsys.readouterr().out.split("\noptions:\n", 1)[1].splitlines()
+    blocks: dict[str, str] = {}  # first flag -> its help, on one line
+    for line in lines:
+        if line.startswith("  -"):
+            flag = line.split()[0].rstrip(",")
+            blocks[flag] = line
+        else:
+            blocks[flag] += " " + line.strip()
+    assert [b for b in blocks.values() if b.lower().count("default") > 1] == []
+    for f in dataclasses.fields(EnrollConfig):
+        help_ = " ".join(blocks[flag_name(f.name)].split())
+        if f.default not in ("", None):
+            assert help_.count(f"(default: {f.default})") == 1, help_
+    for name in ("model", "detector", "frame_size", "threads"):
+        assert getattr(EnrollConfig(), name) == getattr(DemoConfig(), name)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--images", "a", "--video", "b"], "argument --video: not allowed with argument --images"),
+    (["--camera", "-1"], "argument --camera: -1 is out of range; use a number >= 0"),
+], ids=["two-source-flags", "camera-range"])
+def test_enroll_flags_refused_as_parsed(capsys, args, needle):
+    with pytest.raises(SystemExit) as exc:
+        main(["enroll", *args, "--out", "p.fer"])
+    assert exc.value.code == 2
+    one_line_error(capsys, needle)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--out", "p.fer"], "choose one source: --images DIR, --camera N or --video F"),
+    (["--images", "a"], "pass --out FILE"),
+], ids=["no-source", "no-out"])
+def test_enroll_needs_one_source_and_out(tmp_path, capsys, args, needle):
+    from cli_sweep import assert_refused
+
+    assert_refused(["enroll", *args], capsys, tmp_path, needle)
