@@ -49,6 +49,7 @@ CARD_BLOCK = re.compile(r"(<!-- card: fer_default_int8\.card\.json -->\n)(.*?)(<
                         re.DOTALL)
 GENERATED = re.compile(r"<!-- (table|card): .*?-->\n.*?<!-- /(table|card) -->", re.DOTALL)
 #: rows of the packaged generalisation table whose accuracy README prose tends to quote
+#: (tfeid_dev-person also matches the per-person rows)
 QUOTED_SETS = ("fer2013-privatetest", "ckplus48-image", "ckplus48-subject", "tfeid_dev-photo",
                "tfeid_dev-person")
 
@@ -75,12 +76,15 @@ def old_figures(card: dict) -> set[str]:
     """Strings that identify the outgoing model in prose: its sha256 prefixes, run name,
     card accuracy and the packaged generalisation accuracies (2 and 1 decimals)."""
     out = {card.get("sha256", "")[:8], card.get("source_run", "")}
+    if "training_minutes" in card:
+        out.add(f"{card['training_minutes']:.0f} min")
     out.add(card.get("reissued", {}).get("previous_sha256", "")[:8])
     accs = [100 * card["evaluation"]["accuracy"]] if "evaluation" in card else []
     path = RESULTS / PACKAGED_CSV
     if path.is_file():
         with path.open(newline="") as f:
-            accs += [float(r["accuracy"]) for r in csv.DictReader(f) if r["set"] in QUOTED_SETS]
+            accs += [float(r["accuracy"]) for r in csv.DictReader(f)
+                     if r["set"].startswith(QUOTED_SETS)]
     for a in accs:
         out |= {f"{a:.2f}", f"{a:.1f}"}
     return {s for s in out if s}
@@ -168,6 +172,8 @@ def checklist(old_needles: set[str], card: dict) -> None:
     print(f"\n== to rewrite by hand ({len(prose)} README lines still quote the old model: "
           f"{', '.join(sorted(old_needles))}):")
     print("\n".join(f"   {p}" for p in prose) or "   none")
+    print("   and README.md 'Default model': the bullets above the card block tell how the old "
+          "build was made")
     print(f"\n== to re-measure later ({len(results)} results files made on an old default):")
     print("\n".join(f"   {r}" for r in results) or "   none")
     print("\n== then: pytest tests/test_default_model.py tests/test_make_tables.py "
