@@ -7,7 +7,8 @@
 Writes ``fer_edge/assets/fer_default_int8.tflite`` (the build byte for byte: its spec is
 embedded) and ``fer_edge/assets/fer_default_int8.card.json``: source run, recipe, epochs and
 minutes of training, and the parity report's figures for this build (split, n, accuracy,
-macro-F1, per-class recall, float accuracy, agreement, size, sha256). Every number comes from
+macro-F1, per-class recall, float accuracy, agreement, size, sha256), and which default it
+``replaces`` (sha256, run, date). Every number comes from
 ``<run>/export/report.json``, ``<run>/config.json`` and ``<run>/history.csv``.
 """
 
@@ -25,6 +26,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "fer_edge" / "assets"
 NAME = "fer_default_int8"
+
+
+def replaced(card_path: Path, digest: str) -> dict:
+    """Which default the new build replaces (sha256, run, date of the card at ``card_path``);
+    packaging the same build again keeps the entry it had; {} when there was no card."""
+    if not card_path.is_file():
+        return {}
+    old = json.loads(card_path.read_text())
+    if old.get("sha256") == digest:
+        return old.get("replaces", {})
+    return {k: old.get(k, "") for k in ("sha256", "source_run", "packaged")}
 
 
 def main() -> int:
@@ -81,6 +93,9 @@ def main() -> int:
         "labels": labels,
         "data": parity.get("data", ""),
     }
+    previous = replaced(dest / f"{NAME}.card.json", digest)
+    if previous:
+        card["replaces"] = previous
     dest.mkdir(parents=True, exist_ok=True)
     card_text = json.dumps(card, indent=2) + "\n"
     for suffix, write in ((".tflite", lambda t: shutil.copyfile(src, t)),

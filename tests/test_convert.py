@@ -314,10 +314,14 @@ def test_spec_missing_or_mismatched(exported, tmp_path):
 @pytest.mark.tf
 def test_package_default_writes_model_and_card(tiny_exported, tmp_path):
     script = Path(__file__).resolve().parents[1] / "convert" / "package_default.py"
-    r = subprocess.run([sys.executable, str(script), str(tiny_exported), "--dest", str(tmp_path)],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-500:]
-    card = json.loads((tmp_path / "fer_default_int8.card.json").read_text())
+    previous = {"sha256": "c" * 64, "source_run": "old75", "packaged": "2026-11-24"}
+    (tmp_path / "fer_default_int8.card.json").write_text(json.dumps(previous))
+    for _ in range(2):  # packaging the same build again keeps what it replaced
+        r = subprocess.run([sys.executable, str(script), str(tiny_exported), "--dest",
+                            str(tmp_path)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-500:]
+        card = json.loads((tmp_path / "fer_default_int8.card.json").read_text())
+        assert card["replaces"] == previous
     model = tmp_path / "fer_default_int8.tflite"
     assert card["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     report = json.loads((tiny_exported / "export" / "report.json").read_text())
