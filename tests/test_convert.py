@@ -433,3 +433,19 @@ def test_convert_checks_spec_against_the_model_before_writing(tiny_exported, tmp
     assert rc == 2 and "Traceback" not in "".join(err)
     assert "says input 75x75x3" in err[-1] and "takes 32x32x3" in err[-1]
     assert not (run / "export").exists()
+
+
+def test_convert_keeps_litert_quiet(exported, tmp_path):
+    """Issue 34: LiteRT's native "Created TensorFlow Lite XNNPACK delegate" line (printed on
+    fd 2 once per process, below Python) is not shown by convert. A fresh process, since the
+    line is printed only once per process."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "export"
+    r = subprocess.run([sys.executable, "-m", "fer_edge.cli", "convert", str(exported),
+                        "--int8", "--no-tflite-fp32", "--no-onnx-fp32", "--no-onnx-int8",
+                        "--qat-steps", "3", "--latency-runs", "3", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "XNNPACK" not in r.stderr, r.stderr[-2000:]

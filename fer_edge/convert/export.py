@@ -19,6 +19,7 @@ import numpy as np
 
 from fer_edge.convert.onnx_fold import fold_batchnorms
 from fer_edge.errors import ModelFileError
+from fer_edge.quiet import native_stderr_quiet
 from fer_edge.runtime.spec_io import embed_bound_tflite, embed_in_onnx
 from fer_edge.spec import Embedding, ModelSpec
 from fer_edge.train._keras import keras, tf
@@ -108,8 +109,9 @@ def tflite_outputs(flat: bytes, keys: tuple[str, str]) -> tuple[bytes, Embedding
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_content=flat)
-    interp.allocate_tensors()
+    with native_stderr_quiet():  # LiteRT's "Created ... XNNPACK delegate" line (shown with -v)
+        interp = Interpreter(model_content=flat)
+        interp.allocate_tensors()
     sig = interp.get_signature_runner().get_output_details()
     if set(keys) - set(sig):
         raise RuntimeError(f"TFLite signature outputs {sorted(sig)} lack {keys}")
@@ -236,7 +238,8 @@ def onnx_int8_from_tflite(int8_tflite: bytes, spec: ModelSpec, opset: int,
     import tf2onnx
     from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_content=int8_tflite)
+    with native_stderr_quiet():
+        interp = Interpreter(model_content=int8_tflite)
     in_scale, in_zp = interp.get_input_details()[0]["quantization"]
     outs = interp.get_output_details()
     if len(outs) != 2:
