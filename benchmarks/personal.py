@@ -53,11 +53,10 @@ from fer_edge.personal.enroll import (  # noqa: E402
     shot_outputs,
 )
 from fer_edge.personal.method import (  # noqa: E402
-    HEAD_LR,
     RIDGE,
-    STEPS,
     Recipe,
     fit_correction,
+    fit_dual,
     fit_head,
     log_probs,
     softmax,
@@ -431,14 +430,7 @@ def within_penalty(stats: FerStats, curvature: float = 0.25):
 
     def head(x, z0, y, enrolled, ridge):
         rinv_xt = np.linalg.solve(np.eye(len(cache["s"])) + cache["s"] / ridge, x.T)
-        n, c = z0.shape
-        kernel = x @ rinv_xt
-        a, b = np.zeros((n, c)), np.zeros(c)
-        target, mask = np.eye(c)[y], np.where(enrolled, 0.0, -np.inf)
-        for _ in range(STEPS):
-            g = (softmax(z0 + kernel @ a + b + mask) - target) / n
-            a -= HEAD_LR * (g + ridge * a) * enrolled
-            b -= HEAD_LR * g.sum(axis=0) * enrolled
+        a, b = fit_dual(x @ rinv_xt, z0, y, enrolled, ridge)
         return rinv_xt @ a, b
 
     def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:

@@ -186,15 +186,30 @@ def fit_head(x: np.ndarray, z0: np.ndarray, y: np.ndarray, enrolled: np.ndarray,
     Returns:
         W (D, C) float64 and b (C,) float64, zero on classes not enrolled.
     """
+    a, b = fit_dual(x @ x.T, z0, y, enrolled, ridge)
+    return x.T @ a, b
+
+
+def fit_dual(kernel: np.ndarray, z0: np.ndarray, y: np.ndarray, enrolled: np.ndarray,
+             ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """The correction fitted in the dual: logits ``z0 + kernel @ a + b`` by gradient steps
+    with an L2 penalty ``ridge`` on ``a``.
+
+    Args:
+        kernel: (n, n) float64 shot-by-shot kernel (``x @ x.T`` for :func:`fit_head`);
+        z0: (n, C) logits; y: (n,) int class ids; enrolled: (C,) bool; ridge: L2 strength.
+
+    Returns:
+        a (n, C) float64 dual weights and b (C,) float64, zero on classes not enrolled.
+    """
     n, c = z0.shape
-    kernel = x @ x.T
     a, b = np.zeros((n, c)), np.zeros(c)
     target, mask = np.eye(c)[y], np.where(enrolled, 0.0, -np.inf)
     for _ in range(STEPS):
         g = (softmax(z0 + kernel @ a + b + mask) - target) / n
         a -= HEAD_LR * (g + ridge * a) * enrolled
         b -= HEAD_LR * g.sum(axis=0) * enrolled
-    return x.T @ a, b
+    return a, b
 
 
 def prototypes(x: np.ndarray, y: np.ndarray, enrolled: np.ndarray) -> np.ndarray:
