@@ -15,6 +15,7 @@ from fer_edge.errors import ConfigError
 from fer_edge.options import (
     DEFAULT_LABELS,
     GateOptions,
+    as_paths,
     check_labels,
     ferplus_opt,
     gate_opt,
@@ -66,9 +67,7 @@ class EvaluateConfig(GateOptions):
     @property
     def build_paths(self) -> tuple[str, ...]:
         """The builds to evaluate (one string, or several from the command line or TOML)."""
-        if not self.builds:
-            return ()
-        return (self.builds,) if isinstance(self.builds, str) else tuple(self.builds)
+        return as_paths(self.builds)
 
     def validate(self) -> None:
         """Check every field, then that the builds and one of --data / --people are given.

@@ -119,3 +119,10 @@ class GateOptions:
         """The parity gate these settings describe."""
         return Gate(self.max_drop_pp, self.max_class_p, self.min_agreement,
                     self.class_correction)
+
+
+def as_paths(value) -> tuple[str, ...]:
+    """A positional list option as a tuple: one string (a TOML value) or several (flags)."""
+    if not value:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from fer_edge.config import MAX_THREADS, check_config, opt
 from fer_edge.errors import ConfigError
-from fer_edge.options import latency_runs_opt, split_opt
+from fer_edge.options import as_paths, latency_runs_opt, split_opt
 
 #: a clip shorter than this gives no meaningful frame rate (start-up dominates)
 MIN_VIDEO_FRAMES = 10
@@ -40,9 +40,7 @@ class BenchmarkConfig:
     @property
     def build_paths(self) -> tuple[str, ...]:
         """The builds or folders given (one string, or several from the command line or TOML)."""
-        if not self.builds:
-            return ()
-        return (self.builds,) if isinstance(self.builds, str) else tuple(self.builds)
+        return as_paths(self.builds)
 
     def thread_counts(self) -> list[int]:
         """``"1,all"`` -> [1, cores], sorted, each 1..MAX_THREADS.
