@@ -1,10 +1,11 @@
-"""Re-issue the packaged default model with the spec schema 2 and an embedding output.
+"""Re-issue a schema-1 int8 TFLite build with the spec schema 2 and an embedding output.
 
-    python convert/reissue_default.py --data ../shared/data/fer2013.npz
     python convert/reissue_default.py OLD.tflite --data fer2013.npz --out NEW.tflite
 
-The packaged build (``fer_edge/assets/fer_default_int8.tflite``, made 2026-11-24 with spec
-schema 1) keeps its flatbuffer weights and graph; two things change:
+Made for the first packaged default (``fer_edge/assets/fer_default_int8.tflite`` from
+2026-11-24 to 2026-12-06, spec schema 1, re-issued once on 2026-12-06); it works on any
+schema-1 int8 TFLite build whose float weights are gone. The build keeps its flatbuffer
+weights and graph; two things change:
 
 1. its pooled features (the int8 ``avg_pool`` tensor that feeds the classifier, already in
    the graph) become a second output, so ``Predictor.embed`` and ``fer-edge enroll`` work. Its

@@ -7,7 +7,6 @@ import hashlib
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,7 +73,7 @@ def test_privatetest_accuracy_is_the_card_figure(card, fer_npz):
         assert abs(c["recall"] - ev["recall"][c["label"]]) <= 0.01
 
 
-# --- the embedding output (re-issued 2026-12-06 with spec schema 2) ---------------------------
+# --- the embedding output (spec schema 2) ----------------------------------------------------
 
 def test_embedding_shape_determinism_and_flip_average():
     import fer_edge
@@ -91,58 +90,3 @@ def test_embedding_shape_determinism_and_flip_average():
     probs, e2 = m.predict(faces, embedding=True)
     assert np.array_equal(probs, m.predict(faces)) and np.array_equal(e2, e)
     assert len(m.spec.embedding.mean) == d and min(m.spec.embedding.std) > 0
-
-
-#: int8 outputs of the schema-1 default (``old_sha256`` in the file) on a PrivateTest sample
-V1_PROBS = Path(__file__).parent / "data" / "default_v1_int8_probs.json"
-#: the build convert/reissue_default.py made from that schema-1 default on 2026-12-06: the
-#: only other build whose probability output must reproduce V1_PROBS bit for bit
-REISSUED_SHA256 = "509e0ec0b51ac66e7c048d1301446d9c2b3ee03369b9731f42ace2173692ae3d"
-
-
-def test_reissued_sha_is_the_cards_while_that_build_is_packaged(card):
-    """Keeps REISSUED_SHA256 honest: while the re-issued build is the default, its card says so."""
-    if "reissued" not in card:
-        pytest.skip(f"the packaged build ({card['sha256'][:8]}, run {card['source_run']}) was "
-                    "packaged from a run, not re-issued: nothing to cross-check")
-    ref = json.loads(V1_PROBS.read_text())
-    assert card["reissued"]["previous_sha256"] == ref["old_sha256"]
-    assert card["sha256"] == REISSUED_SHA256
-
-
-@pytest.mark.data
-def test_the_new_output_changes_no_probability(card, fer_npz):
-    """The re-issued build's int8 probabilities are bit-identical to the schema-1 build's on
-    a PrivateTest sample (the whole split was checked by convert/reissue_default.py: see the
-    card's ``reissued``). Another packaged default is checked against its own card by
-    ``test_privatetest_accuracy_is_the_card_figure`` instead."""
-    import fer_edge
-    from fer_edge.data import load_dataset
-    from fer_edge.preprocess import to_model_input
-    from fer_edge.runtime.base import quantize
-
-    ref = json.loads(V1_PROBS.read_text())
-    if card["sha256"] not in (ref["old_sha256"], REISSUED_SHA256):
-        pytest.skip(f"the packaged model ({card['sha256'][:8]}) is not the schema-1 build "
-                    f"({ref['old_sha256'][:8]}) or its re-issue ({REISSUED_SHA256[:8]}) whose "
-                    "outputs tests/data/default_v1_int8_probs.json holds")
-    faces = load_dataset(fer_npz).images["test"][ref["indices"]]
-    m = fer_edge.load(num_threads=1)
-    it, i, o = m._interp, m._interp.get_input_details()[0], m._out
-    got = []
-    for face in faces:
-        x = to_model_input(face[None], m.spec)
-        row = []
-        for xi in (x, x[:, :, ::-1, :].copy()):
-            it.set_tensor(i["index"], quantize(xi, *i["quantization"], np.int8))
-            it.invoke()
-            row.append(it.get_tensor(o["index"])[0].astype(int).tolist())
-        got.append(row)
-    assert got == ref["int8_probs"]
-
-
-def test_card_records_the_reissue(card):
-    if "reissued" not in card:
-        pytest.skip("the packaged build was not re-issued (its card has no `reissued` entry)")
-    r = card["reissued"]["probabilities_bit_identical"]
-    assert r["identical"] == r["n"] == 3589
