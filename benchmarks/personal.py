@@ -507,16 +507,74 @@ def scaled(scale: float):
     return run
 
 
+def bias_prior(strength: float = 0.1):
+    """Study only, round 4 (b): the round-3 method with an L2 prior on the per-person bias
+    too (``strength`` / shots per expression, like the ridge on W), pooled as shipped."""
+    def head(x, z0, y, enrolled, ridge):
+        a, b = fit_dual(x @ x.T, z0, y, enrolled, ridge, ridge * strength / RIDGE)
+        return x.T @ a, b
+
+    def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
+        corr = _fit_with(model, ph, shots, head=head)
+        return _pooled(corr, ph, test)
+    return run
+
+
+def _pooled(corr, ph: Photos, test: np.ndarray) -> np.ndarray:
+    """(n, C) log of the shipped pool of a correction fitted with share 1."""
+    import dataclasses
+
+    pooled = dataclasses.replace(corr, share=Recipe().share)
+    return np.log(pooled.adjust(ph.probs[test], ph.emb[test]) + 1e-12)
+
+
+def _rbf(a: np.ndarray, b: np.ndarray, width2: float) -> np.ndarray:
+    d = (a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None] - 2 * a @ b.T
+    return np.exp(-np.maximum(d, 0.0) / (2 * width2))
+
+
+def rbf_kernel(alone_: bool = True):
+    """Study only, round 4 (k): the correction with a Gaussian kernel on the shipped features
+    instead of the linear one, so that it fades back to the model away from the person's
+    shots; width: the median squared distance between the shots (median heuristic), bias
+    with the (b) prior; the corrected probabilities alone, or pooled as shipped."""
+    from fer_edge.personal.method import features, neutral_anchor
+
+    def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
+        probs, emb, y, k = _shot_data(model, ph, shots)
+        mean, std = _emb_stats(model)
+        anchor = neutral_anchor(emb, y, mean, std, NEUTRAL(tuple(model.spec.labels)))
+        x = features(emb, mean, std, anchor).astype(np.float64)
+        sq = (x ** 2).sum(1)
+        width2 = float(np.median((sq[:, None] + sq[None] - 2 * x @ x.T)[
+            np.triu_indices(len(x), 1)]))
+        enrolled = np.isin(np.arange(probs.shape[1]), y)
+        a, b = fit_dual(_rbf(x, x, width2), log_probs(probs).astype(np.float64), y, enrolled,
+                        RIDGE / k, 0.1 / k)
+        xt = features(ph.emb[test], mean, std, anchor).astype(np.float64)
+        z0 = log_probs(ph.probs[test])
+        z = z0 + enrolled * (_rbf(xt, x, width2) @ a + b)
+        if alone_:
+            return z
+        return np.log((1 - Recipe().share) * softmax(z0) + Recipe().share * softmax(z) + 1e-12)
+    return run
+
+
 def round4() -> tuple:
     """The fourth round's rows (issue 32, on the default model of 2026-12-06): shrinking the
-    round-3 correction, or pooling its probabilities with the model's (kept: 1/3)."""
+    round-3 correction, or pooling its probabilities with the model's (kept: 1/3), a prior on
+    the bias, a local (Gaussian-kernel) correction."""
     return (("(r4 s) round-3 method, correction x0.5 (logits)", scaled(0.5)),
             ("(r4 p) round-3 method pooled with the model, profile's share 1/2",
              Recipe(share=0.5)),
             ("(r4 p) round-3 method pooled with the model, profile's share 1/4",
              Recipe(share=0.25)),
             ("(r4 p) round-3 method pooled with the model, profile's share 1/3 (shipped)",
-             Recipe()))
+             Recipe()),
+            ("(r4 b) shipped + L2 prior on the per-person bias (0.1 / shots)", bias_prior()),
+            ("(r4 k) round-3 method with a Gaussian kernel (median width), alone",
+             rbf_kernel()),
+            ("(r4 k) the same, pooled with the model (share 1/3)", rbf_kernel(False)))
 
 
 def study_rows(ph: Photos, model, protos: dict, labels: tuple, study: tuple = STUDY

@@ -211,13 +211,14 @@ def fit_head(x: np.ndarray, z0: np.ndarray, y: np.ndarray, enrolled: np.ndarray,
 
 
 def fit_dual(kernel: np.ndarray, z0: np.ndarray, y: np.ndarray, enrolled: np.ndarray,
-             ridge: float) -> tuple[np.ndarray, np.ndarray]:
+             ridge: float, bias_ridge: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The correction fitted in the dual: logits ``z0 + kernel @ a + b`` by gradient steps
-    with an L2 penalty ``ridge`` on ``a``.
+    with an L2 penalty ``ridge`` on ``a`` (and ``bias_ridge`` on ``b``: 0 = free, shipped).
 
     Args:
         kernel: (n, n) float64 shot-by-shot kernel (``x @ x.T`` for :func:`fit_head`);
-        z0: (n, C) logits; y: (n,) int class ids; enrolled: (C,) bool; ridge: L2 strength.
+        z0: (n, C) logits; y: (n,) int class ids; enrolled: (C,) bool; ridge: L2 strength;
+        bias_ridge: L2 strength on the bias, in [0, 1] (the step size is 1).
 
     Returns:
         a (n, C) float64 dual weights and b (C,) float64, zero on classes not enrolled.
@@ -228,7 +229,7 @@ def fit_dual(kernel: np.ndarray, z0: np.ndarray, y: np.ndarray, enrolled: np.nda
     for _ in range(STEPS):
         g = (softmax(z0 + kernel @ a + b + mask) - target) / n
         a -= HEAD_LR * (g + ridge * a) * enrolled
-        b -= HEAD_LR * g.sum(axis=0) * enrolled
+        b -= HEAD_LR * (g.sum(axis=0) + bias_ridge * b) * enrolled
     return a, b
 
 
