@@ -38,7 +38,8 @@ Scores each ``.tflite`` / ``.onnx`` build through the light runtime the demo use
 ``--peer-probs`` adds rows for another system's probabilities on the same faces (the ``fer``
 package: ``benchmarks/peer_fer/generalization_fer.py`` writes them from its own venv, on the
 faces this script exports with ``--export-faces``, and on the same pasted frames through
-fer's own detect-and-classify pipeline).
+fer's own detect-and-classify pipeline, and on the tfeid_dev photos the same way: fer's own
+detector on the photo, its largest face).
 
 Needs fer-edge importable (``pip install -e .``, or ``PYTHONPATH`` at the clone).
 Writes ``benchmarks/results/generalization.csv`` (``--out``; one row per build and set: n,
@@ -282,8 +283,6 @@ def check_inputs(args: argparse.Namespace) -> list[str] | str:
     bad = [s for s in sets if s not in SETS]
     if bad or not sets:
         return f"--sets {args.sets}: choose among {','.join(SETS)}"
-    if args.export_faces and not {"fer2013", "ckplus"} <= set(sets):
-        return "--export-faces needs the fer2013 and ckplus sets"
     need = {"fer2013": (args.data, args.ferplus), "ckplus": (args.ckplus,)}
     for p in (p for s in sets for p in need.get(s, ())):
         if not p.exists():
@@ -346,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, sets_asked: list[str]) -> int:
     sets = load_sets(args, sets_asked)
     if args.export_faces:
-        np.savez_compressed(args.export_faces, test=sets["test"], ck=sets["ck"])
+        photos = [str(ph.path) for ph in sets.get("photos", [])]
+        faces = {k: sets[k] for k in ("test", "ck") if k in sets}
+        np.savez_compressed(args.export_faces, **faces, tfeid_paths=np.array(photos, dtype=str))
         print(f"faces for a peer: {args.export_faces}")
         return 0
     builds = [Path(b) for b in args.builds] or [ROOT / "fer_edge/assets/fer_default_int8.tflite"]

@@ -356,7 +356,7 @@ def _fit_with(model, ph: Photos, shots: np.ndarray, head=None, transform=None):
     orig = method.fit_head
     method.fit_head = head or orig
     try:
-        corr = fit_correction(probs, emb, y, k, mean, std, Recipe(),
+        corr = fit_correction(probs, emb, y, k, mean, std, ROUND3,
                               NEUTRAL(tuple(model.spec.labels)))
     finally:
         method.fit_head = orig
@@ -372,7 +372,9 @@ def lda_whitened(stats: FerStats):
     def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
         if "wh" not in cache:
             vals, vecs = np.linalg.eigh(stats.cov(model))
-            wh = (vecs / np.sqrt(vals)) @ vecs.T
+            # eigenvalues of a rank-deficient covariance (dead ReLU features) can come out
+            # as tiny negatives: floor them at 1e-6 of the largest
+            wh = (vecs / np.sqrt(np.maximum(vals, 1e-6 * vals.max()))) @ vecs.T
             scale = np.sqrt(len(wh) / np.trace(wh @ stats.total @ wh))
             cache["wh"] = (wh * scale).astype(np.float32)
         mean, std = _emb_stats(model)
@@ -391,7 +393,7 @@ def loo_scale():
     about the scale and are skipped; none left: scale 1)."""
     def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
         scale = _loo_choice(model, ph, shots)
-        return _scaled(fit_split(model, ph, shots, Recipe()).correction, ph, test, scale)
+        return _scaled(fit_split(model, ph, shots, ROUND3).correction, ph, test, scale)
     return run
 
 
@@ -413,7 +415,7 @@ def _loo_choice(model, ph: Photos, shots: np.ndarray) -> float:
         rest = shots[shots != i]
         if not np.any(ph.y[rest] == ph.y[i]):
             continue
-        corr = fit_split(model, ph, rest, Recipe()).correction
+        corr = fit_split(model, ph, rest, ROUND3).correction
         for j, scale in enumerate(LOO_SCALES):
             z = _scaled(corr, ph, np.array([i]), scale)
             loss[j] -= float(np.log(softmax(z)[0, ph.y[i]] + 1e-12))
@@ -447,37 +449,46 @@ def NEUTRAL(labels: tuple) -> int:  # noqa: N802
     return labels.index("neutral")
 
 
+def alone(**changes) -> Recipe:
+    """A recipe whose corrected probabilities are used alone (share 1.0), as in every row of
+    rounds 1-3."""
+    return Recipe(share=1.0, **changes)
+
+
 #: the method shipped before the neutral anchor and the prototype term
-PREVIOUS = Recipe(anchor=False, proto=0.0)
+PREVIOUS = alone(anchor=False, proto=0.0)
+#: the method shipped from round 2 until 2026-12-06: the corrected probabilities alone
+ROUND3 = alone()
+
 
 #: the method table: each change, in the order it was tried
 STUDY = (("model as shipped", None),
-         ("naive per-person logit bias (the issue's)", Recipe(head=False, variants="shot")),
+         ("naive per-person logit bias (the issue's)", alone(head=False, variants="shot")),
          ("naive nearest expression mean of the features (the issue's)", "ncm"),
          ("bias + embedding correction, raw features",
-          Recipe(standardise=False, variants="shot", anchor=False, proto=0.0)),
+          alone(standardise=False, variants="shot", anchor=False, proto=0.0)),
          ("+ standardised with FER-2013 statistics",
-          Recipe(variants="shot", anchor=False, proto=0.0)),
-         ("+ mirror image of each shot", Recipe(variants="flip", anchor=False, proto=0.0)),
+          alone(variants="shot", anchor=False, proto=0.0)),
+         ("+ mirror image of each shot", alone(variants="flip", anchor=False, proto=0.0)),
          ("+ 6 small shifts/zooms of each shot (previous)", PREVIOUS),
-         ("previous, ridge x0.3 (less shrinkage)", Recipe(ridge=RIDGE * 0.3, anchor=False,
-                                                          proto=0.0)),
-         ("previous, ridge x3 (more shrinkage)", Recipe(ridge=RIDGE * 3, anchor=False,
-                                                        proto=0.0)),
-         ("bias alone, with the shot variants", Recipe(head=False)),
+         ("previous, ridge x0.3 (less shrinkage)", alone(ridge=RIDGE * 0.3, anchor=False,
+                                                         proto=0.0)),
+         ("previous, ridge x3 (more shrinkage)", alone(ridge=RIDGE * 3, anchor=False,
+                                                         proto=0.0)),
+         ("bias alone, with the shot variants", alone(head=False)),
          ("(a) MAP adaptation of the model's own head, ridge 0.1", map_head(0.1)),
          ("(a) MAP adaptation of the model's own head, ridge 0.03", map_head(0.03)),
          ("(d) previous, moved only where the model is unsure (width 0.5)", gated(0.5)),
-         ("(b) previous + cosine prototypes x0.3", Recipe(anchor=False)),
-         ("(c) previous on neutral-anchored features", Recipe(proto=0.0, norm_floor=0.0)),
-         ("(c) + neutral-anchored cosine prototypes x0.15", Recipe(proto=0.15, norm_floor=0.0)),
-         ("(c) + neutral-anchored cosine prototypes x0.3", Recipe(norm_floor=0.0)),
-         ("(c) + neutral-anchored cosine prototypes x0.6", Recipe(proto=0.6, norm_floor=0.0)),
-         ("(c) x0.3, ridge x3 (more shrinkage)", Recipe(ridge=RIDGE * 3, norm_floor=0.0)),
+         ("(b) previous + cosine prototypes x0.3", alone(anchor=False)),
+         ("(c) previous on neutral-anchored features", alone(proto=0.0, norm_floor=0.0)),
+         ("(c) + neutral-anchored cosine prototypes x0.15", alone(proto=0.15, norm_floor=0.0)),
+         ("(c) + neutral-anchored cosine prototypes x0.3", alone(norm_floor=0.0)),
+         ("(c) + neutral-anchored cosine prototypes x0.6", alone(proto=0.6, norm_floor=0.0)),
+         ("(c) x0.3, ridge x3 (more shrinkage)", alone(ridge=RIDGE * 3, norm_floor=0.0)),
          ("(c) x0.3 + norm floor 0.5 sqrt(D) (neutral faces keep the model's answer)",
-          Recipe(norm_floor=0.5)),
-         ("(c) x0.3 + norm floor 0.25 sqrt(D)", Recipe(norm_floor=0.25)),
-         ("(c) x0.3 + norm floor sqrt(D) (shipped)", Recipe()))
+          alone(norm_floor=0.5)),
+         ("(c) x0.3 + norm floor 0.25 sqrt(D)", alone(norm_floor=0.25)),
+         ("(c) x0.3 + norm floor sqrt(D) (shipped until 2026-12-06)", ROUND3))
 
 
 def round3(stats: FerStats) -> tuple:
@@ -487,6 +498,83 @@ def round3(stats: FerStats) -> tuple:
             ("(r3 c) shipped x per-person scale chosen by leave-one-shot-out", loo_scale()),
             ("(r3 n) shipped + FER-2013 within-class penalty on W (noise augmentation)",
              within_penalty(stats)))
+
+
+def scaled(scale: float):
+    """Study only, round 4: the round-3 method's correction times a fixed ``scale``."""
+    def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
+        return _scaled(fit_split(model, ph, shots, ROUND3).correction, ph, test, scale)
+    return run
+
+
+def bias_prior(strength: float = 0.1):
+    """Study only, round 4 (b): the round-3 method with an L2 prior on the per-person bias
+    too (``strength`` / shots per expression, like the ridge on W), pooled as shipped."""
+    def head(x, z0, y, enrolled, ridge):
+        a, b = fit_dual(x @ x.T, z0, y, enrolled, ridge, ridge * strength / RIDGE)
+        return x.T @ a, b
+
+    def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
+        corr = _fit_with(model, ph, shots, head=head)
+        return _pooled(corr, ph, test)
+    return run
+
+
+def _pooled(corr, ph: Photos, test: np.ndarray) -> np.ndarray:
+    """(n, C) log of the shipped pool of a correction fitted with share 1."""
+    import dataclasses
+
+    pooled = dataclasses.replace(corr, share=Recipe().share)
+    return np.log(pooled.adjust(ph.probs[test], ph.emb[test]) + 1e-12)
+
+
+def _rbf(a: np.ndarray, b: np.ndarray, width2: float) -> np.ndarray:
+    d = (a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None] - 2 * a @ b.T
+    return np.exp(-np.maximum(d, 0.0) / (2 * width2))
+
+
+def rbf_kernel(alone_: bool = True):
+    """Study only, round 4 (k): the correction with a Gaussian kernel on the shipped features
+    instead of the linear one, so that it fades back to the model away from the person's
+    shots; width: the median squared distance between the shots (median heuristic), bias
+    with the (b) prior; the corrected probabilities alone, or pooled as shipped."""
+    from fer_edge.personal.method import features, neutral_anchor
+
+    def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
+        probs, emb, y, k = _shot_data(model, ph, shots)
+        mean, std = _emb_stats(model)
+        anchor = neutral_anchor(emb, y, mean, std, NEUTRAL(tuple(model.spec.labels)))
+        x = features(emb, mean, std, anchor).astype(np.float64)
+        sq = (x ** 2).sum(1)
+        width2 = float(np.median((sq[:, None] + sq[None] - 2 * x @ x.T)[
+            np.triu_indices(len(x), 1)]))
+        enrolled = np.isin(np.arange(probs.shape[1]), y)
+        a, b = fit_dual(_rbf(x, x, width2), log_probs(probs).astype(np.float64), y, enrolled,
+                        RIDGE / k, 0.1 / k)
+        xt = features(ph.emb[test], mean, std, anchor).astype(np.float64)
+        z0 = log_probs(ph.probs[test])
+        z = z0 + enrolled * (_rbf(xt, x, width2) @ a + b)
+        if alone_:
+            return z
+        return np.log((1 - Recipe().share) * softmax(z0) + Recipe().share * softmax(z) + 1e-12)
+    return run
+
+
+def round4() -> tuple:
+    """The fourth round's rows (issue 32, on the default model of 2026-12-06): shrinking the
+    round-3 correction, or pooling its probabilities with the model's (kept: 1/3), a prior on
+    the bias, a local (Gaussian-kernel) correction."""
+    return (("(r4 s) round-3 method, correction x0.5 (logits)", scaled(0.5)),
+            ("(r4 p) round-3 method pooled with the model, profile's share 1/2",
+             Recipe(share=0.5)),
+            ("(r4 p) round-3 method pooled with the model, profile's share 1/4",
+             Recipe(share=0.25)),
+            ("(r4 p) round-3 method pooled with the model, profile's share 1/3 (shipped)",
+             Recipe()),
+            ("(r4 b) shipped + L2 prior on the per-person bias (0.1 / shots)", bias_prior()),
+            ("(r4 k) round-3 method with a Gaussian kernel (median width), alone",
+             rbf_kernel()),
+            ("(r4 k) the same, pooled with the model (share 1/3)", rbf_kernel(False)))
 
 
 def study_rows(ph: Photos, model, protos: dict, labels: tuple, study: tuple = STUDY
@@ -635,7 +723,8 @@ def main() -> int:
     check_predict_path(model, ph, protos["cross-type"][0])
     rows = people_rows(ph, model, protos, labels)
     if args.study:
-        rows += study_rows(ph, model, protos, labels, STUDY + round3(FerStats(args.fer)))
+        rows += study_rows(ph, model, protos, labels, STUDY + round3(FerStats(args.fer))
+                           + round4())
     rows += cost_rows(ph, model, args.data, args.fps_runs) if args.model is None else []
     atomic_write_csv(args.out, rows)
     print(markdown(rows, labels))

@@ -9,6 +9,7 @@ from test_personal import tfeid_person
 
 from fer_edge.cli import main
 from fer_edge.personal.guided import ORDER
+from fer_edge.personal.method import SHARE
 from fer_edge.personal.profile import load_profile
 
 
@@ -83,6 +84,21 @@ def test_guided_video_session_headless(tmp_path, capsys):
                  "--out", str(out)]) == 0
     prof = load_profile(out)
     assert prof.shots == {e: 2 for e in prof.labels}, prof.shots
+
+
+def test_share_flag_is_stored_in_the_profile(tmp_path, capsys):
+    photos = tfeid_person("03")
+    tree = tmp_path / "me"
+    for expression in ("happy", "sad", "neutral"):
+        (tree / expression).mkdir(parents=True)
+        for f in photos[expression][:1]:
+            (tree / expression / f.name).write_bytes(f.read_bytes())
+    for share, name in ((None, "default.fer"), ("1", "alone.fer")):
+        extra = ["--share", share] if share else []
+        assert main(["enroll", "--images", str(tree), "--out", str(tmp_path / name)] + extra) == 0
+    assert load_profile(tmp_path / "default.fer").correction.share == pytest.approx(SHARE)
+    assert load_profile(tmp_path / "alone.fer").correction.share == 1.0
+    assert "share of the vote 1.00" in capsys.readouterr().out
 
 
 def test_guided_video_that_ends_mid_session_writes_nothing(tmp_path, capsys):
@@ -194,7 +210,7 @@ def test_enroll_flags_and_toml_round_trip(tmp_path, source):
 
     flags = [*source, "--out", tmp_path / "me.fer", "--force", "--model", "m.onnx",
              "--detector", "haar", "--headless", "--per-expression", "3",
-             "--frame-size", "1280x720", "--threads", "2"]
+             "--frame-size", "1280x720", "--threads", "2", "--share", "0.5"]
     cfg = enroll_config(flags)
     default = EnrollConfig()
     chosen = source[0][2:]
@@ -243,7 +259,9 @@ def test_enroll_reads_its_table_end_to_end(tmp_path, capsys):
                                                 "number >= 1 and <= 50"),
     ('camera = 0\nvideo = "c.mp4"', "choose one source: --images DIR, --camera N or --video F "
                                     "(given: --camera and --video)"),
-], ids=["unknown-key", "wrong-type", "out-of-range", "two-sources"])
+    ('images = "photos"\nshare = 0', "share = 0.0: out of range; use a number > 0 and <= 1"),
+    ('images = "photos"\nshare = 1.5', "share = 1.5: out of range; use a number > 0 and <= 1"),
+], ids=["unknown-key", "wrong-type", "out-of-range", "two-sources", "share-0", "share-big"])
 def test_a_bad_enroll_recipe_is_refused_in_one_line(tmp_path, capsys, table, needle):
     """Exit 2, one line naming the key and what to give; nothing written."""
     from cli_sweep import assert_refused

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -133,6 +134,41 @@ def test_generalization_writes_the_tfeid_rows_on_a_handful_of_photos(tmp_path):
     singles = [float(rows[f"tfeid_dev-person-{p}"]["accuracy"]) for p in people]
     assert set(singles) <= {0.0, 100.0}
     assert float(whole["accuracy"]) == pytest.approx(np.mean(singles), abs=0.01)
+
+
+@needs_tfeid
+def test_generalization_exports_the_photos_for_a_peer_and_scores_its_answers(tmp_path):
+    """--export-faces lists the tfeid_dev photos in scoring order; a peer's probabilities on
+    them (here: always right on found photos, one photo not found) get the same rows."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    script = str(ROOT / "benchmarks" / "generalization.py")
+    common = ["--sets", "tfeid", "--tfeid-per-person", "1"]
+    faces = tmp_path / "faces.npz"
+    r = subprocess.run([sys.executable, script, *common, "--export-faces", str(faces)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    paths = [Path(p) for p in np.load(faces)["tfeid_paths"]]
+    photos, _ = scan_people(TFEID)
+    firsts = {}
+    for ph in photos:
+        firsts.setdefault(ph.person, ph)
+    assert paths == [ph.path for ph in firsts.values()]
+    labels = [ph.label for ph in firsts.values()]
+    probs = np.eye(7, dtype=np.float32)[[FER2013_LABELS.index(lab) for lab in labels]]
+    found = np.ones(len(paths), bool)
+    found[0] = False
+    peer = tmp_path / "peer.npz"
+    np.savez(peer, name=np.array("peer"), tfeid=probs, tfeid_found=found)
+    out = tmp_path / "g.csv"
+    r = subprocess.run([sys.executable, script, *common, "--peer-probs", str(peer), "--out",
+                        str(out), "--no-tables"], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    with out.open(newline="") as f:
+        rows = {(row["build"], row["set"]): row for row in csv.DictReader(f)}
+    whole = rows[("peer", "tfeid_dev-photo")]
+    assert float(whole["accuracy"]) == pytest.approx(100 * (len(paths) - 1) / len(paths),
+                                                      abs=0.01)
 
 
 def test_generalization_refuses_a_missing_tfeid_folder_in_one_line(tmp_path):

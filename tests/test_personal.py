@@ -15,7 +15,15 @@ import pytest
 import fer_edge
 from fer_edge.cli import main
 from fer_edge.errors import ProfileError
-from fer_edge.personal.method import fit_correction, shot_variants
+from fer_edge.personal.method import (
+    SHARE,
+    Correction,
+    features,
+    fit_correction,
+    log_probs,
+    shot_variants,
+    softmax,
+)
 from fer_edge.personal.profile import Profile, load_profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -277,13 +285,48 @@ def _resigned(profile, edit=None, tail: bytes = b"") -> bytes:
     lambda h: h.update(dim="12"), lambda h: h.update(dim=True), lambda h: h.update(dim=-5),
     lambda h: h.update(enrolled=[True]), lambda h: h.update(labels=5),
     lambda h: h.update(shots=[1]), lambda h: h.update(shots={"joy": 2}),
+    lambda h: h.update(share=0), lambda h: h.update(share=1.5), lambda h: h.update(share="1"),
+    lambda h: h.update(share=True),
 ], ids=["sha-none", "sha-short", "dim-str", "dim-bool", "dim-neg", "enrolled-len",
-        "labels-int", "shots-list", "shots-unknown"])
+        "labels-int", "shots-list", "shots-unknown", "share-0", "share-big", "share-str",
+        "share-bool"])
 def test_a_hand_edited_profile_with_a_valid_checksum_is_refused(profile, tmp_path, edit):
     path = tmp_path / "edited.profile"
     path.write_bytes(_resigned(profile, edit))
     with pytest.raises(ProfileError, match="header is incomplete or malformed; enrol again"):
         fer_edge.load(profile=path)
+
+
+def test_profile_stores_its_share_and_one_made_before_the_pool_predicts_as_made(profile,
+                                                                                  model, faces):
+    assert profile.correction.share == pytest.approx(SHARE)
+    again = Profile.from_bytes(profile.to_bytes())
+    assert again.correction.share == pytest.approx(SHARE)
+    before = Profile.from_bytes(_resigned(profile, lambda h: h.pop("share")))
+    assert before.correction.share == 1.0  # the corrected probabilities alone, as then
+    probs, emb = model.predict(faces, embedding=True)
+    c = before.correction
+    alone = softmax(log_probs(probs) + c.enrolled * (
+        features(emb, c.mean, c.std, c.anchor, c.norm_floor) @ c.weight + c.bias))
+    np.testing.assert_allclose(before.adjust(probs, emb), alone, atol=1e-6)
+
+
+def test_the_pool_keeps_a_confident_model_and_turns_a_close_call():
+    """Share 1/3: the profile flips the model's answer only where the model's top-two margin
+    is under half the profile's opposite margin."""
+    d, c = 4, 3
+    zeros, ones = np.zeros(d, np.float32), np.ones(d, np.float32)
+    weight = np.zeros((d, c), np.float32)
+    corr = Correction(weight, np.array([0.0, 8.0, 0.0], np.float32), np.ones(c, bool), zeros,
+                      ones, zeros)  # a profile sure of class 1 for every face
+    assert corr.share == pytest.approx(1 / 3)
+    sure = np.array([[0.9, 0.05, 0.05]], np.float32)  # the model: class 0, margin 0.85
+    close = np.array([[0.45, 0.40, 0.15]], np.float32)  # margin 0.05
+    emb = np.ones((1, d), np.float32)
+    assert corr.adjust(sure, emb).argmax() == 0
+    assert corr.adjust(close, emb).argmax() == 1
+    out = corr.adjust(np.r_[sure, close], np.r_[emb, emb])
+    assert out.dtype == np.float32 and np.allclose(out.sum(1), 1, atol=1e-6)
 
 
 def test_bytes_after_the_arrays_are_refused(profile, tmp_path):

@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
     crops, y, where = _collect(cfg, predictor, finder)
     t1 = time.perf_counter()
     from fer_edge.personal.enroll import enrol_crops
+    from fer_edge.personal.method import Recipe
 
-    profile = enrol_crops(predictor, crops, y)
+    profile = enrol_crops(predictor, crops, y, Recipe(share=cfg.share))
     profile.save(out, force=cfg.force)
     t2 = time.perf_counter()
     missing = [lab for lab in predictor.spec.labels if lab not in profile.shots]
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
           f"sha256 {profile.model_sha256[:12]}..) from {len(y)} face(s) of {where}: "
           + ", ".join(f"{k} {v}" for k, v in profile.shots.items())
           + (f"; not enrolled (left to the model): {', '.join(missing)}" if missing else "")
-          + f"; faces {t1 - t0:.2f} s, fit {t2 - t1:.2f} s")
+          + f"; share of the vote {cfg.share:.2f}; faces {t1 - t0:.2f} s, fit {t2 - t1:.2f} s")
     return 0
 
 

@@ -14,6 +14,7 @@ from fer_edge.detect.defaults import DETECTOR
 from fer_edge.errors import ConfigError
 from fer_edge.options import frame_size_opt, model_opt, threads_opt
 from fer_edge.personal.guided import PER_EXPRESSION
+from fer_edge.personal.method import SHARE
 
 #: the ``one_of`` set of the three sources: one flag of them, or one key of the recipe
 SOURCE = "source"
@@ -42,6 +43,9 @@ class EnrollConfig:
                          "in order for each expression in turn (for recorded videos and tests)")
     per_expression: int = opt(PER_EXPRESSION, "guided session: frames kept per expression",
                               ge=1, le=50)
+    share: float = opt(SHARE, "the profile's share of the vote against the model's own "
+                       "probabilities (1 = the correction alone: larger gains, and on some "
+                       "models some people made worse)", gt=0, le=1)
     frame_size: str = frame_size_opt()
     threads: int = threads_opt("classifier threads (0 = all cores)")
 

@@ -10,6 +10,7 @@ correction learned from the person's shots is added, for the classes the person 
                                                #   person's own neutral face (0 if not enrolled)
     x = v / max(|v|, sqrt(D))                  # (|v| alone when no neutral is enrolled)
     z = z0 + enrolled * (x @ W + b)            # W: (D, C), b: (C,)
+    p = (1 - share) * softmax(z0) + share * softmax(z)   # the profile has a share of the vote
 
 ``W`` and ``b`` are fitted by cross-entropy on the shots, ``b`` (a per-person logit bias) free
 and ``W`` ridge-regularised, i.e. shrunk toward the plain model (``W = 0``) with a strength
@@ -21,6 +22,14 @@ shots. The neutral anchor makes ``x`` the *change* of this face from the person'
 person's neutral face from getting a unit-length noise feature. Each shot is used with its
 mirror image and six small shifts/zooms. ``W`` is fitted in the dual (``W = X.T @ A``), so
 fitting costs O(n^2 C) for n shot variants, not O(D^2).
+
+The result is not used alone: it is averaged with the model's own probabilities (a linear
+opinion pool), the profile's share :data:`SHARE` = 1/3. A correction is fitted on one
+performance of each expression and extrapolates linearly from it; on the person's other
+performances it can overrule a model that was right. In the pool the profile changes the
+answer only where the model's own top-two margin is smaller than half the profile's opposite
+margin, so a confident model keeps its answer (measured on the default model of 2026-12-06:
+the full correction made 6 of 14 people worse, 3 by more than 5 pp; the pool none).
 """
 
 from __future__ import annotations
@@ -40,6 +49,10 @@ NORM_FLOOR = 1.0
 #: weight of the cosine prototype term (times shots / (shots + 1)), and its temperature
 PROTO = 0.3
 PROTO_TEMP = 0.1
+#: the profile's share of the vote: personalised = (1 - SHARE) * model + SHARE * corrected
+#: probabilities. 1/3: the profile has half the model's say (it flips the model's answer only
+#: where the model's top-two margin is under half the profile's opposite margin).
+SHARE = 1.0 / 3.0
 #: gradient steps and step size of both fits (full batch)
 STEPS = 300
 BIAS_LR = 0.5
@@ -67,6 +80,8 @@ class Recipe:
             enrolled).
         proto: weight of the prototype term folded into W (0: none).
         norm_floor: see :data:`NORM_FLOOR` (1e-6: plain L2 normalisation).
+        share: see :data:`SHARE` (1.0: the corrected probabilities alone, the method before
+            2026-12-06).
     """
 
     head: bool = True
@@ -76,6 +91,7 @@ class Recipe:
     anchor: bool = True
     proto: float = PROTO
     norm_floor: float = NORM_FLOOR
+    share: float = SHARE
 
 
 @dataclass(frozen=True)
@@ -91,6 +107,8 @@ class Correction:
         anchor: (D,) float32 the person's mean neutral shot, standardised (zeros: no neutral
             enrolled, or a version-1 profile).
         norm_floor: see :data:`NORM_FLOOR` (used only with a non-zero anchor).
+        share: the corrected probabilities' share of the output (:data:`SHARE`; 1.0 in
+            profiles made before it existed: they predict as when they were made).
     """
 
     weight: np.ndarray
@@ -100,13 +118,15 @@ class Correction:
     std: np.ndarray
     anchor: np.ndarray
     norm_floor: float = NORM_FLOOR
+    share: float = SHARE
 
     def adjust(self, probs: np.ndarray, emb: np.ndarray) -> np.ndarray:
         """(N, C) float32 probabilities + (N, D) float32 embeddings of the same faces ->
         (N, C) float32 personalised probabilities (rows sum to 1)."""
         x = features(emb, self.mean, self.std, self.anchor, self.norm_floor)
-        z = log_probs(probs) + self.enrolled * (x @ self.weight + self.bias)
-        return softmax(z).astype(np.float32)
+        z0 = log_probs(probs)
+        corrected = softmax(z0 + self.enrolled * (x @ self.weight + self.bias))
+        return ((1.0 - self.share) * softmax(z0) + self.share * corrected).astype(np.float32)
 
 
 def log_probs(probs: np.ndarray) -> np.ndarray:
@@ -191,13 +211,14 @@ def fit_head(x: np.ndarray, z0: np.ndarray, y: np.ndarray, enrolled: np.ndarray,
 
 
 def fit_dual(kernel: np.ndarray, z0: np.ndarray, y: np.ndarray, enrolled: np.ndarray,
-             ridge: float) -> tuple[np.ndarray, np.ndarray]:
+             ridge: float, bias_ridge: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The correction fitted in the dual: logits ``z0 + kernel @ a + b`` by gradient steps
-    with an L2 penalty ``ridge`` on ``a``.
+    with an L2 penalty ``ridge`` on ``a`` (and ``bias_ridge`` on ``b``: 0 = free, shipped).
 
     Args:
         kernel: (n, n) float64 shot-by-shot kernel (``x @ x.T`` for :func:`fit_head`);
-        z0: (n, C) logits; y: (n,) int class ids; enrolled: (C,) bool; ridge: L2 strength.
+        z0: (n, C) logits; y: (n,) int class ids; enrolled: (C,) bool; ridge: L2 strength;
+        bias_ridge: L2 strength on the bias, in [0, 1] (the step size is 1).
 
     Returns:
         a (n, C) float64 dual weights and b (C,) float64, zero on classes not enrolled.
@@ -208,7 +229,7 @@ def fit_dual(kernel: np.ndarray, z0: np.ndarray, y: np.ndarray, enrolled: np.nda
     for _ in range(STEPS):
         g = (softmax(z0 + kernel @ a + b + mask) - target) / n
         a -= HEAD_LR * (g + ridge * a) * enrolled
-        b -= HEAD_LR * g.sum(axis=0) * enrolled
+        b -= HEAD_LR * (g.sum(axis=0) + bias_ridge * b) * enrolled
     return a, b
 
 
@@ -266,4 +287,4 @@ def fit_correction(probs: np.ndarray, emb: np.ndarray, y: np.ndarray, shots: flo
     else:
         w, b = np.zeros((d, c)), fit_bias(z0, y, enrolled)
     return Correction(w.astype(np.float32), b.astype(np.float32), enrolled, mean, std, anchor,
-                      recipe.norm_floor)
+                      recipe.norm_floor, recipe.share)

@@ -103,7 +103,7 @@ class Profile:
                   "model_sha256": self.model_sha256, "labels": list(self.labels),
                   "dim": int(c.weight.shape[0]), "enrolled": [bool(e) for e in c.enrolled],
                   "shots": {k: int(v) for k, v in self.shots.items()},
-                  "norm_floor": float(c.norm_floor),
+                  "norm_floor": float(c.norm_floor), "share": float(c.share),
                   "created": round(float(self.created), 3)}
         head = json.dumps(header, sort_keys=True).encode("utf-8")
         body = MAGIC + struct.pack("<I", len(head)) + head + b"".join(
@@ -163,7 +163,8 @@ class Profile:
         correction = Correction(arrays["weight"], arrays["bias"],
                                 np.array(header["enrolled"], bool), arrays["mean"],
                                 arrays["std"], arrays["anchor"],
-                                float(header.get("norm_floor", NORM_FLOOR)))
+                                float(header.get("norm_floor", NORM_FLOOR)),
+                                float(header.get("share", 1.0)))
         return cls(header["model_sha256"], labels, correction, dict(header["shots"]),
                    float(header.get("created", 0.0)))
 
@@ -197,6 +198,9 @@ def _check_header(header: dict) -> None:
             and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                     for v in shots.values())):
         raise ValueError("shots")
+    share = header.get("share", 1.0)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ValueError("share")
 
 
 def load_profile(path: str | Path) -> Profile:
