@@ -15,6 +15,8 @@ applied by ``Profile.adjust`` to the model's flip-averaged output, exactly what
 Protocols, per person:
 - ``cross-type``: enrol from one performance type (theatrical, FACS, personal event) + one
   neutral photo, test on the person's other two types; each type in turn, pooled.
+- ``two-types``: enrol from two performance types + one neutral photo, test on the third
+  (each type in turn, pooled): what enrolling each expression in two ways buys.
 - ``random-kK``: K random photos per expression (a class needs K + 1 photos; fewer: all but
   one), test on the rest of the person's photos; seeds 0..``--seeds``-1, pooled.
 
@@ -127,6 +129,19 @@ def cross_splits(ph: Photos):
             yield p, name, shots, test
 
 
+def two_type_splits(ph: Photos):
+    """(person, fold name, shot indices, test indices): enrol from two performance types + one
+    neutral photo, test on the person's third type; each type held out in turn."""
+    for p in sorted(set(ph.person)):
+        neutral = np.flatnonzero((ph.person == p) & (ph.ptype == 0) & ph.found)
+        for t, name in TYPES.items():
+            shots = np.flatnonzero((ph.person == p) & (ph.ptype != t) & (ph.ptype != 0)
+                                   & ph.found)
+            test = np.flatnonzero((ph.person == p) & (ph.ptype == t))
+            if len(shots) and len(test):
+                yield p, f"all but {name}", np.r_[shots, neutral[:1]], test
+
+
 def random_splits(ph: Photos, k: int, seed: int):
     """(person, fold name, shot indices, test indices): k random photos per expression."""
     rng = np.random.default_rng(seed)
@@ -142,7 +157,7 @@ def random_splits(ph: Photos, k: int, seed: int):
 
 def protocols(ph: Photos, seeds: int) -> dict:
     """protocol name -> list of splits."""
-    out = {"cross-type": list(cross_splits(ph))}
+    out = {"cross-type": list(cross_splits(ph)), "two-types": list(two_type_splits(ph))}
     for k in (1, 2, 3):
         out[f"random-k{k}"] = [s for seed in range(seeds) for s in random_splits(ph, k, seed)]
     return out
