@@ -1,0 +1,54 @@
+"""The protocols of ``benchmarks/personal.py`` on a synthetic photo set: who is enrolled and
+who is tested (no photo both, the held-out performance type exactly the test)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import personal as bench  # noqa: E402
+
+
+def photos() -> bench.Photos:
+    """2 people x (1 neutral photo of type 0 + 3 types x 7 expressions); person 2's FACS
+    surprise has no face found."""
+    rows = [(p, 0, 6) for p in (1, 2)]
+    rows += [(p, t, c) for p in (1, 2) for t in (1, 2, 3) for c in range(7)]
+    person, ptype, y = (np.array(c) for c in zip(*rows))
+    found = ~((person == 2) & (ptype == 2) & (y == 5))
+    n = len(rows)
+    return bench.Photos(np.array([f"{i}" for i in range(n)]), person, ptype, y, found,
+                        np.zeros((n, 48, 48), np.uint8), np.zeros((n, 7), np.float32),
+                        np.zeros((n, 4), np.float32), {})
+
+
+def test_cross_type_enrols_one_type_and_neutral_and_tests_the_other_two():
+    ph = photos()
+    splits = list(bench.cross_splits(ph))
+    assert len(splits) == 6
+    for p, _, shots, test in splits:
+        assert not set(shots) & set(test)
+        (t,) = set(ph.ptype[shots]) - {0}
+        assert set(ph.ptype[test]) == {1, 2, 3} - {t}
+        assert (ph.person[np.r_[shots, test]] == p).all() and ph.found[shots].all()
+        assert (ph.ptype[shots] == 0).sum() == 1
+
+
+def test_two_types_enrols_two_types_and_tests_the_third():
+    ph = photos()
+    splits = list(bench.two_type_splits(ph))
+    assert len(splits) == 6
+    for p, name, shots, test in splits:
+        assert not set(shots) & set(test)
+        assert set(ph.ptype[test]) == {int(ph.ptype[test][0])}
+        held = int(ph.ptype[test][0])
+        assert name == f"all but {bench.TYPES[held]}"
+        assert set(ph.ptype[shots]) == {0, 1, 2, 3} - {held}
+        assert ph.found[shots].all() and (ph.person[np.r_[shots, test]] == p).all()
+    # a photo without a face is never a shot but is still tested (it counts as wrong)
+    missing = int(np.flatnonzero(~ph.found)[0])
+    assert any(missing in test for *_, test in splits)
+    assert not any(missing in shots for _, _, shots, _ in splits)
