@@ -29,7 +29,7 @@ performance of each expression and extrapolates linearly from it; on the person'
 performances it can overrule a model that was right. In the pool the profile changes the
 answer only where the model's own top-two margin is smaller than half the profile's opposite
 margin, so a confident model keeps its answer (measured on the default model of 2026-12-06:
-the full correction made 6 of 14 people worse, 3 by more than 5 pp; the pool none).
+the full correction made 6 of 14 people worse, the worst by 13.9 pp; the pool none).
 """
 
 from __future__ import annotations
