@@ -30,6 +30,7 @@ time, adjust cost, profile size, demo FPS) and prints the markdown tables for
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import re
 import shutil
@@ -56,11 +57,13 @@ from fer_edge.personal.enroll import (  # noqa: E402
 )
 from fer_edge.personal.method import (  # noqa: E402
     RIDGE,
+    SHARE,
     Recipe,
     fit_correction,
     fit_dual,
     fit_head,
     log_probs,
+    pool,
     softmax,
 )
 
@@ -118,28 +121,29 @@ def variant_outputs(model, ph: Photos, variants: str) -> tuple:
 
 def cross_splits(ph: Photos):
     """(person, fold name, shot indices, test indices) of the cross-type protocol."""
-    for p in sorted(set(ph.person)):
-        neutral = np.flatnonzero((ph.person == p) & (ph.ptype == 0) & ph.found)
-        for t, name in TYPES.items():
-            shots = np.flatnonzero((ph.person == p) & (ph.ptype == t) & ph.found)
-            if not len(shots):
-                continue
-            shots = np.r_[shots, neutral[:1]]
-            test = np.flatnonzero((ph.person == p) & (ph.ptype != t) & (ph.ptype != 0))
-            yield p, name, shots, test
+    return _type_splits(ph, "{}", lambda t: ph.ptype == t,
+                        lambda t: (ph.ptype != t) & (ph.ptype != 0))
 
 
 def two_type_splits(ph: Photos):
     """(person, fold name, shot indices, test indices): enrol from two performance types + one
     neutral photo, test on the person's third type; each type held out in turn."""
+    return _type_splits(ph, "all but {}", lambda t: (ph.ptype != t) & (ph.ptype != 0),
+                        lambda t: ph.ptype == t)
+
+
+def _type_splits(ph: Photos, fold: str, enrol, tested):
+    """Per person and performance type t: shots = the photos ``enrol(t)`` selects (face
+    found) + the person's first neutral photo, test = those ``tested(t)`` selects; a fold
+    with no shot is skipped. ``enrol``/``tested``: t -> (N,) bool mask over all photos."""
     for p in sorted(set(ph.person)):
-        neutral = np.flatnonzero((ph.person == p) & (ph.ptype == 0) & ph.found)
+        mine = ph.person == p
+        neutral = np.flatnonzero(mine & (ph.ptype == 0) & ph.found)
         for t, name in TYPES.items():
-            shots = np.flatnonzero((ph.person == p) & (ph.ptype != t) & (ph.ptype != 0)
-                                   & ph.found)
-            test = np.flatnonzero((ph.person == p) & (ph.ptype == t))
-            if len(shots) and len(test):
-                yield p, f"all but {name}", np.r_[shots, neutral[:1]], test
+            shots = np.flatnonzero(mine & enrol(t) & ph.found)
+            if len(shots):
+                yield (p, fold.format(name), np.r_[shots, neutral[:1]],
+                       np.flatnonzero(mine & tested(t)))
 
 
 def random_splits(ph: Photos, k: int, seed: int):
@@ -522,7 +526,11 @@ def scaled(scale: float):
     return run
 
 
-def bias_prior(strength: float = 0.1):
+#: round 4 (b): L2 strength on the per-person bias, divided by the shots per expression
+BIAS_PRIOR = 0.1
+
+
+def bias_prior(strength: float = BIAS_PRIOR):
     """Study only, round 4 (b): the round-3 method with an L2 prior on the per-person bias
     too (``strength`` / shots per expression, like the ridge on W), pooled as shipped."""
     def head(x, z0, y, enrolled, ridge):
@@ -531,24 +539,17 @@ def bias_prior(strength: float = 0.1):
 
     def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
         corr = _fit_with(model, ph, shots, head=head)
-        return _pooled(corr, ph, test)
+        return np.log(dataclasses.replace(corr, share=SHARE).adjust(
+            ph.probs[test], ph.emb[test]) + 1e-12)
     return run
 
 
-def _pooled(corr, ph: Photos, test: np.ndarray) -> np.ndarray:
-    """(n, C) log of the shipped pool of a correction fitted with share 1."""
-    import dataclasses
-
-    pooled = dataclasses.replace(corr, share=Recipe().share)
-    return np.log(pooled.adjust(ph.probs[test], ph.emb[test]) + 1e-12)
+def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, D), (m, D) -> (n, m) squared Euclidean distances (floored at 0)."""
+    return np.maximum((a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None] - 2 * a @ b.T, 0.0)
 
 
-def _rbf(a: np.ndarray, b: np.ndarray, width2: float) -> np.ndarray:
-    d = (a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None] - 2 * a @ b.T
-    return np.exp(-np.maximum(d, 0.0) / (2 * width2))
-
-
-def rbf_kernel(alone_: bool = True):
+def rbf_kernel(pooled: bool = False):
     """Study only, round 4 (k): the correction with a Gaussian kernel on the shipped features
     instead of the linear one, so that it fades back to the model away from the person's
     shots; width: the median squared distance between the shots (median heuristic), bias
@@ -560,18 +561,15 @@ def rbf_kernel(alone_: bool = True):
         mean, std = _emb_stats(model)
         anchor = neutral_anchor(emb, y, mean, std, NEUTRAL(tuple(model.spec.labels)))
         x = features(emb, mean, std, anchor).astype(np.float64)
-        sq = (x ** 2).sum(1)
-        width2 = float(np.median((sq[:, None] + sq[None] - 2 * x @ x.T)[
-            np.triu_indices(len(x), 1)]))
+        d = _sq_dists(x, x)
+        width2 = 2 * float(np.median(d[np.triu_indices(len(x), 1)]))
         enrolled = np.isin(np.arange(probs.shape[1]), y)
-        a, b = fit_dual(_rbf(x, x, width2), log_probs(probs).astype(np.float64), y, enrolled,
-                        RIDGE / k, 0.1 / k)
+        a, b = fit_dual(np.exp(-d / width2), log_probs(probs).astype(np.float64), y, enrolled,
+                        RIDGE / k, BIAS_PRIOR / k)
         xt = features(ph.emb[test], mean, std, anchor).astype(np.float64)
         z0 = log_probs(ph.probs[test])
-        z = z0 + enrolled * (_rbf(xt, x, width2) @ a + b)
-        if alone_:
-            return z
-        return np.log((1 - Recipe().share) * softmax(z0) + Recipe().share * softmax(z) + 1e-12)
+        z = z0 + enrolled * (np.exp(-_sq_dists(xt, x) / width2) @ a + b)
+        return np.log(pool(z0, z, SHARE) + 1e-12) if pooled else z
     return run
 
 
@@ -589,7 +587,7 @@ def round4() -> tuple:
             ("(r4 b) shipped + L2 prior on the per-person bias (0.1 / shots)", bias_prior()),
             ("(r4 k) round-3 method with a Gaussian kernel (median width), alone",
              rbf_kernel()),
-            ("(r4 k) the same, pooled with the model (share 1/3)", rbf_kernel(False)))
+            ("(r4 k) the same, pooled with the model (share 1/3)", rbf_kernel(pooled=True)))
 
 
 def study_rows(ph: Photos, model, protos: dict, labels: tuple, study: tuple = STUDY

@@ -25,29 +25,33 @@ def photos() -> bench.Photos:
                         np.zeros((n, 4), np.float32), {})
 
 
-def test_cross_type_enrols_one_type_and_neutral_and_tests_the_other_two():
-    ph = photos()
-    splits = list(bench.cross_splits(ph))
+def checked(ph: bench.Photos, splits) -> list:
+    """The splits, after the checks every protocol passes: 6 folds (2 people x 3 types), no
+    photo both shot and test, one person per fold, shots with a face."""
+    splits = list(splits)
     assert len(splits) == 6
     for p, _, shots, test in splits:
         assert not set(shots) & set(test)
+        assert (ph.person[np.r_[shots, test]] == p).all() and ph.found[shots].all()
+    return splits
+
+
+def test_cross_type_enrols_one_type_and_neutral_and_tests_the_other_two():
+    ph = photos()
+    for _, _, shots, test in checked(ph, bench.cross_splits(ph)):
         (t,) = set(ph.ptype[shots]) - {0}
         assert set(ph.ptype[test]) == {1, 2, 3} - {t}
-        assert (ph.person[np.r_[shots, test]] == p).all() and ph.found[shots].all()
         assert (ph.ptype[shots] == 0).sum() == 1
 
 
 def test_two_types_enrols_two_types_and_tests_the_third():
     ph = photos()
-    splits = list(bench.two_type_splits(ph))
-    assert len(splits) == 6
-    for p, name, shots, test in splits:
-        assert not set(shots) & set(test)
+    splits = checked(ph, bench.two_type_splits(ph))
+    for _, name, shots, test in splits:
         assert set(ph.ptype[test]) == {int(ph.ptype[test][0])}
         held = int(ph.ptype[test][0])
         assert name == f"all but {bench.TYPES[held]}"
         assert set(ph.ptype[shots]) == {0, 1, 2, 3} - {held}
-        assert ph.found[shots].all() and (ph.person[np.r_[shots, test]] == p).all()
     # a photo without a face is never a shot but is still tested (it counts as wrong)
     missing = int(np.flatnonzero(~ph.found)[0])
     assert any(missing in test for *_, test in splits)

@@ -125,8 +125,13 @@ class Correction:
         (N, C) float32 personalised probabilities (rows sum to 1)."""
         x = features(emb, self.mean, self.std, self.anchor, self.norm_floor)
         z0 = log_probs(probs)
-        corrected = softmax(z0 + self.enrolled * (x @ self.weight + self.bias))
-        return ((1.0 - self.share) * softmax(z0) + self.share * corrected).astype(np.float32)
+        return pool(z0, z0 + self.enrolled * (x @ self.weight + self.bias), self.share)
+
+
+def pool(z0: np.ndarray, z: np.ndarray, share: float) -> np.ndarray:
+    """The linear opinion pool: (N, C) model logits ``z0`` and corrected logits ``z`` ->
+    (N, C) float32 probabilities ``(1 - share) * softmax(z0) + share * softmax(z)``."""
+    return ((1.0 - share) * softmax(z0) + share * softmax(z)).astype(np.float32)
 
 
 def log_probs(probs: np.ndarray) -> np.ndarray:
