@@ -56,6 +56,7 @@ from fer_edge.personal.enroll import (  # noqa: E402
     shot_outputs,
 )
 from fer_edge.personal.method import (  # noqa: E402
+    LOCAL_WIDTH,
     RIDGE,
     SHARE,
     Recipe,
@@ -573,21 +574,36 @@ def rbf_kernel(pooled: bool = False):
     return run
 
 
+def fixed(share: float) -> Recipe:
+    """The round-3 correction pooled with the model at one fixed ``share`` (no local share):
+    the method shipped on 2026-12-06 at share 1/3."""
+    return Recipe(share=share, local_width=0.0)
+
+
 def round4() -> tuple:
     """The fourth round's rows (issue 32, on the default model of 2026-12-06): shrinking the
-    round-3 correction, or pooling its probabilities with the model's (kept: 1/3), a prior on
-    the bias, a local (Gaussian-kernel) correction."""
+    round-3 correction, or pooling its probabilities with the model's (kept then: 1/3), a
+    prior on the bias, a local (Gaussian-kernel) correction."""
     return (("(r4 s) round-3 method, correction x0.5 (logits)", scaled(0.5)),
-            ("(r4 p) round-3 method pooled with the model, profile's share 1/2",
-             Recipe(share=0.5)),
-            ("(r4 p) round-3 method pooled with the model, profile's share 1/4",
-             Recipe(share=0.25)),
-            ("(r4 p) round-3 method pooled with the model, profile's share 1/3 (shipped)",
-             Recipe()),
-            ("(r4 b) shipped + L2 prior on the per-person bias (0.1 / shots)", bias_prior()),
+            ("(r4 p) round-3 method pooled with the model, profile's share 1/2", fixed(0.5)),
+            ("(r4 p) round-3 method pooled with the model, profile's share 1/4", fixed(0.25)),
+            ("(r4 p) round-3 method pooled with the model, profile's share 1/3 (shipped "
+             "2026-12-06)", fixed(SHARE)),
+            ("(r4 b) the 1/3 pool + L2 prior on the per-person bias (0.1 / shots)",
+             bias_prior()),
             ("(r4 k) round-3 method with a Gaussian kernel (median width), alone",
              rbf_kernel()),
             ("(r4 k) the same, pooled with the model (share 1/3)", rbf_kernel(pooled=True)))
+
+
+def round5() -> tuple:
+    """The fifth round's rows (issue 32): the 1/3 pool with the profile's share rising to 1
+    near the person's shots (width: LOCAL_WIDTH x the median distance of the shots' variants
+    from their shot); 1 is the natural unit (as close as a shot's own mirror and shifts), the
+    others show how much hangs on it."""
+    return tuple((f"(r5 l) the 1/3 pool, share rising to 1 near the shots, width x{w:g}"
+                  + (" (shipped)" if w == LOCAL_WIDTH else ""), Recipe(local_width=w))
+                 for w in (0.5, 1.0, 1.5, 2.0))
 
 
 def study_rows(ph: Photos, model, protos: dict, labels: tuple, study: tuple = STUDY
@@ -737,7 +753,7 @@ def main() -> int:
     rows = people_rows(ph, model, protos, labels)
     if args.study:
         rows += study_rows(ph, model, protos, labels, STUDY + round3(FerStats(args.fer))
-                           + round4())
+                           + round4() + round5())
     rows += cost_rows(ph, model, args.data, args.fps_runs) if args.model is None else []
     atomic_write_csv(args.out, rows)
     print(markdown(rows, labels))

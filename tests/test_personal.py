@@ -171,9 +171,11 @@ def test_version_1_profile_still_loads_with_no_anchor(profile, model, faces):
     start = len(MAGIC) + 4
     header = json.loads(data[start:start + n])
     header["version"] = 1
+    d, k = int(header["dim"]), header.pop("centres") * header.pop("centre_dims")
+    for key in ("centre_scale", "width"):
+        header.pop(key)
     head = json.dumps(header, sort_keys=True).encode()
-    d = int(header["dim"])
-    arrays = data[start + n:-32][:-2 * d]  # version 1: no anchor array at the end
+    arrays = data[start + n:-32][:-2 * d - k]  # version 1: no anchor, no centres at the end
     body = MAGIC + struct.pack("<I", len(head)) + head + arrays
     old = Profile.from_bytes(body + hashlib.sha256(body).digest())
     assert not old.correction.anchor.any() and old.correction.anchor.shape == (d,)
@@ -286,10 +288,14 @@ def _resigned(profile, edit=None, tail: bytes = b"") -> bytes:
     lambda h: h.update(enrolled=[True]), lambda h: h.update(labels=5),
     lambda h: h.update(shots=[1]), lambda h: h.update(shots={"joy": 2}),
     lambda h: h.update(share=0), lambda h: h.update(share=1.5), lambda h: h.update(share="1"),
-    lambda h: h.update(share=True),
+    lambda h: h.update(share=True), lambda h: h.update(centres=-1),
+    lambda h: h.update(centres=1.5), lambda h: h.update(centre_dims=64),
+    lambda h: h.update(width=-1.0), lambda h: h.update(width="1"),
+    lambda h: h.update(centre_scale=None),
 ], ids=["sha-none", "sha-short", "dim-str", "dim-bool", "dim-neg", "enrolled-len",
         "labels-int", "shots-list", "shots-unknown", "share-0", "share-big", "share-str",
-        "share-bool"])
+        "share-bool", "centres-neg", "centres-float", "centre-dims", "width-neg", "width-str",
+        "centre-scale-none"])
 def test_a_hand_edited_profile_with_a_valid_checksum_is_refused(profile, tmp_path, edit):
     path = tmp_path / "edited.profile"
     path.write_bytes(_resigned(profile, edit))
@@ -309,6 +315,77 @@ def test_profile_stores_its_share_and_one_made_before_the_pool_predicts_as_made(
     alone = softmax(log_probs(probs) + c.enrolled * (
         features(emb, c.mean, c.std, c.anchor, c.norm_floor) @ c.weight + c.bias))
     np.testing.assert_allclose(before.adjust(probs, emb), alone, atol=1e-6)
+
+
+def test_a_version_2_profile_keeps_the_fixed_pool(profile, model, faces):
+    """Made before the local share: no centres stored, the share SHARE on every face."""
+    import hashlib
+    import json
+    import struct
+
+    from fer_edge.personal.profile import MAGIC
+
+    data = profile.to_bytes()
+    n = struct.unpack_from("<I", data, len(MAGIC))[0]
+    start = len(MAGIC) + 4
+    header = json.loads(data[start:start + n])
+    k = header.pop("centres") * header.pop("centre_dims")
+    header.pop("centre_scale"), header.pop("width")
+    header["version"] = 2
+    head = json.dumps(header).encode()
+    body = MAGIC + struct.pack("<I", len(head)) + head + data[start + n:-32][:len(
+        data[start + n:-32]) - k]
+    old = Profile.from_bytes(body + hashlib.sha256(body).digest())
+    assert len(old.correction.centres) == 0 and old.correction.width == 0
+    probs, emb = model.predict(faces, embedding=True)
+    fixed = dataclasses.replace(profile.correction, centres=np.zeros((0, 128), np.float32))
+    np.testing.assert_allclose(old.adjust(probs, emb), fixed.adjust(probs, emb), atol=2e-3)
+
+
+def test_local_share_is_one_on_a_centre_and_the_pool_far_away():
+    from fer_edge.personal.method import local_share
+
+    centres = np.array([[0.0, 0.0], [3.0, 0.0]], np.float32)
+    faces = np.array([[0.0, 0.0], [3.0, 0.1], [0.0, 50.0]], np.float32)
+    s = local_share(faces, centres, 1.0, 0.25)
+    assert s[0] == pytest.approx(1.0) and 0.99 < s[1] < 1.0 and s[2] == pytest.approx(0.25)
+    one_width_away = local_share(np.array([[0.0, 1.0]], np.float32), centres[:1], 1.0, 0.25)
+    assert one_width_away[0] == pytest.approx(0.25 + 0.75 * np.exp(-0.5))
+    assert (local_share(faces, centres[:0], 1.0, 0.25) == 0.25).all()
+    assert (local_share(faces, centres, 0.0, 0.25) == 0.25).all()
+
+
+def test_projection_is_fixed_across_numpy_versions():
+    """Profiles store projected features: the matrix must never change (legacy RandomState
+    stream, frozen by NumPy's compatibility policy)."""
+    import hashlib
+
+    from fer_edge.personal.method import LOCAL_DIMS, project, projection
+
+    r = projection(2048)
+    assert r.shape == (2048, LOCAL_DIMS) and r.dtype == np.float32 and not r.flags.writeable
+    assert np.allclose(np.abs(r), 1 / np.sqrt(LOCAL_DIMS))
+    assert hashlib.sha256((r > 0).tobytes()).hexdigest()[:16] == "3f5296f29958571b"
+    x = np.random.default_rng(0).normal(size=(50, 2048)).astype(np.float32)
+    d0 = np.linalg.norm(x[:25] - x[25:], axis=1)
+    d1 = np.linalg.norm(project(x[:25]) - project(x[25:]), axis=1)
+    assert np.abs(d1 / d0 - 1).max() < 0.3
+
+
+def test_enrolled_profile_trusts_itself_on_its_own_shots(profile, model, faces):
+    """The profile stores one centre per shot; on a shot's own face its share is ~1, on
+    another person's face (a flipped, shifted crop of nobody it saw: noise) the pool's."""
+    from fer_edge.personal.method import features, local_share, project
+
+    c = profile.correction
+    assert c.centres.shape == (8, 128) and c.width > 0 and c.share == pytest.approx(SHARE)
+    _, emb = model.predict(faces, embedding=True)
+    xp = project(features(emb, c.mean, c.std, c.anchor, c.norm_floor))
+    assert (local_share(xp, c.centres, c.width, c.share) > 0.95).all()
+    noise = np.random.default_rng(0).integers(0, 256, (2, 48, 48), dtype=np.uint8)
+    _, far = model.predict(noise, embedding=True)
+    xf = project(features(far, c.mean, c.std, c.anchor, c.norm_floor))
+    assert (local_share(xf, c.centres, c.width, c.share) < 0.5).all()
 
 
 def test_the_pool_keeps_a_confident_model_and_turns_a_close_call():

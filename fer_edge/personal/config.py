@@ -44,8 +44,9 @@ class EnrollConfig:
     per_expression: int = opt(PER_EXPRESSION, "guided session: frames kept per expression",
                               ge=1, le=50)
     share: float = opt(SHARE, "the profile's share of the vote against the model's own "
-                       "probabilities (1 = the correction alone: larger gains, and on some "
-                       "models some people made worse)", gt=0, le=1)
+                       "probabilities on faces unlike the enrolment shots (it rises to 1 on "
+                       "faces like them; 1 = the correction alone everywhere: larger gains, "
+                       "and on some models some people made worse)", gt=0, le=1)
     frame_size: str = frame_size_opt()
     threads: int = threads_opt("classifier threads (0 = all cores)")
 

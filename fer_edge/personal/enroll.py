@@ -80,7 +80,7 @@ def profile_from_outputs(predictor, probs: np.ndarray, emb: np.ndarray, y: np.nd
     counts = np.bincount(y, minlength=len(labels))
     shots = float(counts[counts > 0].mean())
     neutral = labels.index("neutral") if "neutral" in labels else None
-    correction = fit_correction(probs, emb, y[src], shots, mean, std, recipe, neutral)
+    correction = fit_correction(probs, emb, y[src], shots, mean, std, recipe, neutral, src)
     return make_profile(predictor.model_sha256, labels, correction,
                         {labels[c]: int(n) for c, n in enumerate(counts) if n})
 

@@ -2,7 +2,8 @@
 
 A profile describes one person's face as far as the method needs (no image, no crop): the
 :class:`~fer_edge.personal.method.Correction` (a (D, C) float16 weight, a (C,) bias, the
-enrolled classes, the (D,) float16 standardisation and neutral anchor) plus a JSON header
+enrolled classes, the (D,) float16 standardisation and neutral anchor, and since version 3
+each shot's features projected to 128 random directions, int8) plus a JSON header
 binding it to one model file (its sha256) and recording the labels, the shots per class and
 the format version.
 
@@ -27,16 +28,19 @@ from pathlib import Path
 import numpy as np
 
 from fer_edge.errors import OutputError, ProfileError
-from fer_edge.personal.method import NORM_FLOOR, Correction
+from fer_edge.personal.method import LOCAL_DIMS, NORM_FLOOR, Correction
 
 MAGIC = b"FERPROF\0"
-VERSION = 2
-#: array name -> stored dtype; shapes come from the header's "dim" and "labels". Version 1
-#: (before the neutral anchor) stores all but "anchor" and still loads (anchor = 0: the same
-#: predictions as when it was made).
+VERSION = 3
+#: array name -> stored dtype; shapes come from the header's "dim", "labels" and "centres".
+#: Version 1 (before the neutral anchor) stores the first four and still loads (anchor = 0),
+#: version 2 (before the local share) the first five (no centres: the fixed pool); both
+#: predict as when they were made. Centres are stored as int8 times the header's
+#: "centre_scale".
 _ARRAYS = (("weight", "<f2"), ("bias", "<f4"), ("mean", "<f2"), ("std", "<f2"),
-           ("anchor", "<f2"))
-_READS = (1, VERSION)
+           ("anchor", "<f2"), ("centres", "i1"))
+_STORED = {1: 4, 2: 5, 3: 6}
+_READS = tuple(_STORED)
 
 
 @dataclass(frozen=True)
@@ -99,15 +103,20 @@ class Profile:
     def to_bytes(self) -> bytes:
         """The profile file's bytes (see the module docstring)."""
         c = self.correction
+        scale = float(np.abs(c.centres).max()) / 127.0 if c.centres.size else 0.0
+        arrays = dict(weight=c.weight, bias=c.bias, mean=c.mean, std=c.std, anchor=c.anchor,
+                      centres=np.round(c.centres / scale) if scale else c.centres)
         header = {"format": "fer-edge profile", "version": VERSION,
                   "model_sha256": self.model_sha256, "labels": list(self.labels),
                   "dim": int(c.weight.shape[0]), "enrolled": [bool(e) for e in c.enrolled],
                   "shots": {k: int(v) for k, v in self.shots.items()},
                   "norm_floor": float(c.norm_floor), "share": float(c.share),
+                  "centres": int(len(c.centres)), "centre_dims": int(c.centres.shape[1]),
+                  "centre_scale": scale, "width": float(c.width),
                   "created": round(float(self.created), 3)}
         head = json.dumps(header, sort_keys=True).encode("utf-8")
         body = MAGIC + struct.pack("<I", len(head)) + head + b"".join(
-            np.ascontiguousarray(getattr(c, name), dtype).tobytes() for name, dtype in _ARRAYS)
+            np.ascontiguousarray(arrays[name], dtype).tobytes() for name, dtype in _ARRAYS)
         return body + hashlib.sha256(body).digest()
 
     @classmethod
@@ -145,10 +154,12 @@ class Profile:
     @classmethod
     def _from_parts(cls, header: dict, raw: memoryview, where: str) -> Profile:
         labels, d = tuple(header["labels"]), int(header["dim"])
+        n, k = int(header.get("centres", 0)), int(header.get("centre_dims", LOCAL_DIMS))
         shapes = {"weight": (d, len(labels)), "bias": (len(labels),), "mean": (d,),
-                  "std": (d,), "anchor": (d,)}
-        arrays, pos = {"anchor": np.zeros(d, np.float32)}, 0
-        for name, dtype in _ARRAYS[:4] if header["version"] == 1 else _ARRAYS:
+                  "std": (d,), "anchor": (d,), "centres": (n, k)}
+        arrays, pos = {"anchor": np.zeros(d, np.float32),
+                       "centres": np.zeros((0, LOCAL_DIMS), np.float32)}, 0
+        for name, dtype in _ARRAYS[:_STORED[header["version"]]]:
             count = int(np.prod(shapes[name]))
             size = count * np.dtype(dtype).itemsize
             if pos + size > len(raw):
@@ -164,7 +175,9 @@ class Profile:
                                 np.array(header["enrolled"], bool), arrays["mean"],
                                 arrays["std"], arrays["anchor"],
                                 float(header.get("norm_floor", NORM_FLOOR)),
-                                float(header.get("share", 1.0)))
+                                float(header.get("share", 1.0)),
+                                arrays["centres"] * np.float32(header.get("centre_scale", 0.0)),
+                                float(header.get("width", 0.0)))
         return cls(header["model_sha256"], labels, correction, dict(header["shots"]),
                    float(header.get("created", 0.0)))
 
@@ -201,6 +214,16 @@ def _check_header(header: dict) -> None:
     share = header.get("share", 1.0)
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
         raise ValueError("share")
+    for key, low in (("centres", 0), ("centre_dims", 1)):
+        v = header.get(key, low)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ValueError(key)
+    if header.get("centre_dims", LOCAL_DIMS) != LOCAL_DIMS:
+        raise ValueError("centre_dims")
+    for key in ("centre_scale", "width"):
+        v = header.get(key, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1e6:
+            raise ValueError(key)
 
 
 def load_profile(path: str | Path) -> Profile:
