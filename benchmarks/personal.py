@@ -596,14 +596,58 @@ def round4() -> tuple:
             ("(r4 k) the same, pooled with the model (share 1/3)", rbf_kernel(pooled=True)))
 
 
+def spread_width():
+    """Study only, round 5 (w): the shipped local share with its width widened to the median
+    distance between the person's shots of one expression where that is larger (shots that
+    vary show how far one expression of this person spreads)."""
+    def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
+        corr = fit_split(model, ph, shots, Recipe()).correction
+        ys, within = ph.y[shots], []
+        for c in np.unique(ys):
+            f = corr.centres[ys == c]
+            within += list(np.sqrt(_sq_dists(f, f))[np.triu_indices(len(f), 1)])
+        width = max(corr.width, float(np.median(within)) if within else 0.0)
+        return np.log(dataclasses.replace(corr, width=width).adjust(
+            ph.probs[test], ph.emb[test]) + 1e-12)
+    return run
+
+
+def unprojected():
+    """Study only, round 5: the shipped local share with distances on the full D-dimensional
+    features (centres and width as the product's, without the random projection)."""
+    from fer_edge.personal.method import features, local_share
+
+    def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
+        probs, emb, src = variant_outputs(model, ph, "flip+shift")
+        corr = fit_split(model, ph, shots, Recipe()).correction
+        take = np.flatnonzero(np.isin(src, shots))
+
+        def f(e):
+            return features(e, corr.mean, corr.std, corr.anchor, corr.norm_floor)
+        local = {int(s): i for i, s in enumerate(shots)}
+        owner = np.array([local[int(s)] for s in src[take]])
+        centres = f(ph.emb[shots])
+        width = LOCAL_WIDTH * float(np.median(np.linalg.norm(f(emb[take]) - centres[owner],
+                                                               axis=1)))
+        x = f(ph.emb[test])
+        z0 = log_probs(ph.probs[test])
+        z = z0 + corr.enrolled * (x @ corr.weight + corr.bias)
+        return np.log(pool(z0, z, local_share(x, centres, width, corr.share)) + 1e-12)
+    return run
+
+
 def round5() -> tuple:
     """The fifth round's rows (issue 32): the 1/3 pool with the profile's share rising to 1
     near the person's shots (width: LOCAL_WIDTH x the median distance of the shots' variants
     from their shot); 1 is the natural unit (as close as a shot's own mirror and shifts), the
-    others show how much hangs on it."""
+    others show how much hangs on it; (w) a width set by the shots' own spread."""
     return tuple((f"(r5 l) the 1/3 pool, share rising to 1 near the shots, width x{w:g}"
                   + (" (shipped)" if w == LOCAL_WIDTH else ""), Recipe(local_width=w))
-                 for w in (0.5, 1.0, 1.5, 2.0))
+                 for w in (0.5, 1.0, 1.5, 2.0)) + (
+        ("(r5 w) shipped, width widened to the median distance between shots of one "
+         "expression", spread_width()),
+        ("(r5 l) shipped, distances on the full features (no random projection)",
+         unprojected()))
 
 
 def study_rows(ph: Photos, model, protos: dict, labels: tuple, study: tuple = STUDY
