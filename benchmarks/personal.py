@@ -701,7 +701,9 @@ def cost_rows(ph: Photos, model, data: Path, fps_runs: int) -> list[dict]:
                 {"table": "cost", "what": "profile size", "value": path.stat().st_size,
                  "unit": "bytes"},
                 {"table": "cost", "what": "profile adjust per face",
-                 "value": round(_adjust_ms(profile, ph), 4), "unit": "ms"}]
+                 "value": round(_adjust_ms(profile, ph), 4), "unit": "ms",
+                 "note": "Profile.adjust alone, in a tight loop (warm caches)"},
+                _predict_row(fresh, profile, ph.crops[:1])]
         rows += demo_fps(path, fps_runs)
     return rows
 
@@ -714,6 +716,30 @@ def _adjust_ms(profile, ph: Photos, runs: int = 2000) -> float:
     for _ in range(runs):
         profile.adjust(p, e)
     return (time.perf_counter() - t) / runs * 1e3
+
+
+def _predict_row(model, profile, crop: np.ndarray, blocks: int = 5, runs: int = 400) -> dict:
+    """What a profile adds to ``predict`` of one face (flip TTA, 1 thread): blocks of
+    ``runs`` calls without and with the profile, alternating; the median difference."""
+    def block() -> float:
+        for _ in range(20):
+            model.predict(crop)
+        t = time.perf_counter()
+        for _ in range(runs):
+            model.predict(crop)
+        return (time.perf_counter() - t) / runs * 1e3
+
+    without, with_ = [], []
+    for _ in range(blocks):
+        model.use_profile(None)
+        without.append(block())
+        model.use_profile(profile)
+        with_.append(block())
+    model.use_profile(None)
+    a, b = float(np.median(without)), float(np.median(with_))
+    return {"table": "cost", "what": "profile cost inside predict per face", "value":
+            round(b - a, 4), "unit": "ms", "note": f"predict of one face {a:.3f} ms without, "
+            f"{b:.3f} ms with (medians of {blocks} alternating blocks of {runs})"}
 
 
 def demo_fps(profile: Path, runs: int) -> list[dict]:

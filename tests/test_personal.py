@@ -362,10 +362,13 @@ def test_projection_is_fixed_across_numpy_versions():
 
     from fer_edge.personal.method import LOCAL_DIMS, project, projection
 
-    r = projection(2048)
-    assert r.shape == (2048, LOCAL_DIMS) and r.dtype == np.float32 and not r.flags.writeable
-    assert np.allclose(np.abs(r), 1 / np.sqrt(LOCAL_DIMS))
-    assert hashlib.sha256((r > 0).tobytes()).hexdigest()[:16] == "3f5296f29958571b"
+    perm, signs = projection(2048)
+    assert sorted(perm) == list(range(2048)) and set(signs) == {-1.0, 1.0}
+    assert not perm.flags.writeable and not signs.flags.writeable
+    digest = hashlib.sha256(perm.tobytes() + (signs > 0).tobytes()).hexdigest()[:16]
+    assert digest == "aab01e4ed1c5e6b8"
+    assert project(np.ones((3, 2048), np.float32)).shape == (3, LOCAL_DIMS)
+    assert project(np.ones((1, 1000), np.float32)).shape == (1, LOCAL_DIMS)  # any D
     x = np.random.default_rng(0).normal(size=(50, 2048)).astype(np.float32)
     d0 = np.linalg.norm(x[:25] - x[25:], axis=1)
     d1 = np.linalg.norm(project(x[:25]) - project(x[25:]), axis=1)

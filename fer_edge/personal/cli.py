@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
           f"sha256 {profile.model_sha256[:12]}..) from {len(y)} face(s) of {where}: "
           + ", ".join(f"{k} {v}" for k, v in profile.shots.items())
           + (f"; not enrolled (left to the model): {', '.join(missing)}" if missing else "")
-          + f"; share of the vote {cfg.share:.2f} (up to 1 on faces like these shots); faces {t1 - t0:.2f} s, fit {t2 - t1:.2f} s")
+          + f"; share of the vote {cfg.share:.2f} (up to 1 on faces like these shots); "
+          f"faces {t1 - t0:.2f} s, fit {t2 - t1:.2f} s")
     return 0
 
 
