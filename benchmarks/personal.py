@@ -636,18 +636,41 @@ def unprojected():
     return run
 
 
+def class_local():
+    """Study only, round 5 (c): the shipped local share, measured to the nearest shot of the
+    class the corrected probabilities answer (not to any shot): the profile decides only on a
+    face that looks like the person's shots of the profile's own answer."""
+    from fer_edge.personal.method import features, local_share, project
+
+    def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
+        corr = fit_split(model, ph, shots, Recipe()).correction
+        x = features(ph.emb[test], corr.mean, corr.std, corr.anchor, corr.norm_floor)
+        z0 = log_probs(ph.probs[test])
+        z = z0 + corr.enrolled * (x @ corr.weight + corr.bias)
+        answer, xp, share = z.argmax(1), project(x), np.full(len(test), corr.share)
+        for c in np.unique(answer):
+            mine = corr.centres[ph.y[shots] == c]
+            if len(mine):
+                share[answer == c] = local_share(xp[answer == c], mine, corr.width, corr.share)
+        return np.log(pool(z0, z, share) + 1e-12)
+    return run
+
+
 def round5() -> tuple:
     """The fifth round's rows (issue 32): the 1/3 pool with the profile's share rising to 1
     near the person's shots (width: LOCAL_WIDTH x the median distance of the shots' variants
     from their shot); 1 is the natural unit (as close as a shot's own mirror and shifts), the
-    others show how much hangs on it; (w) a width set by the shots' own spread."""
+    others show how much hangs on it; (w) a width set by the shots' own spread; (c) the
+    distance to the shots of the corrected answer's class."""
     return tuple((f"(r5 l) the 1/3 pool, share rising to 1 near the shots, width x{w:g}"
                   + (" (shipped)" if w == LOCAL_WIDTH else ""), Recipe(local_width=w))
                  for w in (0.5, 1.0, 1.5, 2.0)) + (
         ("(r5 w) shipped, width widened to the median distance between shots of one "
          "expression", spread_width()),
         ("(r5 l) shipped, distances on the full features (no random projection)",
-         unprojected()))
+         unprojected()),
+        ("(r5 c) shipped, distance to the shots of the corrected answer's class only",
+         class_local()))
 
 
 def study_rows(ph: Photos, model, protos: dict, labels: tuple, study: tuple = STUDY
