@@ -3,9 +3,9 @@
 A profile describes one person's face as far as the method needs (no image, no crop): the
 :class:`~fer_edge.personal.method.Correction` (a (D, C) float16 weight, a (C,) bias, the
 enrolled classes, the (D,) float16 standardisation and neutral anchor, and since version 3
-each shot's features projected to 128 random directions, int8) plus a JSON header
-binding it to one model file (its sha256) and recording the labels, the shots per class and
-the format version.
+each shot's features sketched to 128 numbers by a fixed random projection, int8, for the
+local share) plus a JSON header binding it to one model file (its sha256) and recording the
+labels, the shots per class and the format version.
 
 File layout (little-endian)::
 
