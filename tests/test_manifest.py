@@ -22,10 +22,17 @@ def run(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
+def git(*args: str) -> str:
+    """``git -C ROOT ARGS`` stdout ("" when git is not installed, e.g. a bare rootfs)."""
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True,
+                              text=True).stdout.strip()
+    except FileNotFoundError:
+        return ""
+
+
 def in_git() -> bool:
-    res = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-inside-work-tree"],
-                         capture_output=True, text=True)
-    return res.stdout.strip() == "true"
+    return git("rev-parse", "--is-inside-work-tree") == "true"
 
 
 def test_every_results_file_is_listed_and_every_listed_file_exists():
@@ -69,8 +76,7 @@ def copy(tmp_path):
     res.mkdir()
     (res / "a.csv").write_text("build,sha256,accuracy\nm.tflite,903bfb75fa3c,0.6\n")
     (res / "b.csv").write_text("x\n1\n")
-    commit = subprocess.run(["git", "-C", str(ROOT), "log", "--format=%h", "-1"],
-                            capture_output=True, text=True).stdout.strip() or "0000000"
+    commit = git("log", "--format=%h", "-1") or "0000000"
     (res / "MANIFEST.csv").write_text(
         HEAD + f"a.csv,benchmarks/manifest.py,python x,{commit},m.tflite=903bfb75fa3c,,\n")
     return res, commit
