@@ -317,6 +317,16 @@ def test_profile_stores_its_share_and_one_made_before_the_pool_predicts_as_made(
     np.testing.assert_allclose(before.adjust(probs, emb), alone, atol=1e-6)
 
 
+def test_adjust_refuses_values_no_model_gives(profile):
+    d = profile.correction.weight.shape[0]
+    probs, emb = np.full((2, 7), 1 / 7, np.float32), np.zeros((2, d), np.float32)
+    assert profile.adjust(probs, emb).shape == (2, 7)
+    for bad_p, bad_e in ((probs * 10, emb), (-probs, emb), (probs, emb + np.nan),
+                         (probs, emb + np.inf), (probs + np.nan, emb)):
+        with pytest.raises(ProfileError, match="probabilities in \\[0, 1\\] and finite"):
+            profile.adjust(bad_p, bad_e)
+
+
 def test_a_version_2_profile_keeps_the_fixed_pool(profile, model, faces):
     """Made before the local share: no centres stored, the share SHARE on every face."""
     import hashlib

@@ -88,6 +88,10 @@ class Profile:
 
         Returns:
             (N, C) float32 probabilities, rows summing to 1.
+
+        Raises:
+            ProfileError: shapes that do not fit the profile, probabilities outside [0, 1],
+                NaN or inf.
         """
         probs, emb = np.asarray(probs, np.float32), np.asarray(emb, np.float32)
         if probs.ndim != 2 or probs.shape[1] != len(self.labels) or emb.shape != (
@@ -97,6 +101,11 @@ class Profile:
                                f"{emb.shape}: use the model the profile was made with")
         if not len(probs):
             return probs
+        if not (np.isfinite(emb).all() and np.isfinite(probs).all()
+                and probs.min() >= 0 and probs.max() <= 1 + 1e-3):
+            raise ProfileError("profile expects probabilities in [0, 1] and finite embeddings "
+                               "(the model's own predict(..., embedding=True) output); got "
+                               "values out of range or NaN/inf")
         return self.correction.adjust(probs, emb)
 
     # --- file format ----------------------------------------------------------------------
