@@ -19,6 +19,8 @@ Protocols, per person:
   (each type in turn, pooled): what enrolling each expression in two ways buys.
 - ``random-kK``: K random photos per expression (a class needs K + 1 photos; fewer: all but
   one), test on the rest of the person's photos; seeds 0..``--seeds``-1, pooled.
+- ``others``: each cross-type profile applied to the photos of every other person (what a
+  profile does to somebody else in view; "person" is the profile's owner).
 
 Writes ``benchmarks/results/personal.csv`` (``table`` column: ``people`` = per person and
 pooled accuracy and per-class recall with and without the profile; ``study`` = the method
@@ -147,6 +149,13 @@ def _type_splits(ph: Photos, fold: str, enrol, tested):
                        np.flatnonzero(mine & tested(t)))
 
 
+def other_splits(ph: Photos):
+    """(person, fold name, shot indices, test indices): each cross-type profile applied to
+    every photo of the *other* people (what a profile does to somebody else in view)."""
+    for p, fold, shots, _ in cross_splits(ph):
+        yield p, f"{fold} -> others", shots, np.flatnonzero(ph.person != p)
+
+
 def random_splits(ph: Photos, k: int, seed: int):
     """(person, fold name, shot indices, test indices): k random photos per expression."""
     rng = np.random.default_rng(seed)
@@ -165,6 +174,7 @@ def protocols(ph: Photos, seeds: int) -> dict:
     out = {"cross-type": list(cross_splits(ph)), "two-types": list(two_type_splits(ph))}
     for k in (1, 2, 3):
         out[f"random-k{k}"] = [s for seed in range(seeds) for s in random_splits(ph, k, seed)]
+    out["others"] = list(other_splits(ph))
     return out
 
 
@@ -803,14 +813,15 @@ def markdown(rows: list[dict], labels: tuple) -> str:
     study = [r for r in rows if r["table"] == "study"]
     if study:
         out += ["", "| method | cross-type % | worst person pp | people worse | random k=1 % "
-                "| k=2 % | k=3 % | worst person pp k=1/2/3 | neutral recall % k=1/2/3 |",
-                "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+                "| k=2 % | k=3 % | worst person pp k=1/2/3 | neutral recall % k=1/2/3 "
+                "| others % | worst profile on others pp |",
+                "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|"]
         out += [f"| {r['method']} | {r['cross-type']} | {r['cross_worst_delta_pp']:+.1f} | "
                 f"{r['cross_people_worse']} | {r['random-k1']} | {r['random-k2']} | "
                 f"{r['random-k3']} | " + " / ".join(
                     f"{r[f'random-k{k}_worst_delta_pp']:+.1f}" for k in (1, 2, 3)) + " | "
-                + " / ".join(str(r[f"random-k{k}_neutral_recall"]) for k in (1, 2, 3)) + " |"
-                for r in study]
+                + " / ".join(str(r[f"random-k{k}_neutral_recall"]) for k in (1, 2, 3))
+                + f" | {r['others']} | {r['others_worst_delta_pp']:+.1f} |" for r in study]
     cost = [r for r in rows if r["table"] == "cost"]
     out += ["", "| cost | value |", "|---|---|"]
     out += [f"| {r['what']} | {r['value']} {r['unit']}"

@@ -56,3 +56,12 @@ def test_two_types_enrols_two_types_and_tests_the_third():
     missing = int(np.flatnonzero(~ph.found)[0])
     assert any(missing in test for *_, test in splits)
     assert not any(missing in shots for _, _, shots, _ in splits)
+
+
+def test_others_applies_each_cross_type_profile_to_everybody_else():
+    ph = photos()
+    cross, others = list(bench.cross_splits(ph)), list(bench.other_splits(ph))
+    assert len(others) == len(cross) == 6
+    for (p, fold, shots, _), (q, name, shots2, test) in zip(cross, others):
+        assert (p, f"{fold} -> others") == (q, name) and np.array_equal(shots, shots2)
+        assert (ph.person[test] != p).all() and len(test) == (ph.person != p).sum()
