@@ -77,7 +77,7 @@ def get(port: int, path: str, headers: dict | None = None, stream: bool = False)
     return status, hdrs, body
 
 
-def read_events(port: int, query: str, want: int, timeout: float = 20.0) -> list[dict]:
+def read_events(port: int, query: str, want: int, timeout: float = 60.0) -> list[dict]:
     """Read ``/events`` until ``want`` face events arrived (or ``timeout``)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     sock.sendall(f"GET /events{query} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
@@ -97,10 +97,23 @@ def read_events(port: int, query: str, want: int, timeout: float = 20.0) -> list
     return events
 
 
+def wait_for_frames(port: int, n: int, timeout: float = 60.0) -> int:
+    """Poll ``/stats.json`` until the loop has made more than ``n`` - 1 frames (or
+    ``timeout``); the frame count."""
+    t_end, frames = time.time() + timeout, 0
+    while time.time() < t_end:
+        frames = json.loads(get(port, "/stats.json")[2])["frames"]
+        if frames >= n:
+            break
+        time.sleep(0.1)
+    return frames
+
+
 @pytest.fixture(scope="module")
 def loopback_server():
     """One server on the default host (no token), 2 streams at most, the sample clip looped."""
     s = Served("--video", "sample", "--loop", "--port", "0", "--max-streams", "2")
+    wait_for_frames(s.port, 1)  # a slow machine (an emulated Pi) needs a while for frame 1
     yield s
     code, _, err = s.stop()
     assert code == 0, err[-2000:]
@@ -191,8 +204,7 @@ def test_stream_cap_refuses_clearly_and_a_stalled_client_does_not_stop_the_loop(
     status, hdrs, body = get(port, "/stream.mjpg")
     assert status == 503 and b"--max-streams" in body and hdrs.get("Retry-After")
     f0 = json.loads(get(port, "/stats.json")[2])["frames"]
-    time.sleep(1.0)
-    assert json.loads(get(port, "/stats.json")[2])["frames"] > f0 + 10  # the loop runs on
+    assert wait_for_frames(port, f0 + 11) > f0 + 10  # the loop runs on
     for conn, r in held:
         r.close()
         conn.close()
