@@ -433,10 +433,8 @@ LOO_SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 def _scaled(corr, ph: Photos, idx: np.ndarray, scale: float) -> np.ndarray:
     """(n, C) logits: the model's log-probs + ``scale`` x the correction, photos ``idx``."""
-    from fer_edge.personal.method import features
-
-    x = features(ph.emb[idx], corr.mean, corr.std, corr.anchor, corr.norm_floor)
-    return log_probs(ph.probs[idx]) + scale * corr.enrolled * (x @ corr.weight + corr.bias)
+    _, z0, delta = corr.terms(ph.probs[idx], ph.emb[idx])
+    return z0 + scale * delta
 
 
 def _loo_choice(model, ph: Photos, shots: np.ndarray) -> float:
@@ -639,10 +637,8 @@ def unprojected():
         centres = f(ph.emb[shots])
         width = LOCAL_WIDTH * float(np.median(np.linalg.norm(f(emb[take]) - centres[owner],
                                                                axis=1)))
-        x = f(ph.emb[test])
-        z0 = log_probs(ph.probs[test])
-        z = z0 + corr.enrolled * (x @ corr.weight + corr.bias)
-        return np.log(pool(z0, z, local_share(x, centres, width, corr.share)) + 1e-12)
+        x, z0, delta = corr.terms(ph.probs[test], ph.emb[test])
+        return np.log(pool(z0, z0 + delta, local_share(x, centres, width, corr.share)) + 1e-12)
     return run
 
 
@@ -650,13 +646,12 @@ def class_local():
     """Study only, round 5 (c): the shipped local share, measured to the nearest shot of the
     class the corrected probabilities answer (not to any shot): the profile decides only on a
     face that looks like the person's shots of the profile's own answer."""
-    from fer_edge.personal.method import features, local_share, project
+    from fer_edge.personal.method import local_share, project
 
     def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
         corr = fit_split(model, ph, shots, Recipe()).correction
-        x = features(ph.emb[test], corr.mean, corr.std, corr.anchor, corr.norm_floor)
-        z0 = log_probs(ph.probs[test])
-        z = z0 + corr.enrolled * (x @ corr.weight + corr.bias)
+        x, z0, delta = corr.terms(ph.probs[test], ph.emb[test])
+        z = z0 + delta
         answer, xp, share = z.argmax(1), project(x), np.full(len(test), corr.share)
         for c in np.unique(answer):
             mine = corr.centres[ph.y[shots] == c]

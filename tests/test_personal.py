@@ -160,24 +160,9 @@ def test_profile_round_trip_small_no_images_and_0600(profile, tmp_path, model, f
 
 
 def test_version_1_profile_still_loads_with_no_anchor(profile, model, faces):
-    import hashlib
-    import json
-    import struct
-
-    from fer_edge.personal.profile import MAGIC
-
-    data = profile.to_bytes()
-    n = struct.unpack_from("<I", data, len(MAGIC))[0]
-    start = len(MAGIC) + 4
-    header = json.loads(data[start:start + n])
-    header["version"] = 1
-    d, k = int(header["dim"]), header.pop("centres") * header.pop("centre_dims")
-    for key in ("centre_scale", "width"):
-        header.pop(key)
-    head = json.dumps(header, sort_keys=True).encode()
-    arrays = data[start + n:-32][:-2 * d - k]  # version 1: no anchor, no centres at the end
-    body = MAGIC + struct.pack("<I", len(head)) + head + arrays
-    old = Profile.from_bytes(body + hashlib.sha256(body).digest())
+    d = profile.correction.weight.shape[0]
+    k = len(profile.correction.centres) * profile.correction.centres.shape[1]
+    old = Profile.from_bytes(_resigned(profile, _as_version(1), cut=2 * d + k))  # no anchor
     assert not old.correction.anchor.any() and old.correction.anchor.shape == (d,)
     np.testing.assert_allclose(old.correction.weight, profile.correction.weight, atol=1e-2)
     probs, emb = model.predict(faces, embedding=True)
@@ -262,9 +247,10 @@ def test_evaluate_with_a_profile(profile, faces, tmp_path, capsys):
 
 
 # --- the second hardening sweep (issue 34): profiles written by hand, odd paths --------------
-def _resigned(profile, edit=None, tail: bytes = b"") -> bytes:
-    """The profile's bytes with its header put through ``edit`` and ``tail`` appended to the
-    arrays, checksum made again: what only a hand-written (not a damaged) file looks like."""
+def _resigned(profile, edit=None, tail: bytes = b"", cut: int = 0) -> bytes:
+    """The profile's bytes with its header put through ``edit``, the last ``cut`` bytes of
+    the arrays dropped and ``tail`` appended, checksum made again: what only a hand-written
+    (or an older fer-edge's) file looks like, not a damaged one."""
     import hashlib
     import json
     import struct
@@ -278,8 +264,18 @@ def _resigned(profile, edit=None, tail: bytes = b"") -> bytes:
     if edit:
         edit(header)
     head = json.dumps(header).encode()
-    body = MAGIC + struct.pack("<I", len(head)) + head + data[start + n:-32] + tail
+    arrays = data[start + n:-32]
+    body = MAGIC + struct.pack("<I", len(head)) + head + arrays[:len(arrays) - cut] + tail
     return body + hashlib.sha256(body).digest()
+
+
+def _as_version(version: int):
+    """A header edit: the profile as an older fer-edge wrote it (no local-share fields)."""
+    def edit(header: dict) -> None:
+        for key in ("centres", "centre_dims", "centre_scale", "width"):
+            header.pop(key)
+        header["version"] = version
+    return edit
 
 
 @pytest.mark.parametrize("edit", [
@@ -329,23 +325,8 @@ def test_adjust_refuses_values_no_model_gives(profile):
 
 def test_a_version_2_profile_keeps_the_fixed_pool(profile, model, faces):
     """Made before the local share: no centres stored, the share SHARE on every face."""
-    import hashlib
-    import json
-    import struct
-
-    from fer_edge.personal.profile import MAGIC
-
-    data = profile.to_bytes()
-    n = struct.unpack_from("<I", data, len(MAGIC))[0]
-    start = len(MAGIC) + 4
-    header = json.loads(data[start:start + n])
-    k = header.pop("centres") * header.pop("centre_dims")
-    header.pop("centre_scale"), header.pop("width")
-    header["version"] = 2
-    head = json.dumps(header).encode()
-    body = MAGIC + struct.pack("<I", len(head)) + head + data[start + n:-32][:len(
-        data[start + n:-32]) - k]
-    old = Profile.from_bytes(body + hashlib.sha256(body).digest())
+    k = len(profile.correction.centres) * profile.correction.centres.shape[1]
+    old = Profile.from_bytes(_resigned(profile, _as_version(2), cut=k))
     assert len(old.correction.centres) == 0 and old.correction.width == 0
     probs, emb = model.predict(faces, embedding=True)
     fixed = dataclasses.replace(profile.correction, centres=np.zeros((0, 128), np.float32))

@@ -155,10 +155,16 @@ class Correction:
     def adjust(self, probs: np.ndarray, emb: np.ndarray) -> np.ndarray:
         """(N, C) float32 probabilities + (N, D) float32 embeddings of the same faces ->
         (N, C) float32 personalised probabilities (rows sum to 1)."""
-        x = features(emb, self.mean, self.std, self.anchor, self.norm_floor)
-        z0 = log_probs(probs)
+        x, z0, delta = self.terms(probs, emb)
         share = local_share(project(x), self.centres, self.width, self.share)
-        return pool(z0, z0 + self.enrolled * (x @ self.weight + self.bias), share)
+        return pool(z0, z0 + delta, share)
+
+    def terms(self, probs: np.ndarray, emb: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The parts :meth:`adjust` pools: (N, D) features (:func:`features`), (N, C) model
+        logits ``z0`` and (N, C) correction ``enrolled * (x @ W + b)``, all float32."""
+        x = features(emb, self.mean, self.std, self.anchor, self.norm_floor)
+        return x, log_probs(probs), self.enrolled * (x @ self.weight + self.bias)
 
 
 def pool(z0: np.ndarray, z: np.ndarray, share: float | np.ndarray) -> np.ndarray:
@@ -372,26 +378,29 @@ def fit_correction(probs: np.ndarray, emb: np.ndarray, y: np.ndarray, shots: flo
     mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
     anchor = neutral_anchor(emb, y, mean, std, neutral if recipe.anchor else None)
     z0 = log_probs(probs).astype(np.float64)
+    x32 = features(emb, mean, std, anchor, recipe.norm_floor)
     if recipe.head:
-        x = features(emb, mean, std, anchor, recipe.norm_floor).astype(np.float64)
+        x = x32.astype(np.float64)
         w, b = fit_head(x, z0, y, enrolled, recipe.ridge / max(shots, 1e-6))
         w = w + recipe.proto * shots / (shots + 1.0) / PROTO_TEMP * prototypes(x, y, enrolled)
     else:
         w, b = np.zeros((d, c)), fit_bias(z0, y, enrolled)
     centres, width = np.zeros((0, LOCAL_DIMS), np.float32), 0.0
     if src is not None and recipe.local_width > 0 and recipe.share < 1:
-        centres, width = local_centres(emb, np.asarray(src), mean, std, anchor, recipe)
+        centres, width = local_centres(emb, x32, np.asarray(src), mean, std, anchor, recipe)
     return Correction(w.astype(np.float32), b.astype(np.float32), enrolled, mean, std, anchor,
                       recipe.norm_floor, recipe.share, centres, width)
 
 
-def local_centres(emb: np.ndarray, src: np.ndarray, mean: np.ndarray, std: np.ndarray,
-                  anchor: np.ndarray, recipe: Recipe) -> tuple[np.ndarray, float]:
+def local_centres(emb: np.ndarray, x: np.ndarray, src: np.ndarray, mean: np.ndarray,
+                  std: np.ndarray, anchor: np.ndarray, recipe: Recipe
+                  ) -> tuple[np.ndarray, float]:
     """The local share's centres and width from the shot variants.
 
     Args:
-        emb: (n, D) float32 embeddings of the variants; src: (n,) their source shots (each
-            shot's variants consecutive, the shot then its mirror: :func:`shot_variants`).
+        emb: (n, D) float32 embeddings of the variants; x: (n, D) their features
+            (:func:`features`); src: (n,) their source shots (each shot's variants
+            consecutive, the shot then its mirror: :func:`shot_variants`).
         mean, std, anchor: (D,) as in :func:`features`; recipe: its variants and local_width.
 
     Returns:
@@ -399,11 +408,10 @@ def local_centres(emb: np.ndarray, src: np.ndarray, mean: np.ndarray, std: np.nd
         mirror is a variant: the embedding ``predict`` gives the same photo), and the width:
         ``recipe.local_width`` x the median distance of the variants from their shot's centre.
     """
-    first = np.flatnonzero(np.r_[True, src[1:] != src[:-1]])
+    starts = np.r_[True, src[1:] != src[:-1]]
     pair = 2 if recipe.variants != "shot" else 1
-    shot_emb = np.stack([emb[i:i + pair].mean(axis=0) for i in first])
-    proj = project(features(emb, mean, std, anchor, recipe.norm_floor))
+    shot_emb = np.stack([emb[i:i + pair].mean(axis=0) for i in np.flatnonzero(starts)])
     centres = project(features(shot_emb, mean, std, anchor, recipe.norm_floor))
-    owner = np.cumsum(np.r_[True, src[1:] != src[:-1]]) - 1
-    spread = float(np.median(np.linalg.norm(proj - centres[owner], axis=1)))
+    owner = np.cumsum(starts) - 1
+    spread = float(np.median(np.linalg.norm(project(x) - centres[owner], axis=1)))
     return centres, recipe.local_width * spread

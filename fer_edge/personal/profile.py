@@ -223,11 +223,11 @@ def _check_header(header: dict) -> None:
     share = header.get("share", 1.0)
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
         raise ValueError("share")
-    for key, low in (("centres", 0), ("centre_dims", 1)):
-        v = header.get(key, low)
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ValueError(key)
-    if header.get("centre_dims", LOCAL_DIMS) != LOCAL_DIMS:
+    centres = header.get("centres", 0)
+    if isinstance(centres, bool) or not isinstance(centres, int) or centres < 0:
+        raise ValueError("centres")
+    if type(header.get("centre_dims", LOCAL_DIMS)) is not int or header.get(
+            "centre_dims", LOCAL_DIMS) != LOCAL_DIMS:
         raise ValueError("centre_dims")
     for key in ("centre_scale", "width"):
         v = header.get(key, 0.0)
