@@ -319,3 +319,34 @@ def test_enroll_needs_one_source_and_out(tmp_path, capsys, args, needle):
     from cli_sweep import assert_refused
 
     assert_refused(["enroll", *args], capsys, tmp_path, needle)
+
+
+# -- audit of issue 32: --force replaces a profile, never a user's other file ----------------
+def test_force_replaces_only_a_profile_not_a_photo_or_other_file(tmp_path, capsys):
+    """--out pointed by mistake at one of the enrolment photos (or notes, a model): even with
+    --force it is refused before any work and left as it was; an old or damaged profile and
+    an empty file are still replaced."""
+    from cli_sweep import assert_refused
+
+    photos = tfeid_person("02")
+    tree = tmp_path / "photos"
+    for expression in ("happy", "neutral"):
+        (tree / expression).mkdir(parents=True)
+        for f in photos[expression][:2]:
+            (tree / expression / f.name).write_bytes(f.read_bytes())
+    photo = sorted((tree / "happy").iterdir())[0]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    for victim in (photo, notes):
+        assert_refused(["enroll", "--images", tree, "--out", victim, "--force"], capsys,
+                       tmp_path, "is not a fer-edge profile", "--force replaces only profiles")
+    out = tmp_path / "me.fer"
+    out.write_bytes(b"")  # an empty placeholder is replaced
+    assert main(["enroll", "--images", str(tree), "--out", str(out), "--force"]) == 0
+    out.write_bytes(out.read_bytes()[:100])  # a truncated profile too
+    assert main(["enroll", "--images", str(tree), "--out", str(out), "--force"]) == 0
+    assert load_profile(out).shots == {"happy": 2, "neutral": 2}
+    from fer_edge.errors import OutputError
+    with pytest.raises(OutputError, match="not a fer-edge profile"):  # the API refuses it too
+        load_profile(out).save(notes, force=True)
+    assert notes.read_text() == "my notes\n"

@@ -32,7 +32,10 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(EnrollConfig, args)
     cfg.validate()
+    from fer_edge.personal.profile import check_replaceable
+
     out = check_output_file(cfg.out, "--out", cfg.force, renames=True)  # before any work
+    check_replaceable(out)
     t0 = time.perf_counter()
     predictor = load_predictor(cfg.model or None, cfg.threads or None)
     finder = predictor.finder(cfg.detector)

@@ -194,7 +194,8 @@ class Profile:
         """Write the profile to ``path`` exactly, atomically, mode 0600.
 
         Raises:
-            OutputError: ``path`` exists and ``force`` is False.
+            OutputError: ``path`` exists and ``force`` is False, or it exists and is not a
+                profile (``force`` replaces only profiles).
         """
         return write_private(Path(path), self.to_bytes(), force)
 
@@ -266,12 +267,30 @@ def write_private(path: Path, data: bytes, force: bool) -> Path:
     if path.exists() and not force:
         raise OutputError(f"--out {path}: exists; pass --force to replace it, or choose "
                           "another name")
+    check_replaceable(path)
     try:
         atomic_write_bytes(path, data, overwrite=force, mode=0o600)
     except FileExistsError:
         raise OutputError(f"--out {path}: exists; pass --force to replace it, or choose "
                           "another name") from None
     return path
+
+
+def check_replaceable(path: Path) -> None:
+    """Raise :class:`OutputError` when ``path`` is an existing non-empty file that is not a
+    profile (damaged ones included: they start with :data:`MAGIC`): ``--force`` replaces a
+    profile, never a user's photo, notes or model that ``--out`` was pointed at by mistake."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(MAGIC))
+    except OSError as exc:
+        raise OutputError(f"--out {path}: cannot be read to check it is a profile "
+                          f"({exc.strerror}); choose another name") from None
+    if head != MAGIC:
+        raise OutputError(f"--out {path}: exists and is not a fer-edge profile; --force "
+                          "replaces only profiles: choose another name")
 
 
 def make_profile(model_sha256: str, labels: tuple[str, ...], correction: Correction,
