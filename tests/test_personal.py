@@ -287,11 +287,12 @@ def _as_version(version: int):
     lambda h: h.update(share=True), lambda h: h.update(centres=-1),
     lambda h: h.update(centres=1.5), lambda h: h.update(centre_dims=64),
     lambda h: h.update(width=-1.0), lambda h: h.update(width="1"),
-    lambda h: h.update(centre_scale=None),
+    lambda h: h.update(centre_scale=None), lambda h: h.update(norm_floor=float("nan")),
+    lambda h: h.update(norm_floor="1"),
 ], ids=["sha-none", "sha-short", "dim-str", "dim-bool", "dim-neg", "enrolled-len",
         "labels-int", "shots-list", "shots-unknown", "share-0", "share-big", "share-str",
         "share-bool", "centres-neg", "centres-float", "centre-dims", "width-neg", "width-str",
-        "centre-scale-none"])
+        "centre-scale-none", "norm-floor-nan", "norm-floor-str"])
 def test_a_hand_edited_profile_with_a_valid_checksum_is_refused(profile, tmp_path, edit):
     path = tmp_path / "edited.profile"
     path.write_bytes(_resigned(profile, edit))
@@ -425,3 +426,21 @@ def test_profile_path_that_is_a_folder_or_empty_and_use_profile_with_a_path(prof
         m.use_profile(saved)  # the runtime layer reads no profile files: the message says how
     m.use_profile(load_profile(saved))
     assert m.profile is not None and m.profile.enrolled == profile.enrolled
+
+
+@pytest.mark.parametrize("arrays", [
+    dict(bias="nan"), dict(weight="inf"), dict(std=0.0), dict(anchor="nan"), dict(mean="-inf"),
+], ids=["bias-nan", "weight-inf", "std-zero", "anchor-nan", "mean-inf"])
+def test_a_profile_whose_arrays_no_enrolment_writes_is_refused(profile, model, faces,
+                                                               tmp_path, arrays):
+    """A checksum-valid file with NaN/inf values or a zero spread used to load and make every
+    prediction NaN (shown as the first class); now refused when read."""
+    import dataclasses
+
+    c = profile.correction
+    edited = {k: np.full_like(getattr(c, k), float(v)) for k, v in arrays.items()}
+    bad = dataclasses.replace(profile, correction=dataclasses.replace(c, **edited))
+    path = tmp_path / "values.profile"
+    path.write_bytes(bad.to_bytes())
+    with pytest.raises(ProfileError, match="values no enrolment writes"):
+        fer_edge.load(profile=path)

@@ -180,6 +180,10 @@ class Profile:
         if pos != len(raw):
             raise ProfileError(f"{where}: the profile is longer than its header says; enrol "
                                "again with fer-edge enroll")
+        if not (all(np.isfinite(a).all() for a in arrays.values())
+                and (arrays["std"] > 0).all()):  # else every prediction would be NaN
+            raise ProfileError(f"{where}: the profile holds values no enrolment writes (NaN, "
+                               "infinite, or a zero spread); enrol again with fer-edge enroll")
         correction = Correction(arrays["weight"], arrays["bias"],
                                 np.array(header["enrolled"], bool), arrays["mean"],
                                 arrays["std"], arrays["anchor"],
@@ -230,7 +234,7 @@ def _check_header(header: dict) -> None:
     if type(header.get("centre_dims", LOCAL_DIMS)) is not int or header.get(
             "centre_dims", LOCAL_DIMS) != LOCAL_DIMS:
         raise ValueError("centre_dims")
-    for key in ("centre_scale", "width"):
+    for key in ("centre_scale", "width", "norm_floor"):
         v = header.get(key, 0.0)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1e6:
             raise ValueError(key)
