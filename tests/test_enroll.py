@@ -72,6 +72,9 @@ def test_enroll_bad_folders_one_line_exit_2(tmp_path, capsys):
     one_line_error(capsys, "no face found in any of its 1 photos")
     assert main(["enroll", "--images", str(tmp_path / "nope"), "--out", str(out)]) == 2
     one_line_error(capsys, "not a folder")
+    (tree / "happy" / "a.png").rename(tree / "happy" / "IMG_0001.HEIC")  # no photo it reads
+    assert main(["enroll", "--images", str(tree), "--out", str(out)]) == 2
+    one_line_error(capsys, "no photo in its <expression>/ folders (read: .bmp, .jpeg")
     assert not out.exists()
 
 

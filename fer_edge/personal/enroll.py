@@ -135,7 +135,7 @@ def crops_from_folders(finder, root: str | Path, labels: tuple[str, ...]
         (N, s, s) uint8 grey crops, (N,) int64 class ids, and {"photos": n, "no_face": [paths]}.
 
     Raises:
-        DataError: bad folder names, an unreadable image, or no face in any photo.
+        DataError: bad folder names, an unreadable image, no photo, or no face in any photo.
     """
     root = Path(root)
     crops, ys, missed, photos = [], [], [], 0
@@ -152,6 +152,10 @@ def crops_from_folders(finder, root: str | Path, labels: tuple[str, ...]
                 continue
             crops.append(faces[0].crop)
             ys.append(cid)
+    if not photos:
+        raise DataError(f"--images {root}: no photo in its <expression>/ folders (read: "
+                        f"{', '.join(sorted(_IMAGE_EXT))}); put photos there, or convert "
+                        "others (e.g. .heic) to .jpg")
     if not crops:
         raise DataError(f"--images {root}: no face found in any of its {photos} photos; use "
                         "photos where the face is visible and at least ~60 px wide")
