@@ -65,3 +65,16 @@ def test_others_applies_each_cross_type_profile_to_everybody_else():
     for (p, fold, shots, _), (q, name, shots2, test) in zip(cross, others):
         assert (p, f"{fold} -> others") == (q, name) and np.array_equal(shots, shots2)
         assert (ph.person[test] != p).all() and len(test) == (ph.person != p).sum()
+
+
+def test_sittings_count_shots_linked_by_short_distances_once():
+    """Round 6 (n): shots of one expression under SITTING widths apart (directly or through
+    another shot) are one sitting."""
+    near, far = bench.SITTING / 2, bench.SITTING * 2
+    d = np.array([[0, near, far, far],
+                  [near, 0, near, far],
+                  [far, near, 0, far],
+                  [far, far, far, 0]])
+    assert bench._sittings(d) == 2
+    assert bench._sittings(np.zeros((1, 1))) == 1
+    assert bench._sittings(np.full((3, 3), far) - np.eye(3) * far) == 3

@@ -151,12 +151,14 @@ class Correction:
     def __post_init__(self):
         if len(self.centres):  # make the projection now, not on the first face
             projection(self.weight.shape[0])
+        # the centres as local_share computes with them, converted once (not per face)
+        object.__setattr__(self, "_centres64", np.asarray(self.centres, np.float64))
 
     def adjust(self, probs: np.ndarray, emb: np.ndarray) -> np.ndarray:
         """(N, C) float32 probabilities + (N, D) float32 embeddings of the same faces ->
         (N, C) float32 personalised probabilities (rows sum to 1)."""
         x, z0, delta = self.terms(probs, emb)
-        share = local_share(project(x), self.centres, self.width, self.share)
+        share = local_share(project(x), self._centres64, self.width, self.share)
         return pool(z0, z0 + delta, share)
 
     def terms(self, probs: np.ndarray, emb: np.ndarray
@@ -219,8 +221,11 @@ def project(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float32)
     perm, signs = projection(x.shape[1])
     per = -(-x.shape[1] // LOCAL_DIMS)
-    out = np.zeros((len(x), LOCAL_DIMS * per), np.float32)
-    out[:, :x.shape[1]] = x[:, perm] * signs
+    if x.shape[1] == LOCAL_DIMS * per:  # no padding to add (2048 features: 16 per bucket)
+        out = x[:, perm] * signs
+    else:
+        out = np.zeros((len(x), LOCAL_DIMS * per), np.float32)
+        out[:, :x.shape[1]] = x[:, perm] * signs
     return out.reshape(len(x), LOCAL_DIMS, per).sum(axis=2)
 
 
