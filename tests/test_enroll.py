@@ -8,7 +8,7 @@ import pytest
 from test_personal import tfeid_person
 
 from fer_edge.cli import main
-from fer_edge.personal.guided import ORDER
+from fer_edge.personal.guided import COUNTDOWN_S, HOLD_S, ORDER, SLOT_S
 from fer_edge.personal.method import SHARE
 from fer_edge.personal.profile import load_profile
 
@@ -28,11 +28,20 @@ def write_clip(path, frames: list[np.ndarray], fps: float = 10.0) -> None:
     vw.release()
 
 
-def session_frames(photos: dict, per: int) -> list[np.ndarray]:
-    """For each expression the session asks in turn, ``per`` photos of it, spread over its
-    photos (neighbouring photos of one performance can be near-copies, which it rejects)."""
-    return [cv2.imread(str(f)) for e in ORDER
-            for f in photos[e][::max(1, len(photos[e]) // per)][:per]]
+def session_frames(photos: dict, per: int, fps: float = 2.0) -> list[np.ndarray]:
+    """A recording that follows the guided schedule at ``fps``: for each expression in turn,
+    COUNTDOWN_S of the previous expression's last photo (a blank frame first: time to change
+    face, never kept), then HOLD_S of ``per`` of its photos, each held HOLD_S / per, spread
+    over its photos (neighbouring photos of one performance can be near-copies)."""
+    frames, before = [], None
+    for e in ORDER:
+        shown = [cv2.imread(str(f)) for f in photos[e][::max(1, len(photos[e]) // per)][:per]]
+        before = np.full_like(shown[0], 128) if before is None else before
+        frames += [before] * round(COUNTDOWN_S * fps)
+        for img in shown:
+            frames += [img] * round(HOLD_S / per * fps)
+        before = shown[-1]
+    return frames
 
 
 def test_enroll_from_folders_with_synonyms_and_a_class_left_out(tmp_path, capsys):
@@ -81,7 +90,7 @@ def test_enroll_bad_folders_one_line_exit_2(tmp_path, capsys):
 def test_guided_video_session_headless(tmp_path, capsys):
     photos = tfeid_person("03")
     clip = tmp_path / "session.avi"
-    write_clip(clip, session_frames(photos, 2))
+    write_clip(clip, session_frames(photos, 2), fps=2.0)
     out = tmp_path / "p.fer"
     assert main(["enroll", "--video", str(clip), "--headless", "--per-expression", "2",
                  "--out", str(out)]) == 0
@@ -107,7 +116,9 @@ def test_share_flag_is_stored_in_the_profile(tmp_path, capsys):
 def test_guided_video_that_ends_mid_session_writes_nothing(tmp_path, capsys):
     photos = tfeid_person("03")
     clip = tmp_path / "short.avi"
-    write_clip(clip, session_frames(photos, 2)[:5])  # neutral, happy, then part of surprise
+    # neutral, happy, then surprise's countdown and the start of its hold
+    write_clip(clip, session_frames(photos, 2)[:round((2 * SLOT_S + COUNTDOWN_S + 1) * 2)],
+               fps=2.0)
     out = tmp_path / "p.fer"
     assert main(["enroll", "--video", str(clip), "--headless", "--per-expression", "2",
                  "--out", str(out)]) == 2
@@ -133,6 +144,7 @@ def test_guided_session_rejects_blurred_and_duplicate_frames():
 
 @pytest.mark.parametrize("args, needle", [
     (["--camera", "0", "--headless"], "needs a window"),
+    (["--picamera", "--headless"], "needs a window"),
     (["--video", "missing.mp4", "--headless"], "video file not found"),
 ])
 def test_guided_bad_sources_one_line_exit_2(tmp_path, capsys, args, needle):
@@ -202,8 +214,9 @@ def toml_table(section: str, values: dict) -> str:
                                       if v is not None)
 
 
-@pytest.mark.parametrize("source", [["--images", "photos"], ["--camera", "2"],
-                                    ["--video", "clip.mp4"]], ids=["images", "camera", "video"])
+@pytest.mark.parametrize("source", [["--images", "photos"], ["--camera", "2"], ["--picamera"],
+                                    ["--video", "clip.mp4"]],
+                         ids=["images", "camera", "picamera", "video"])
 def test_enroll_flags_and_toml_round_trip(tmp_path, source):
     """Every setting given as a flag, written as an [enroll] table, read back by --config:
     the same config; and every value differs from the default, so each was really read."""
@@ -217,7 +230,7 @@ def test_enroll_flags_and_toml_round_trip(tmp_path, source):
     cfg = enroll_config(flags)
     default = EnrollConfig()
     chosen = source[0][2:]
-    unset = {"images", "camera", "video"} - {chosen}
+    unset = {"images", "camera", "picamera", "video"} - {chosen}
     assert [f.name for f in dataclasses.fields(cfg)
             if getattr(cfg, f.name) == getattr(default, f.name)] == sorted(
         unset, key=[f.name for f in dataclasses.fields(cfg)].index)
@@ -260,8 +273,8 @@ def test_enroll_reads_its_table_end_to_end(tmp_path, capsys):
                                                     "number"),
     ('images = "photos"\nper_expression = 51', "per_expression = 51: out of range; use a "
                                                 "number >= 1 and <= 50"),
-    ('camera = 0\nvideo = "c.mp4"', "choose one source: --images DIR, --camera N or --video F "
-                                    "(given: --camera and --video)"),
+    ('camera = 0\nvideo = "c.mp4"', "choose one source: --images DIR, --camera N, --picamera "
+                                    "or --video F (given: --camera and --video)"),
     ('images = "photos"\nshare = 0', "share = 0.0: out of range; use a number > 0 and <= 1"),
     ('images = "photos"\nshare = 1.5', "share = 1.5: out of range; use a number > 0 and <= 1"),
 ], ids=["unknown-key", "wrong-type", "out-of-range", "two-sources", "share-0", "share-big"])
@@ -315,7 +328,8 @@ def test_enroll_flags_refused_as_parsed(capsys, args, needle):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--out", "p.fer"], "choose one source: --images DIR, --camera N or --video F"),
+    (["--out", "p.fer"], "choose one source: --images DIR, --camera N, --picamera or "
+                         "--video F"),
     (["--images", "a"], "pass --out FILE"),
 ], ids=["no-source", "no-out"])
 def test_enroll_needs_one_source_and_out(tmp_path, capsys, args, needle):
@@ -353,3 +367,72 @@ def test_force_replaces_only_a_profile_not_a_photo_or_other_file(tmp_path, capsy
     with pytest.raises(OutputError, match="not a fer-edge profile"):  # the API refuses it too
         load_profile(out).save(notes, force=True)
     assert notes.read_text() == "my notes\n"
+
+
+class _Face:
+    """What ``judge`` reads of a face: its crop (and the box, for the overlay)."""
+
+    def __init__(self, crop: np.ndarray):
+        self.crop, self.box = crop, (0, 0, 48, 48)
+
+
+def _timeline(seconds: float, fps: float) -> list[tuple[np.ndarray, float]]:
+    """(frame, ts) of a synthetic session: each frame a distinct sharp texture whose first
+    pixel row encodes its frame number (read back by the fake finder)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(int(seconds * fps)):
+        img = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+        img[0, :2, 0] = divmod(i, 256)
+        out.append((img, i / fps))
+    return out
+
+
+class _Source(list):
+    name = "clip.avi"
+
+
+def _finder(frame: np.ndarray) -> list:
+    return [_Face(np.ascontiguousarray(frame[:, :, 0]))]
+
+
+def _kept_times(session, fps: float) -> list[float]:
+    return [(256 * int(c[0, 0]) + int(c[0, 1])) / fps for c in session.crops]
+
+
+@pytest.mark.parametrize("per", [1, 2, 5])
+def test_guided_schedule_keeps_frames_only_in_each_expressions_hold(per):
+    """Expression k is asked from k * SLOT_S; frames are kept only in its last HOLD_S, per of
+    them, the j-th from j * HOLD_S / per into it: a recording that follows the schedule gives
+    each expression its own frames, at 10 or 4 FPS."""
+    from fer_edge.personal.guided import run_session
+
+    labels = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    for fps in (10.0, 4.0):
+        session = run_session(_Source(_timeline(7 * SLOT_S + 1, fps)), _finder, labels, per)
+        assert session.skipped == [] and len(session.crops) == 7 * per
+        times = _kept_times(session, fps)
+        for k, e in enumerate(ORDER):
+            mine = [t for t, y in zip(times, session.y) if labels[y] == e]
+            hold = k * SLOT_S + COUNTDOWN_S
+            assert len(mine) == per
+            assert all(hold + j * HOLD_S / per <= t < min(hold + (j + 1) * HOLD_S / per + 1 / fps,
+                                                        (k + 1) * SLOT_S)
+                       for j, t in enumerate(mine)), (e, mine)
+
+
+def test_guided_source_ending_in_the_last_hold_keeps_what_it_has():
+    """The last expression ends the session when its frames are kept, or when the source
+    ends during its hold (what it has is kept); ending in any earlier slot writes nothing."""
+    from fer_edge.errors import SourceError
+    from fer_edge.personal.guided import run_session
+
+    labels = ("happy", "neutral")
+    fps = 4.0
+    cut = _timeline(SLOT_S + COUNTDOWN_S + 0.5, fps)  # neutral, then 0.5 s of happy's hold
+    session = run_session(_Source(cut), _finder, labels, 5)
+    assert [labels[y] for y in session.y] == ["neutral"] * 5 + ["happy"]
+    with pytest.raises(SourceError, match="ended during 'neutral'"):
+        run_session(_Source(_timeline(COUNTDOWN_S + 1, fps)), _finder, labels, 5)
+    with pytest.raises(SourceError, match="ended during 'happy'"):
+        run_session(_Source(_timeline(SLOT_S + 1, fps)), _finder, labels, 5)

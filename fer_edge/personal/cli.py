@@ -80,16 +80,22 @@ def _collect(cfg: EnrollConfig, predictor, finder):
 
 def _guided(cfg: EnrollConfig, finder, labels):
     from fer_edge.demo.overlay import has_gui
-    from fer_edge.demo.sources import CameraSource, VideoSource, parse_size
-    from fer_edge.personal.guided import run_session
+    from fer_edge.demo.sources import CameraSource, PiCameraSource, VideoSource, parse_size
+    from fer_edge.personal.guided import run_session, schedule
 
     headless = cfg.headless or not has_gui()
-    if cfg.camera is not None and headless:
-        raise ConfigError("a --camera session needs a window (the overlay asks for each "
+    if not cfg.video and headless:
+        raise ConfigError("a camera session needs a window (the overlay asks for each "
                           "expression); use a GUI OpenCV (pip install 'opencv-python<5'), or "
-                          "record a video and use --video F --headless")
-    source = (VideoSource(cfg.video) if cfg.video
-              else CameraSource(cfg.camera, parse_size(cfg.frame_size)))
+                          "record a video that follows the schedule and use --video F")
+    if cfg.video:
+        source = VideoSource(cfg.video)
+    elif cfg.picamera:
+        source = PiCameraSource(parse_size(cfg.frame_size))
+    else:
+        source = CameraSource(cfg.camera, parse_size(cfg.frame_size))
+    log.info("guided session%s: %s", " on the video's clock" if cfg.video else "",
+             schedule(labels))
     try:
         return run_session(source, finder, labels, cfg.per_expression, headless)
     finally:

@@ -33,14 +33,16 @@ class EnrollConfig:
                       "anger/, sadness/); an expression with no folder is not enrolled",
                       one_of=SOURCE, metavar="DIR")
     camera: int | None = opt(None, "guided session on camera N", ge=0, one_of=SOURCE)
+    picamera: bool = opt(False, "guided session on the Raspberry Pi camera module (picamera2)",
+                         one_of=SOURCE)
     video: str = opt("", "guided session on a video file", one_of=SOURCE, metavar="F")
     out: str = opt("", "the profile file to write (exactly this path; required)",
                    metavar="FILE")
     force: bool = opt(False, "replace an existing --out file")
     model: str = model_opt()
     detector: str = opt(DETECTOR, "face detector, as in fer-edge demo")
-    headless: bool = opt(False, "guided session without a window: no countdown, frames taken "
-                         "in order for each expression in turn (for recorded videos and tests)")
+    headless: bool = opt(False, "--video session without a window (the same schedule, on the "
+                         "video's clock: each expression 3 s to change face, then held 4 s)")
     per_expression: int = opt(PER_EXPRESSION, "guided session: frames kept per expression",
                               ge=1, le=50)
     share: float = opt(SHARE, "the profile's share of the vote against the model's own "
@@ -54,7 +56,7 @@ class EnrollConfig:
     def sources(self) -> list[str]:
         """The flags of the sources given (one, once validated)."""
         given = {"images": bool(self.images), "camera": self.camera is not None,
-                 "video": bool(self.video)}
+                 "picamera": self.picamera, "video": bool(self.video)}
         return [f"--{name}" for name, yes in given.items() if yes]
 
     def validate(self) -> None:
@@ -66,6 +68,7 @@ class EnrollConfig:
         check_config(self)
         if len(self.sources) != 1:
             got = f" (given: {' and '.join(self.sources)})" if self.sources else ""
-            raise ConfigError(f"choose one source: --images DIR, --camera N or --video F{got}")
+            raise ConfigError("choose one source: --images DIR, --camera N, --picamera or "
+                              f"--video F{got}")
         if not self.out:
             raise ConfigError("pass --out FILE: the profile file to write")

@@ -1,10 +1,15 @@
-"""The guided enrolment session (``fer-edge enroll --camera N`` / ``--video F``). Light tier.
+"""The guided enrolment session (``fer-edge enroll --camera N`` / ``--picamera`` / ``--video F``).
+Light tier.
 
-The overlay asks for one expression at a time ("show: surprise"), counts down, then keeps good
-frames of the largest face (a face found, sharp enough, not a near-copy of a frame already
-kept) while a bar fills. ``s`` skips an expression, ``q``/Esc cancels. Headless (``--headless``
-with ``--video``, used by the tests), there is no countdown and no time limit: the frames are
-taken in order, for each expression in turn.
+One fixed schedule, live or recorded: for each expression in :data:`ORDER` in turn, the
+overlay asks for it ("show: surprise") and counts down :data:`COUNTDOWN_S` seconds (time to
+change face), then for :data:`HOLD_S` seconds keeps good frames of the largest face (a face
+found, sharp enough, not a near-copy of a frame already kept), at most ``per``, spread over the
+hold (the j-th from j * HOLD_S / per seconds into it), while a bar fills. So expression k is
+asked from ``k * SLOT_S`` to ``(k + 1) * SLOT_S`` seconds after the start (``s`` skips to the
+next one at once, ``q``/Esc cancels). A video (``--video F``, with or without a window) runs
+on its own clock, so a recording of somebody following the prompts, or following
+:func:`schedule` by hand, gives the same frames.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ log = logging.getLogger(__name__)
 ORDER = ("neutral", "happy", "surprise", "sad", "angry", "disgust", "fear")
 #: frames kept per expression
 PER_EXPRESSION = 5
-#: seconds of countdown before frames are kept, and seconds before an expression is given up
+#: seconds of countdown before frames are kept (to change face), then seconds of holding the
+#: expression while frames are kept; each expression takes SLOT_S
 COUNTDOWN_S = 3.0
-LIMIT_S = 12.0
+HOLD_S = 4.0
+SLOT_S = COUNTDOWN_S + HOLD_S
 #: a crop is sharp enough when the variance of its Laplacian (48x48 grey) reaches this
 #: (tfeid_dev crops: 1240-2360; one of them from the photo blurred by a 15 px Gaussian: 445)
 BLUR_MIN = 400.0
@@ -35,8 +42,6 @@ BLUR_MIN = 400.0
 #: 3.3 at 12 px, two photos of one person's expression by 2.0-7.7, median 7.7)
 DUPLICATE_SIZE = 12
 DUPLICATE_MAX = 2.0
-#: with a window (a live session), kept frames are at least this far apart in time
-MIN_GAP_S = 0.3
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -111,31 +116,47 @@ def _key(window: bool) -> str:
     return {ord("s"): "skip", ord("q"): "quit", 27: "quit"}.get(k, "")
 
 
+def expression_order(labels: tuple[str, ...]) -> list[str]:
+    """The expressions a session asks for, in order: :data:`ORDER`, then any other labels."""
+    return [e for e in ORDER if e in labels] + [e for e in labels if e not in ORDER]
+
+
+def schedule(labels: tuple[str, ...]) -> str:
+    """The session's timing in words (for the log and for recording a video by hand)."""
+    return ", ".join(f"{e} {k * SLOT_S:g}-{(k + 1) * SLOT_S:g} s"
+                     for k, e in enumerate(expression_order(labels)))
+
+
 def run_session(source, finder, labels: tuple[str, ...], per: int = PER_EXPRESSION,
                 headless: bool = True) -> Session:
-    """Ask for each expression in :data:`ORDER` and keep ``per`` good frames of each.
+    """Ask for each expression in turn (:func:`expression_order`) and keep up to ``per`` good
+    frames of each, on the schedule of the module docstring.
 
     Args:
-        source: yields (frame (H, W, 3) uint8 BGR, timestamp s), as the demo's sources.
+        source: yields (frame (H, W, 3) uint8 BGR, timestamp s), as the demo's sources (a
+            video's timestamps are its own clock).
         finder: a :class:`~fer_edge.detect.FaceFinder`.
         labels: the model's class names (class ids index into it).
-        per: frames kept per expression.
-        headless: no window, no countdown, no time limit.
+        per: frames kept per expression at most (the j-th from ``j * HOLD_S / per``
+            seconds into the hold).
+        headless: no window (no overlay, no keys).
 
     Raises:
         SourceError: the source ended before every expression was asked (nothing kept).
         KeyboardInterrupt: cancelled with q/Esc.
     """
-    order = [e for e in ORDER if e in labels] + [e for e in labels if e not in ORDER]
+    order = expression_order(labels)
     frames = iter(source)
-    session = Session()
+    session, start = Session(), None
     for n, expression in enumerate(order):
-        kept = _one_expression(frames, finder, expression, per, headless, session)
+        kept, start = _one_expression(frames, finder, expression, per, headless, session,
+                                      start, final=n == len(order) - 1)
         if kept is None:
             raise SourceError(f"{source.name} ended during '{expression}' ({n} of "
                               f"{len(order)} expressions done); nothing was written: "
                               "check the camera (cable, power, another program) or use a "
-                              "longer video")
+                              f"video that follows the schedule ({SLOT_S:g} s per "
+                              "expression)")
         if not kept:
             session.skipped.append(expression)
         session.crops += kept
@@ -146,19 +167,28 @@ def run_session(source, finder, labels: tuple[str, ...], per: int = PER_EXPRESSI
 
 
 def _one_expression(frames, finder, expression: str, per: int, headless: bool,
-                    session: Session) -> list | None:
-    """Kept crops for one expression ([] when skipped or timed out), None if the source
-    ended first."""
-    kept, start, last = [], None, -np.inf
+                    session: Session, start: float | None, final: bool
+                    ) -> tuple[list | None, float | None]:
+    """One slot of the schedule, from ``start`` (None: the first frame's time).
+
+    Returns:
+        The kept crops ([] when none was good, or skipped; None: the source ended before the
+        hold was over, except in the ``final`` slot, where a source ending during the hold
+        keeps what it has, and ``per`` frames end the session at once) and the next slot's
+        start.
+    """
+    kept, gap, holding = [], HOLD_S / per, False
     for frame, ts in frames:
         start = ts if start is None else start
-        left = 0.0 if headless else COUNTDOWN_S - (ts - start)
-        face = None
-        if left <= 0 and (headless or ts - last >= MIN_GAP_S):
+        left, face = COUNTDOWN_S - (ts - start), None
+        if ts - start >= SLOT_S:  # the next slot's first frame (its countdown: not judged)
+            return kept, start + SLOT_S
+        holding = left <= 0
+        # frame j is taken at the first good frame from HOLD_S * j / per into the hold
+        if holding and len(kept) < per and -left >= len(kept) * gap - 1e-9:
             verdict, face = judge(finder, frame, kept)
             if verdict == "ok":
                 kept.append(face.crop)
-                last = ts
             else:
                 session.rejected[verdict] += 1
         if not headless:
@@ -167,6 +197,6 @@ def _one_expression(frames, finder, expression: str, per: int, headless: bool,
         key = _key(not headless)
         if key == "quit":
             raise KeyboardInterrupt
-        if len(kept) >= per or key == "skip" or (not headless and ts - start > LIMIT_S):
-            return kept
-    return None
+        if key == "skip" or (final and len(kept) >= per):
+            return kept, ts
+    return (kept if final and holding else None), start
