@@ -87,13 +87,16 @@ def check_output_file(path: str | Path, flag: str, force: bool = False,
             /dev/stdout``, a pipe) passes False.
 
     Raises:
-        OutputError: it exists (without ``force``; a broken link too), is a folder (or, with
-            ``renames``, another non-regular file), its parent is a file, or the folder cannot
-            be written.
+        OutputError: it exists (without ``force``; a broken link too), is a folder, ends
+            with "/" (or, with ``renames``, is another non-regular file), its parent is a
+            file, or the folder cannot be written.
     """
     p = Path(path)
     if p.is_dir():
         raise OutputError(f"{flag} {p}: is a folder; give a file name")
+    if str(path).endswith(("/", os.sep)):  # Path() drops the slash: it would be written as a file
+        raise OutputError(f"{flag} {path}: ends with '/', which names a folder; give a file "
+                          f"name (e.g. {p / 'name'})")
     if p.is_symlink() and not p.exists() and not force:
         raise OutputError(f"{flag} {p}: is a link to {os.readlink(p)}, which does not exist; "
                           "remove the link, or pass --force to replace it")

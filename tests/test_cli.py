@@ -22,6 +22,8 @@ BAD = [
      ["existing.mp4", "exists", "--force"]),
     ("demo-log-is-folder", "demo --video sample --headless --log {W}/dir.csv", 2,
      ["is a folder"]),
+    ("enroll-out-ends-with-slash", "enroll --images {W}/photos --out {W}/newdir/", 2,
+     ["newdir/", "ends with '/'", "give a file name"]),
     ("demo-log-parent-is-file", "demo --video sample --headless --log {W}/afile/x.csv", 2,
      ["afile is a file", "choose another path"]),
     ("demo-save-parent-is-file", "demo --video sample --headless --save {W}/afile/x.mp4", 2,
