@@ -194,7 +194,7 @@ def test_profile_for_another_model_refused(profile, tmp_path, capsys):
     rc = main(["demo", "--video", "sample", "--headless", "--max-frames", "2", "--profile",
                str(path)])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "enrol again" in err[0]
+    assert rc == 2 and len(err) == 1 and "enrol again" in err[0] and str(path) in err[0]
 
 
 def test_load_with_profile_personalises_predict_and_analyze(profile, model, faces):

@@ -22,7 +22,7 @@ import hashlib
 import json
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,7 @@ class Profile:
         correction: the fitted :class:`~fer_edge.personal.method.Correction`.
         shots: {label: photos enrolled} for the enrolled classes.
         created: UNIX time of enrolment.
+        source: where it was read from (its messages name it; "" for a new profile).
     """
 
     model_sha256: str
@@ -60,6 +61,7 @@ class Profile:
     correction: Correction
     shots: dict
     created: float = 0.0
+    source: str = field(default="", compare=False)
 
     @property
     def enrolled(self) -> tuple[str, ...]:
@@ -70,14 +72,15 @@ class Profile:
         """Raise :class:`ProfileError` unless ``predictor`` runs the model this profile was
         made for (same file sha256 and labels)."""
         have = getattr(predictor, "model_sha256", None)
+        this = f"{self.source}: this profile" if self.source else "this profile"
         if have != self.model_sha256:
             raise ProfileError(
-                f"this profile was made for model sha256 {self.model_sha256[:12]}.. but the "
+                f"{this} was made for model sha256 {self.model_sha256[:12]}.. but the "
                 f"loaded model is {str(have)[:12]}..; enrol again with this model "
                 "(fer-edge enroll --model ...) or load the model the profile was made with")
         if tuple(predictor.spec.labels) != self.labels:
-            raise ProfileError("this profile's labels differ from the model's; enrol again "
-                               "with this model")
+            raise ProfileError(f"{this}'s labels differ from the model's; enrol again with "
+                               "this model")
 
     def adjust(self, probs: np.ndarray, emb: np.ndarray) -> np.ndarray:
         """Personalise predictions.
@@ -255,7 +258,7 @@ def load_profile(path: str | Path) -> Profile:
     if not p.is_file():
         raise ProfileError(f"--profile {p}: no such profile file; make one with fer-edge "
                            "enroll --images DIR --out PATH")
-    return Profile.from_bytes(p.read_bytes(), str(p))
+    return replace(Profile.from_bytes(p.read_bytes(), str(p)), source=str(p))
 
 
 def write_private(path: Path, data: bytes, force: bool) -> Path:
