@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import json
 import math
+import os
 import typing
 from dataclasses import field
 from pathlib import Path
@@ -376,11 +377,17 @@ def _toml_value(path: Any, key: str, v: Any, tp: type, meta: dict) -> Any:
     """A recipe's value for a field of type ``tp``, checked (a whole number is taken for a
     float; a list of strings for a text field that takes several)."""
     if _several_texts(v, meta):
-        return list(v)
+        return [_home(t) for t in v]
     if not _type_ok(v, tp):
         several = ", or a non-empty list of them" if meta.get("many") else ""
         raise ConfigError(f"{path}: {key} = {v!r} must be {_TYPE_WORDS[tp]}{several}")
-    return float(v) if tp is float else v
+    return float(v) if tp is float else _home(v)
+
+
+def _home(v: Any) -> Any:
+    """A text starting with "~" as the shell reads it (a recipe's ``out = "~/me.profile"`` is
+    in the home folder, not in a folder named "~"); anything else unchanged."""
+    return os.path.expanduser(v) if isinstance(v, str) and v.startswith("~") else v
 
 
 def to_json(cfg: Any) -> str:

@@ -34,3 +34,14 @@ def test_every_recipe_loads(path):
 
 def test_recipes_exist():
     assert {p.name for p in RECIPES} >= {"smoke.toml", "cpu.toml", "gpu.toml"}
+
+
+def test_a_recipe_path_starting_with_tilde_is_in_the_home_folder(tmp_path):
+    """As in a shell: ``out = "~/me.profile"`` names the home folder, not a folder "~"."""
+    from fer_edge.personal.config import EnrollConfig
+
+    recipe = tmp_path / "enroll.toml"
+    recipe.write_text('[enroll]\nimages = "~/photos"\nout = "~/me.profile"\ndetector = "auto"\n')
+    got = read_toml(recipe, EnrollConfig)
+    assert got["out"] == str(Path.home() / "me.profile")
+    assert got["images"] == str(Path.home() / "photos") and got["detector"] == "auto"
