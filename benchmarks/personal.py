@@ -251,8 +251,8 @@ def people_rows(ph: Photos, model, protos: dict, labels: tuple) -> list[dict]:
     """The per-person table: model vs profile, per protocol."""
     rows = []
     for proto, splits in protos.items():
-        base = score(ph, predictions(model, ph, splits, None), labels)
-        mine = score(ph, predictions(model, ph, splits, Recipe()), labels)
+        plain, shipped = (predictions(model, ph, splits, r) for r in (None, Recipe()))
+        base, mine = score(ph, plain, labels), score(ph, shipped, labels)
         for key in sorted(base, key=lambda k: (k == "all", k if k != "all" else 0)):
             b, m = base[key], mine[key]
             row = {"table": "people", "protocol": proto, "person": key, "n": b["n"],
@@ -262,11 +262,23 @@ def people_rows(ph: Photos, model, protos: dict, labels: tuple) -> list[dict]:
                 deltas = [mine[q]["acc"] - base[q]["acc"] for q in base if q != "all"]
                 row["people_worse"] = int(sum(d < 0 for d in deltas))
                 row["worst_delta_pp"] = round(100 * min(deltas), 1)
+                row.update(profile_columns(ph, plain, shipped))
             for c, lab in enumerate(labels):
                 row[f"recall_{lab}_model"] = _pct(b["recall"][c])
                 row[f"recall_{lab}_profile"] = _pct(m["recall"][c])
             rows.append(row)
     return rows
+
+
+def profile_columns(ph: Photos, plain: list, personal: list) -> dict:
+    """Each split is one profile (one enrolment) tested on its person's photos: how many
+    profiles make their person worse than the plain model (at all, by more than 5 pp) and the
+    worst, in pp. ``plain`` / ``personal``: :func:`predictions` of the same splits."""
+    deltas = 100 * np.array([np.mean(mine == ph.y[test]) - np.mean(base == ph.y[test])
+                             for (_, test, base), (_, _, mine) in zip(plain, personal)])
+    return {"profiles": len(deltas), "profiles_worse": int((deltas < 0).sum()),
+            "profiles_worse_5pp": int((deltas < -5).sum()),
+            "worst_profile_pp": round(float(deltas.min()), 1)}
 
 
 def _pct(v: float) -> float | str:
@@ -760,19 +772,24 @@ def round6() -> tuple:
 def study_rows(ph: Photos, model, protos: dict, labels: tuple, study: tuple = STUDY
                ) -> list[dict]:
     """The method table: pooled accuracy per protocol, worst person on each protocol (random:
-    seeds pooled)."""
+    seeds pooled); across types also the worst single profile (one enrolment, on its
+    person's two other types) and the profiles more than 5 pp worse (:func:`profile_columns`)."""
     rows = []
-    base = {proto: score(ph, predictions(model, ph, splits, None), labels)
-            for proto, splits in protos.items()}
+    plain = {proto: predictions(model, ph, splits, None) for proto, splits in protos.items()}
+    base = {proto: score(ph, preds, labels) for proto, preds in plain.items()}
     for name, recipe in study:
         row = {"table": "study", "method": name}
         for proto, splits in protos.items():
-            s = score(ph, predictions(model, ph, splits, recipe), labels)
+            preds = predictions(model, ph, splits, recipe)
+            s = score(ph, preds, labels)
             row[proto] = round(100 * s["all"]["acc"], 1)
             deltas = [s[q]["acc"] - base[proto][q]["acc"] for q in s if q != "all"]
             if proto == "cross-type":
                 row["cross_worst_delta_pp"] = round(100 * min(deltas), 1)
                 row["cross_people_worse"] = int(sum(d < 0 for d in deltas))
+                each = profile_columns(ph, plain[proto], preds)
+                row["cross_worst_profile_pp"] = each["worst_profile_pp"]
+                row["cross_profiles_worse_5pp"] = each["profiles_worse_5pp"]
             else:
                 row[f"{proto}_worst_delta_pp"] = round(100 * min(deltas), 1)
                 row[f"{proto}_neutral_recall"] = _pct(s["all"]["recall"][NEUTRAL(labels)])

@@ -78,3 +78,17 @@ def test_sittings_count_shots_linked_by_short_distances_once():
     assert bench._sittings(d) == 2
     assert bench._sittings(np.zeros((1, 1))) == 1
     assert bench._sittings(np.full((3, 3), far) - np.eye(3) * far) == 3
+
+
+def test_profile_columns_count_each_enrolment_on_its_own():
+    """Two profiles of one person: +50 pp and -50 pp average to 0 for the person, but one
+    profile makes them worse by 50 pp."""
+    ph = photos()
+    test = np.flatnonzero((ph.person == 1) & (ph.ptype == 1))[:4]
+    y = ph.y[test]
+    wrong = (y + 1) % 7
+    plain = [(1, test, np.r_[y[:2], wrong[2:]]), (1, test, np.r_[y[:2], wrong[2:]])]
+    personal = [(1, test, y), (1, test, wrong)]
+    got = bench.profile_columns(ph, plain, personal)
+    assert got == {"profiles": 2, "profiles_worse": 1, "profiles_worse_5pp": 1,
+                   "worst_profile_pp": -50.0}
