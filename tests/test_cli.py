@@ -288,7 +288,7 @@ def test_bad_input_is_one_line_and_changes_nothing(case, ws, capsys):
 def test_sweep_size():
     """The sweep keeps its breadth: every command and the API, bad and good cases."""
     cmds = {c[1].split()[0] for c in BAD if c[1]}
-    assert cmds == {"demo", "train", "convert", "evaluate", "benchmark"}
+    assert cmds == {"demo", "train", "convert", "evaluate", "benchmark", "enroll"}
     assert len(BAD) + len(API_BAD) + len(API_GOOD) >= 150
 
 
