@@ -19,8 +19,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
         sub, "enroll", EnrollConfig,
         help="calibrate the model to one person: write a profile for --profile",
         description="Fit a personal profile from photos of one person (--images DIR of "
-                    "<expression>/ folders) or a guided session (--camera N / --video F: the "
-                    "overlay asks for one expression at a time). The profile holds no image; "
+                    "<expression>/ folders) or a guided session (--camera N / --picamera / --video "
+                    "F: the overlay asks for one expression at a time, 3 s to change face then "
+                    "4 s held, 7 s each; a video follows the same schedule on its own clock). "
+                    "The profile holds no image; "
                     "use it with `fer-edge demo --profile`, `fer-edge evaluate --profile` or "
                     "fer_edge.load(profile=...). --config reads an [enroll] table (flags "
                     "override it).")

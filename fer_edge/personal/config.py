@@ -35,7 +35,8 @@ class EnrollConfig:
     camera: int | None = opt(None, "guided session on camera N", ge=0, one_of=SOURCE)
     picamera: bool = opt(False, "guided session on the Raspberry Pi camera module (picamera2)",
                          one_of=SOURCE)
-    video: str = opt("", "guided session on a video file", one_of=SOURCE, metavar="F")
+    video: str = opt("", "guided session recorded in a video file (the live schedule, on the "
+                     "video's clock)", one_of=SOURCE, metavar="F")
     out: str = opt("", "the profile file to write (exactly this path; required)",
                    metavar="FILE")
     force: bool = opt(False, "replace an existing --out file")
