@@ -436,3 +436,31 @@ def test_guided_source_ending_in_the_last_hold_keeps_what_it_has():
         run_session(_Source(_timeline(COUNTDOWN_S + 1, fps)), _finder, labels, 5)
     with pytest.raises(SourceError, match="ended during 'happy'"):
         run_session(_Source(_timeline(SLOT_S + 1, fps)), _finder, labels, 5)
+
+
+def test_guided_live_session_draws_the_prompt_and_takes_keys(monkeypatch):
+    """The window path (never run here on a real camera): each frame is shown with the prompt
+    drawn on it, "s" skips to the next expression at once, "q" cancels."""
+    from fer_edge.personal import guided
+
+    shown, keys = [], {}
+    monkeypatch.setattr(guided.cv2, "imshow", lambda name, frame: shown.append(frame.copy()))
+    monkeypatch.setattr(guided.cv2, "waitKey", lambda ms: keys.get(len(shown), -1))
+    labels = ("happy", "neutral")
+    fps = 4.0
+    timeline = _timeline(2 * SLOT_S + 1, fps)
+    plain = [f.copy() for f, _ in timeline]
+    skip = round(COUNTDOWN_S * fps) // 2  # "s" on the 6th frame (1.25 s), in the countdown
+    keys[skip] = ord("s")
+    session = guided.run_session(_Source(timeline), _finder, labels, 2, headless=False)
+    assert session.skipped == ["neutral"] and [labels[y] for y in session.y] == ["happy"] * 2
+    # happy starts at once; the session ends on its 2nd frame, HOLD_S / 2 into its hold
+    assert len(shown) == round(((skip - 1) / fps + COUNTDOWN_S + HOLD_S / 2) * fps) + 1
+    assert all((a != b).any() for a, b in zip(shown, plain))  # the prompt is drawn on each
+    keys.clear()
+    keys[3] = ord("q")
+    shown.clear()
+    with pytest.raises(KeyboardInterrupt):
+        guided.run_session(_Source(_timeline(2 * SLOT_S + 1, fps)), _finder, labels, 2,
+                           headless=False)
+    assert len(shown) == 3
