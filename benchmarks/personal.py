@@ -144,8 +144,8 @@ def _type_splits(ph: Photos, fold: str, enrol, tested):
         neutral = np.flatnonzero(mine & (ph.ptype == 0) & ph.found)
         for t, name in TYPES.items():
             shots = np.flatnonzero(mine & enrol(t) & ph.found)
-            if len(shots):
-                yield (p, fold.format(name), np.r_[shots, neutral[:1]],
+            if len(shots):  # sorted: the order of the profile's centres (photo order)
+                yield (p, fold.format(name), np.sort(np.r_[shots, neutral[:1]]),
                        np.flatnonzero(mine & tested(t)))
 
 
@@ -179,7 +179,11 @@ def protocols(ph: Photos, seeds: int) -> dict:
 
 
 def fit_split(model, ph: Photos, shots: np.ndarray, recipe: Recipe):
-    """The profile of one split, by the product's enrolment functions."""
+    """The profile of one split, by the product's enrolment functions. ``shots`` must be
+    sorted: the profile's centres follow photo order, and the study rows read the shots'
+    classes as ``ph.y[shots]``."""
+    if np.any(np.diff(shots) < 0):
+        raise ValueError("fit_split: shots must be sorted (the centres' order)")
     probs, emb, src = variant_outputs(model, ph, recipe.variants)
     take = np.flatnonzero(np.isin(src, shots))
     local = {int(s): i for i, s in enumerate(shots)}

@@ -94,9 +94,10 @@ def check_output_file(path: str | Path, flag: str, force: bool = False,
     p = Path(path)
     if p.is_dir():
         raise OutputError(f"{flag} {p}: is a folder; give a file name")
-    if str(path).endswith(("/", os.sep)):  # Path() drops the slash: it would be written as a file
-        raise OutputError(f"{flag} {path}: ends with '/', which names a folder; give a file "
-                          f"name (e.g. {p / 'name'})")
+    if str(path).endswith(("/", os.sep)) or os.path.basename(str(path)) in (".", ".."):
+        # Path() drops a trailing "/" or "/.": it would be written as a file of that name
+        raise OutputError(f"{flag} {path}: names a folder; give a file name (e.g. "
+                          f"{p / 'name'})")
     if p.is_symlink() and not p.exists() and not force:
         raise OutputError(f"{flag} {p}: is a link to {os.readlink(p)}, which does not exist; "
                           "remove the link, or pass --force to replace it")

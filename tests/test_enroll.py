@@ -440,7 +440,8 @@ def test_guided_source_ending_in_the_last_hold_keeps_what_it_has():
 
 def test_guided_live_session_draws_the_prompt_and_takes_keys(monkeypatch):
     """The window path (never run here on a real camera): each frame is shown with the prompt
-    drawn on it, "s" skips to the next expression at once, "q" cancels."""
+    drawn on it, "s" skips to the next expression at once and drops the frames kept for the
+    skipped one, "q" cancels."""
     from fer_edge.personal import guided
 
     shown, keys = [], {}
@@ -450,7 +451,7 @@ def test_guided_live_session_draws_the_prompt_and_takes_keys(monkeypatch):
     fps = 4.0
     timeline = _timeline(2 * SLOT_S + 1, fps)
     plain = [f.copy() for f, _ in timeline]
-    skip = round(COUNTDOWN_S * fps) // 2  # "s" on the 6th frame (1.25 s), in the countdown
+    skip = round((COUNTDOWN_S + 0.25) * fps) + 1  # "s" at 3.25 s: neutral kept its 1st frame
     keys[skip] = ord("s")
     session = guided.run_session(_Source(timeline), _finder, labels, 2, headless=False)
     assert session.skipped == ["neutral"] and [labels[y] for y in session.y] == ["happy"] * 2
@@ -464,3 +465,22 @@ def test_guided_live_session_draws_the_prompt_and_takes_keys(monkeypatch):
         guided.run_session(_Source(_timeline(2 * SLOT_S + 1, fps)), _finder, labels, 2,
                            headless=False)
     assert len(shown) == 3
+
+
+def test_guided_video_never_opens_a_window(tmp_path, monkeypatch, capsys):
+    """A recording runs on its own clock: even with a GUI OpenCV and no --headless, no window
+    (it would play as fast as it decodes, and a key could not move its schedule)."""
+    from fer_edge.demo import overlay
+    from fer_edge.personal import guided
+
+    def no_window(*args):
+        raise AssertionError("a window was opened for a --video session")
+
+    monkeypatch.setattr(overlay, "has_gui", lambda: True)
+    monkeypatch.setattr(guided.cv2, "imshow", no_window)
+    photos = tfeid_person("03")
+    clip = tmp_path / "session.avi"
+    write_clip(clip, session_frames(photos, 1), fps=2.0)
+    out = tmp_path / "p.fer"
+    assert main(["enroll", "--video", str(clip), "--per-expression", "1", "--out", str(out)]) == 0
+    assert load_profile(out).shots == {e: 1 for e in ORDER}

@@ -444,3 +444,17 @@ def test_a_profile_whose_arrays_no_enrolment_writes_is_refused(profile, model, f
     path.write_bytes(bad.to_bytes())
     with pytest.raises(ProfileError, match="values no enrolment writes"):
         fer_edge.load(profile=path)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 64])
+def test_project_is_the_padded_count_sketch_bit_for_bit(n):
+    """The no-padding path of project (D a multiple of LOCAL_DIMS) gives exactly the numbers of
+    the general padded one, for one face or many (profiles store projected features)."""
+    from fer_edge.personal.method import LOCAL_DIMS, project, projection
+
+    x = np.random.default_rng(n).standard_normal((n, 2048)).astype(np.float32)
+    perm, signs = projection(2048)
+    padded = np.zeros((n, 2048), np.float32)
+    padded[:, :] = x[:, perm] * signs
+    want = padded.reshape(n, LOCAL_DIMS, 16).sum(axis=2)
+    assert np.array_equal(project(x), want)

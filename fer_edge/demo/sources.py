@@ -204,11 +204,11 @@ class _LatestFrame:
             with self._lock:
                 if self._frame is not None and self._seq != self._taken:
                     self.dropped += 1  # the loop never saw the previous frame
-                self._frame, self._t, self._seq = frame, time.time(), self._seq + 1
+                self._frame, self._t, self._seq = frame, time.monotonic(), self._seq + 1
 
     def latest(self, timeout: float = 5.0):
-        t_end = time.time() + timeout
-        while time.time() < t_end:
+        t_end = time.monotonic() + timeout
+        while time.monotonic() < t_end:
             with self._lock:
                 if self._frame is not None and self._seq != self._taken:
                     self._taken = self._seq
@@ -226,7 +226,9 @@ class _LatestFrame:
 
 
 class CameraSource:
-    """OpenCV camera (V4L2 / DirectShow / AVFoundation); wall-clock timestamps."""
+    """OpenCV camera (V4L2 / DirectShow / AVFoundation); timestamps: seconds since the first
+    frame, by the monotonic clock (a Pi without a real-time clock has its wall clock stepped by
+    NTP after boot)."""
 
     def __init__(self, index: int, size: tuple[int, int]):
         self.cap = cv2.VideoCapture(index)

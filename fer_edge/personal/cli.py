@@ -85,7 +85,9 @@ def _guided(cfg: EnrollConfig, finder, labels):
     from fer_edge.demo.sources import CameraSource, PiCameraSource, VideoSource, parse_size
     from fer_edge.personal.guided import run_session, schedule
 
-    headless = cfg.headless or not has_gui()
+    # a recording runs on its own clock: no window (it would play as fast as it decodes, and
+    # a key could not move its schedule)
+    headless = bool(cfg.video) or cfg.headless or not has_gui()
     if not cfg.video and headless:
         raise ConfigError("a camera session needs a window (the overlay asks for each "
                           "expression); use a GUI OpenCV (pip install 'opencv-python<5'), or "

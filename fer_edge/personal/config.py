@@ -42,8 +42,8 @@ class EnrollConfig:
     force: bool = opt(False, "replace an existing --out file")
     model: str = model_opt()
     detector: str = opt(DETECTOR, "face detector, as in fer-edge demo")
-    headless: bool = opt(False, "--video session without a window (the same schedule, on the "
-                         "video's clock: each expression 3 s to change face, then held 4 s)")
+    headless: bool = opt(False, "no window (a --video session never opens one: it runs the "
+                         "schedule on the video's clock; a camera session needs one)")
     per_expression: int = opt(PER_EXPRESSION, "guided session: frames kept per expression",
                               ge=1, le=50)
     share: float = opt(SHARE, "the profile's share of the vote against the model's own "

@@ -7,9 +7,9 @@ change face), then for :data:`HOLD_S` seconds keeps good frames of the largest f
 found, sharp enough, not a near-copy of a frame already kept), at most ``per``, spread over the
 hold (the j-th from j * HOLD_S / per seconds into it), while a bar fills. So expression k is
 asked from ``k * SLOT_S`` to ``(k + 1) * SLOT_S`` seconds after the start (``s`` skips to the
-next one at once, ``q``/Esc cancels). A video (``--video F``, with or without a window) runs
-on its own clock, so a recording of somebody following the prompts, or following
-:func:`schedule` by hand, gives the same frames.
+next one at once, dropping its frames; ``q``/Esc cancels). A video (``--video F``) is run
+without a window, on its own clock (its frame count / its FPS), so a recording of somebody
+following the prompts, or following :func:`schedule` by hand, gives the same frames.
 """
 
 from __future__ import annotations
@@ -172,10 +172,11 @@ def _one_expression(frames, finder, expression: str, per: int, headless: bool,
     """One slot of the schedule, from ``start`` (None: the first frame's time).
 
     Returns:
-        The kept crops ([] when none was good, or skipped; None: the source ended before the
-        hold was over, except in the ``final`` slot, where a source ending during the hold
-        keeps what it has, and ``per`` frames end the session at once) and the next slot's
-        start.
+        The kept crops and the next slot's start. The crops are [] when no frame was good or
+        the expression was skipped (``s``: its frames are dropped and the next expression
+        starts at once), None when the source ended in this slot (in the ``final`` slot a
+        source ending during the hold keeps what it has, and ``per`` frames end the session
+        at once).
     """
     kept, gap, holding = [], HOLD_S / per, False
     for frame, ts in frames:
@@ -197,6 +198,8 @@ def _one_expression(frames, finder, expression: str, per: int, headless: bool,
         key = _key(not headless)
         if key == "quit":
             raise KeyboardInterrupt
-        if key == "skip" or (final and len(kept) >= per):
+        if key == "skip":
+            return [], ts
+        if final and len(kept) >= per:
             return kept, ts
     return (kept if final and holding else None), start

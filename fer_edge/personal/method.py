@@ -222,7 +222,7 @@ def project(x: np.ndarray) -> np.ndarray:
     perm, signs = projection(x.shape[1])
     per = -(-x.shape[1] // LOCAL_DIMS)
     if x.shape[1] == LOCAL_DIMS * per:  # no padding to add (2048 features: 16 per bucket)
-        out = x[:, perm] * signs
+        out = np.take(x, perm, axis=1) * signs  # C-ordered, as the padded copy below
     else:
         out = np.zeros((len(x), LOCAL_DIMS * per), np.float32)
         out[:, :x.shape[1]] = x[:, perm] * signs
