@@ -342,7 +342,7 @@ def gated(width: float):
                                                           model.spec.embedding.std))
         corr = fit_correction(probs, emb, y, k, mean, std, PREVIOUS)
         z0 = log_probs(ph.probs[test])
-        full = np.log(corr.adjust(ph.probs[test], ph.emb[test]) + 1e-12)
+        full = _scores(corr, ph, test)
         sure = softmax(z0).max(axis=1, keepdims=True)
         return z0 + np.clip((1 - sure) / width, 0, 1) * (full - z0)
     return run
@@ -484,7 +484,7 @@ def within_penalty(stats: FerStats, curvature: float = 0.25):
             cov = stats.cov(model)
             cache["s"] = curvature * cov / len(cov)
         corr = _fit_with(model, ph, shots, head=head)
-        return np.log(corr.adjust(ph.probs[test], ph.emb[test]) + 1e-12)
+        return _scores(corr, ph, test)
     return run
 
 
@@ -564,9 +564,15 @@ def bias_prior(strength: float = BIAS_PRIOR):
 
     def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
         corr = _fit_with(model, ph, shots, head=head)
-        return np.log(dataclasses.replace(corr, share=SHARE).adjust(
-            ph.probs[test], ph.emb[test]) + 1e-12)
+        return _scores(corr, ph, test, share=SHARE)
     return run
+
+
+def _scores(corr, ph: Photos, test: np.ndarray, **changes) -> np.ndarray:
+    """(n, C) log personalised probabilities of the test photos by a correction, with
+    ``changes`` to its fields (e.g. ``share=0.5``): what a study-only method returns."""
+    corr = dataclasses.replace(corr, **changes) if changes else corr
+    return np.log(corr.adjust(ph.probs[test], ph.emb[test]) + 1e-12)
 
 
 def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -631,8 +637,7 @@ def spread_width():
             f = corr.centres[ys == c]
             within += list(np.sqrt(_sq_dists(f, f))[np.triu_indices(len(f), 1)])
         width = max(corr.width, float(np.median(within)) if within else 0.0)
-        return np.log(dataclasses.replace(corr, width=width).adjust(
-            ph.probs[test], ph.emb[test]) + 1e-12)
+        return _scores(corr, ph, test, width=width)
     return run
 
 
@@ -707,9 +712,14 @@ def _far(share: float):
     shots."""
     def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
         corr = fit_split(model, ph, shots, Recipe()).correction
-        return np.log(dataclasses.replace(corr, share=share).adjust(
-            ph.probs[test], ph.emb[test]) + 1e-12)
+        return _scores(corr, ph, test, share=share)
     return run
+
+
+def _shot_distances(corr) -> np.ndarray:
+    """(n, n) distances between a profile's shots (its centres, photo order), in units of its
+    local width."""
+    return np.sqrt(_sq_dists(corr.centres, corr.centres)) / corr.width
 
 
 def _sittings(d: np.ndarray) -> int:
@@ -728,10 +738,9 @@ def distinct_share():
     sittings of each expression give 1/2."""
     def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
         corr = fit_split(model, ph, shots, Recipe()).correction
-        ys, d = ph.y[shots], np.sqrt(_sq_dists(corr.centres, corr.centres)) / corr.width
+        ys, d = ph.y[shots], _shot_distances(corr)
         n = float(np.mean([_sittings(d[np.ix_(ys == c, ys == c)]) for c in np.unique(ys)]))
-        return np.log(dataclasses.replace(corr, share=n / (n + 2)).adjust(
-            ph.probs[test], ph.emb[test]) + 1e-12)
+        return _scores(corr, ph, test, share=n / (n + 2))
     return run
 
 
@@ -745,7 +754,7 @@ def loo_share():
 
     def run(model, ph: Photos, shots: np.ndarray, test: np.ndarray) -> np.ndarray:
         corr = fit_split(model, ph, shots, Recipe()).correction
-        ys, d = ph.y[shots], np.sqrt(_sq_dists(corr.centres, corr.centres)) / corr.width
+        ys, d = ph.y[shots], _shot_distances(corr)
         ll = np.zeros(len(LOO_SHARES))
         for i in np.flatnonzero(ys != NEUTRAL(tuple(model.spec.labels))):
             rest = shots[~((ys == ys[i]) & (d[i] < SITTING))]
@@ -757,8 +766,7 @@ def loo_share():
                                                              held.width, s))[0, ys[i]] + 1e-6)
                    for s in LOO_SHARES]
         share = LOO_SHARES[int(np.argmax(ll))] if ll.any() else SHARE
-        return np.log(dataclasses.replace(corr, share=share).adjust(
-            ph.probs[test], ph.emb[test]) + 1e-12)
+        return _scores(corr, ph, test, share=share)
     return run
 
 

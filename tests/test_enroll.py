@@ -44,14 +44,20 @@ def session_frames(photos: dict, per: int, fps: float = 2.0) -> list[np.ndarray]
     return frames
 
 
+def photo_tree(root, person: str, folders: dict, per: int):
+    """``root/<folder>/``: the first ``per`` tfeid_dev photos of ``person``'s expression, for
+    each folder name -> expression of ``folders``; returns ``root``."""
+    photos = tfeid_person(person)
+    for folder, expression in folders.items():
+        (root / folder).mkdir(parents=True)
+        for f in photos[expression][:per]:
+            (root / folder / f.name).write_bytes(f.read_bytes())
+    return root
+
+
 def test_enroll_from_folders_with_synonyms_and_a_class_left_out(tmp_path, capsys):
-    photos = tfeid_person("02")
-    tree = tmp_path / "photos"
-    for folder, expression in (("Happiness", "happy"), ("sadness", "sad"), ("anger", "angry"),
-                               ("neutral", "neutral")):
-        (tree / folder).mkdir(parents=True)
-        for f in photos[expression][:2]:
-            (tree / folder / f.name).write_bytes(f.read_bytes())
+    tree = photo_tree(tmp_path / "photos", "02", {"Happiness": "happy", "sadness": "sad",
+                                                  "anger": "angry", "neutral": "neutral"}, 2)
     out = tmp_path / "sub" / "p.fer"
     assert main(["enroll", "--images", str(tree), "--out", str(out)]) == 0
     said = capsys.readouterr().out
@@ -99,12 +105,7 @@ def test_guided_video_session_headless(tmp_path, capsys):
 
 
 def test_share_flag_is_stored_in_the_profile(tmp_path, capsys):
-    photos = tfeid_person("03")
-    tree = tmp_path / "me"
-    for expression in ("happy", "sad", "neutral"):
-        (tree / expression).mkdir(parents=True)
-        for f in photos[expression][:1]:
-            (tree / expression / f.name).write_bytes(f.read_bytes())
+    tree = photo_tree(tmp_path / "me", "03", {e: e for e in ("happy", "sad", "neutral")}, 1)
     for share, name in ((None, "default.fer"), ("1", "alone.fer")):
         extra = ["--share", share] if share else []
         assert main(["enroll", "--images", str(tree), "--out", str(tmp_path / name)] + extra) == 0
@@ -251,12 +252,7 @@ def test_enroll_flags_win_over_the_recipe_and_a_source_flag_replaces_its_source(
 def test_enroll_reads_its_table_end_to_end(tmp_path, capsys):
     """``fer-edge enroll --config`` alone: the source, --out and the detector come from the
     recipe's [enroll] table (another stage's table beside it is skipped)."""
-    photos = tfeid_person("02")
-    tree = tmp_path / "photos"
-    for expression in ("happy", "neutral"):
-        (tree / expression).mkdir(parents=True)
-        for f in photos[expression][:2]:
-            (tree / expression / f.name).write_bytes(f.read_bytes())
+    tree = photo_tree(tmp_path / "photos", "02", {"happy": "happy", "neutral": "neutral"}, 2)
     out = tmp_path / "from-recipe.fer"
     recipe = tmp_path / "enroll.toml"
     recipe.write_text("[demo]\nmax_faces = 1\n\n" + toml_table(
@@ -345,12 +341,7 @@ def test_force_replaces_only_a_profile_not_a_photo_or_other_file(tmp_path, capsy
     an empty file are still replaced."""
     from cli_sweep import assert_refused
 
-    photos = tfeid_person("02")
-    tree = tmp_path / "photos"
-    for expression in ("happy", "neutral"):
-        (tree / expression).mkdir(parents=True)
-        for f in photos[expression][:2]:
-            (tree / expression / f.name).write_bytes(f.read_bytes())
+    tree = photo_tree(tmp_path / "photos", "02", {"happy": "happy", "neutral": "neutral"}, 2)
     photo = sorted((tree / "happy").iterdir())[0]
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")

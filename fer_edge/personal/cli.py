@@ -19,23 +19,21 @@ def add_parser(sub) -> argparse.ArgumentParser:
         sub, "enroll", EnrollConfig,
         help="calibrate the model to one person: write a profile for --profile",
         description="Fit a personal profile from photos of one person (--images DIR of "
-                    "<expression>/ folders) or a guided session (--camera N / --picamera / --video "
-                    "F: the overlay asks for one expression at a time, 3 s to change face then "
-                    "4 s held, 7 s each; a video follows the same schedule on its own clock). "
-                    "The profile holds no image; "
-                    "use it with `fer-edge demo --profile`, `fer-edge evaluate --profile` or "
-                    "fer_edge.load(profile=...). --config reads an [enroll] table (flags "
-                    "override it).")
+                    "<expression>/ folders) or a guided session (--camera N / --picamera / "
+                    "--video F: the overlay asks for one expression at a time, 3 s to change "
+                    "face then 4 s held, 7 s each; a video follows the same schedule on its own "
+                    "clock). The profile holds no image; use it with `fer-edge demo "
+                    "--profile`, `fer-edge evaluate --profile` or fer_edge.load(profile=...). "
+                    "--config reads an [enroll] table (flags override it).")
 
 
 def run(args: argparse.Namespace) -> int:
     from fer_edge.io import check_output_file
+    from fer_edge.personal.profile import check_replaceable
     from fer_edge.runtime import load_predictor
 
     cfg = config_from_args(EnrollConfig, args)
     cfg.validate()
-    from fer_edge.personal.profile import check_replaceable
-
     out = check_output_file(cfg.out, "--out", cfg.force, renames=True)  # before any work
     check_replaceable(out)
     t0 = time.perf_counter()
