@@ -40,7 +40,9 @@ Distances are measured on the features projected to :data:`LOCAL_DIMS` dimension
 random count sketch (:func:`projection`), so a profile stores 128 numbers per shot, not 2,048.
 Measured on ``tfeid_dev`` with the default model of 2026-12-06: the full correction made 6 of
 14 people worse across performance types, the worst by 13.9 pp; the fixed pool none but it
-gained less (59.2 % vs 59.8 %); the local share 60.8 %, 2 people worse by at most 2.8 pp.
+gained less (59.2 % vs 59.8 %); the local share 60.9 %, 2 people worse by at most 2.8 pp
+(each person's three profiles pooled; one profile on its own: 4 of 42 more than 5 pp worse,
+the worst -7.7 pp).
 """
 
 from __future__ import annotations
